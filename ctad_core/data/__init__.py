@@ -1,0 +1,1 @@
+"""Data: scan I/O, dataset adapters, preprocessing, phantoms, the manifest."""

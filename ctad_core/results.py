@@ -1,0 +1,97 @@
+"""Per-method results on the validation and test sets: the contract between notebooks 04/05 and 07.
+
+Each method writes ``<stage_dir>/methods/<name>.npz`` (arrays) and ``<name>.json`` (scalars):
+
+- items are slices for a 2D method and volumes for a 3D one;
+- ``maps`` are voxel/pixel anomaly maps (higher = more anomalous), ``lesion`` the ground-truth label map
+  (0 = normal) and ``brain`` the mask inside which pixel metrics are computed;
+- ``scan_score`` is the method's own per-item anomaly score (e.g. the seed's score, I or F score).
+
+Notebook 07 gathers every method it finds with :func:`find_method_results`.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ctad_core.utils import atomic_write, read_json, write_json
+
+
+@dataclass
+class MethodResults:
+    """Anomaly maps and scores of one method on val + test items.
+
+    Attributes:
+        name: method name, e.g. ``"fastgan_restoration"``.
+        level: ``"2d"`` (items are slices) or ``"3d"`` (items are volumes).
+        scan_id: (N,) scan of each item; split: (N,) ``val``/``test``; kind: (N,) lesion kind or ``healthy``.
+        scan_score: (N,) float anomaly score per item.
+        maps: (N, *spatial) float32 anomaly maps, or None for score-only methods.
+        lesion: (N, *spatial) uint8 ground truth, or None.
+        brain: (N, *spatial) uint8 evaluation mask, or None (whole image).
+        recon: (N, *spatial) float32 reconstructions in model range [-1, 1], or None.
+        info: JSON-able extras: ``seconds_per_scan``, ``device``, ``feature_space``, parameters used, …
+    """
+
+    name: str
+    level: str
+    scan_id: np.ndarray
+    split: np.ndarray
+    kind: np.ndarray
+    scan_score: np.ndarray
+    maps: np.ndarray | None = None
+    lesion: np.ndarray | None = None
+    brain: np.ndarray | None = None
+    recon: np.ndarray | None = None
+    info: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.level not in ("2d", "3d"):
+            raise ValueError(f"level must be '2d' or '3d', got {self.level!r}")
+        n = len(self.scan_id)
+        for k in ("split", "kind", "scan_score"):
+            if len(getattr(self, k)) != n:
+                raise ValueError(f"{self.name}: {k} has {len(getattr(self, k))} items, scan_id has {n}")
+        for k in ("maps", "lesion", "brain", "recon"):
+            a = getattr(self, k)
+            if a is not None and a.shape[0] != n:
+                raise ValueError(f"{self.name}: {k} has shape {a.shape}, expected {n} items first")
+
+    _ARRAYS = ("scan_id", "split", "kind", "scan_score", "maps", "lesion", "brain", "recon")
+
+
+def save_method_results(stage_dir: str | os.PathLike, res: MethodResults) -> Path:
+    """Write ``stage_dir/methods/<name>.npz`` and ``.json`` atomically; returns the npz path."""
+    out = Path(stage_dir) / "methods"
+    arrays = {k: getattr(res, k) for k in MethodResults._ARRAYS if getattr(res, k) is not None}
+    arrays["scan_id"] = np.asarray(arrays["scan_id"]).astype(str)
+    arrays["split"] = np.asarray(arrays["split"]).astype(str)
+    arrays["kind"] = np.asarray(arrays["kind"]).astype(str)
+
+    def write(p: Path) -> None:
+        with open(p, "wb") as fh:
+            np.savez_compressed(fh, **arrays)
+
+    npz = atomic_write(out / f"{res.name}.npz", write)
+    write_json(out / f"{res.name}.json", {"name": res.name, "level": res.level, "info": res.info})
+    return npz
+
+
+def load_method_results(npz_path: str | os.PathLike) -> MethodResults:
+    """Read one method's results written by :func:`save_method_results`."""
+    npz_path = Path(npz_path)
+    meta = read_json(npz_path.with_suffix(".json"))
+    with np.load(npz_path, allow_pickle=False) as z:
+        arrays = {k: z[k] for k in z.files}
+    return MethodResults(name=meta["name"], level=meta["level"], info=meta.get("info", {}), **arrays)
+
+
+def find_method_results(run_dir: str | os.PathLike) -> dict[str, Path]:
+    """All methods' result files under ``run_dir/*/methods/``, by name (sorted)."""
+    found = sorted(Path(run_dir).glob("*/methods/*.npz"))
+    return {p.stem: p for p in found}

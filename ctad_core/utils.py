@@ -1,0 +1,121 @@
+"""Small shared helpers: device resolution, seeding, atomic file writes.
+
+``device="auto"`` is resolved here and nowhere else.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+
+def resolve_device(device: str | torch.device = "auto") -> torch.device:
+    """Turn a device parameter into a ``torch.device``.
+
+    Args:
+        device: ``"auto"`` (CUDA if available, else MPS, else CPU) or anything ``torch.device`` accepts.
+
+    Returns:
+        The resolved device.
+
+    Raises:
+        ValueError: if a CUDA device is requested but none is available.
+    """
+    if isinstance(device, torch.device):
+        return device
+    name = str(device).strip().lower()
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        mps = getattr(torch.backends, "mps", None)
+        if mps is not None and mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    dev = torch.device(name)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device={device!r} was requested but torch sees no CUDA device")
+    return dev
+
+
+def describe_device(device: torch.device) -> str:
+    """A human-readable device name for reports, e.g. ``'cuda (NVIDIA H100 80GB HBM3)'`` or ``'cpu (2 threads)'``."""
+    if device.type == "cuda":
+        return f"cuda ({torch.cuda.get_device_name(device)})"
+    return f"{device.type} ({torch.get_num_threads()} threads)"
+
+
+def seed_everything(seed: int, deterministic: bool = True) -> torch.Generator:
+    """Seed Python, NumPy and torch (CPU and CUDA) from one integer.
+
+    Args:
+        seed: the workbook's single ``seed`` parameter.
+        deterministic: ask torch for deterministic algorithms where it can (warn-only).
+
+    Returns:
+        A CPU ``torch.Generator`` seeded with ``seed`` for code that wants its own stream.
+    """
+    random.seed(seed)
+    np.random.seed(seed % (2**32))
+    torch.manual_seed(seed)
+    if torch.cuda.is_available():
+        torch.cuda.manual_seed_all(seed)
+    if deterministic:
+        torch.use_deterministic_algorithms(True, warn_only=True)
+        if torch.backends.cudnn.is_available():
+            torch.backends.cudnn.benchmark = False
+    return torch.Generator().manual_seed(seed)
+
+
+def atomic_write(path: str | os.PathLike, write: Callable[[Path], Any]) -> Path:
+    """Write a file atomically: ``write(tmp_path)`` then ``os.replace(tmp_path, path)``.
+
+    A crash mid-write never leaves a truncated file at ``path``.
+
+    Args:
+        path: the destination.
+        write: a callable that writes the whole file to the temporary path it is given.
+
+    Returns:
+        The destination path.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    tmp_path = Path(tmp)
+    try:
+        write(tmp_path)
+        os.replace(tmp_path, path)
+    finally:
+        if tmp_path.exists():
+            tmp_path.unlink()
+    return path
+
+
+def write_json(path: str | os.PathLike, obj: Any) -> Path:
+    """Atomically write ``obj`` as indented JSON (NumPy scalars and arrays converted)."""
+
+    def default(o: Any) -> Any:
+        if isinstance(o, np.generic):
+            return o.item()
+        if isinstance(o, np.ndarray):
+            return o.tolist()
+        if isinstance(o, Path):
+            return str(o)
+        raise TypeError(f"not JSON serialisable: {type(o).__name__}")
+
+    text = json.dumps(obj, indent=2, default=default, allow_nan=True)
+    return atomic_write(path, lambda p: p.write_text(text + "\n"))
+
+
+def read_json(path: str | os.PathLike) -> Any:
+    """Read a JSON file written by :func:`write_json`."""
+    return json.loads(Path(path).read_text())
