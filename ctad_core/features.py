@@ -30,6 +30,7 @@ __all__ = [
     "InceptionPool3",
     "inception_extractor",
     "random_cnn_extractor",
+    "discriminator_extractor",
     "extract_features",
 ]
 
@@ -62,7 +63,8 @@ class TorchFeatureExtractor:
     """Wrap any ``nn.Module`` (or callable on tensors) as a :class:`FeatureExtractor`.
 
     The module gets ``(B, C, H, W)`` tensors in its own input range; a 4-D output (feature maps) is
-    global-average-pooled, any other output is flattened per item.
+    global-average-pooled, any other output is flattened per item; a list/tuple of outputs (e.g. a
+    discriminator's multi-scale feature maps) is pooled item by item and concatenated.
 
     Args:
         module: the network, e.g. a trained discriminator's feature trunk.
@@ -107,14 +109,29 @@ class TorchFeatureExtractor:
             if self.size is not None and tuple(b.shape[-2:]) != tuple(self.size):
                 b = F.interpolate(b, size=self.size, mode="bilinear", align_corners=False)
             f = self.module(b * (hi - lo) + lo)
-            if isinstance(f, (tuple, list)):
-                f = f[0]
-            if f.ndim == 4:
-                f = f.mean(dim=(2, 3))
-            out.append(f.reshape(f.shape[0], -1).double().cpu())
+            parts = list(f) if isinstance(f, (tuple, list)) else [f]
+            pooled = [(p.mean(dim=tuple(range(2, p.ndim))) if p.ndim > 2 else p).reshape(p.shape[0], -1) for p in parts]
+            out.append(torch.cat(pooled, 1).double().cpu())
         if not out:
             return np.zeros((0, 0))
         return torch.cat(out).numpy()
+
+
+def discriminator_extractor(discriminator: nn.Module, name: str, batch_size: int = 32) -> TorchFeatureExtractor:
+    """The workbook's default FID feature space: a trained FastGAN discriminator's big-branch features.
+
+    Every feature map of ``discriminator.features(x)`` is global-average-pooled and the vectors are
+    concatenated (multi-scale, like a perceptual loss). Images are resized to the discriminator's size.
+
+    Args:
+        discriminator: a :class:`ctad_core.models.fastgan.Discriminator` (``cfg.image_size``, ``features``).
+        name: what reports call it, e.g. ``"fastgan-D member_0 (run_dir/gan)"``.
+        batch_size: images per forward pass.
+    """
+    s = int(discriminator.cfg.image_size)
+    dev = next(discriminator.parameters()).device
+    discriminator.eval()
+    return TorchFeatureExtractor(discriminator.features, name, (-1.0, 1.0), (s, s), None, batch_size, dev)
 
 
 def extract_features(extractor: FeatureExtractor, images: np.ndarray) -> np.ndarray:
