@@ -1,0 +1,236 @@
+"""The ICBM152 2009c template that nilearn's wheel ships, turned into maps a CT phantom is sampled from.
+
+Nothing is downloaded: the three files (T1, GM, WM; 197×233×189, 1 mm, RAS, uint8) are part of the
+``nilearn`` package. From them we derive, once per machine (cached under ``~/.cache/ctad`` or
+``$CTAD_CACHE``), signed-distance maps in mm on a padded 1 mm grid:
+
+- ``sd_head``: distance to the *closed* brain mask (negative inside); skull, scalp and the subarachnoid
+  CSF rim are layers of this distance, so they follow the brain's outline as in a real head;
+- ``gm``, ``wm``: tissue probabilities in [0, 1]; what is neither (inside the closed mask) is CSF;
+- ``sd_vent``: distance to the ventricles (deep CSF), grown or shrunk per patient (atrophy);
+- ``sd_csf``: distance to all CSF, for sulcal widening.
+
+Arrays follow the workbook's (z, y, x) order; ``world = index + origin`` (1 mm, RAS+).
+"""
+
+from __future__ import annotations
+
+import functools
+import glob
+import hashlib
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+from scipy import ndimage as ndi
+
+_VERSION = "v3"
+_PAD_SIDE = 14  # mm added left/right, front/back and top, for skull and scalp
+_PAD_BOTTOM = 30  # mm added below the brainstem cut, filled by edge replication (no skull base)
+CHANNELS = ("sd_head", "gm", "wm", "sd_vent", "sd_csf")
+
+
+@dataclass(frozen=True)
+class Template:
+    """Template maps on a 1 mm grid.
+
+    Attributes:
+        maps: (C, Z, Y, X) float32, channels :data:`CHANNELS`.
+        origin: world (z, y, x) mm of voxel (0, 0, 0).
+        voxel_mm: grid spacing (1 mm at level 0, 2 mm at level 1).
+        centre: world (z, y, x) of the brain's bounding-box centre (the phantom's head centre).
+        midaxial_z: world z of the lateral ventricles' centroid (the seeds' mid-axial level).
+        pineal: world (z, y, x) of the pineal region; atria: two world points in the ventricles' atria.
+        sites: candidate world points per anatomical site for lesion placement.
+    """
+
+    maps: np.ndarray
+    origin: np.ndarray
+    voxel_mm: float
+    centre: np.ndarray
+    midaxial_z: float
+    pineal: np.ndarray
+    atria: np.ndarray
+    sites: dict[str, np.ndarray]
+
+    def channel(self, name: str) -> np.ndarray:
+        return self.maps[CHANNELS.index(name)]
+
+
+def _nilearn_file(kind: str) -> Path:
+    import nilearn
+
+    pattern = os.path.join(
+        os.path.dirname(nilearn.__file__), "datasets", "data", f"mni_icbm152_{kind}_tal_nlin_sym_09a*.nii*"
+    )
+    hits = sorted(glob.glob(pattern))
+    if not hits:
+        raise FileNotFoundError(
+            f"ICBM152 {kind} template not found in the nilearn package ({pattern}); "
+            "reinstall nilearn (the wheel ships it, no download needed)"
+        )
+    return Path(hits[0])
+
+
+def _signed_distance(mask: np.ndarray) -> np.ndarray:
+    """Signed Euclidean distance in voxels (= mm here): negative inside ``mask``, positive outside."""
+    outside = ndi.distance_transform_edt(~mask)
+    inside = ndi.distance_transform_edt(mask)
+    return (outside - inside).astype(np.float32)
+
+
+def _build() -> dict[str, np.ndarray]:
+    def load(kind: str) -> tuple[np.ndarray, np.ndarray]:
+        img = nib.load(str(_nilearn_file(kind)))
+        # (x, y, z) on disk -> (z, y, x)
+        return np.transpose(np.asarray(img.dataobj, dtype=np.float32), (2, 1, 0)) / 255.0, img.affine
+
+    t1, aff = load("t1")
+    gm, _ = load("gm")
+    wm, _ = load("wm")
+    origin_xyz = aff[:3, 3]
+    pads = ((_PAD_BOTTOM, _PAD_SIDE), (_PAD_SIDE, _PAD_SIDE), (_PAD_SIDE, _PAD_SIDE))
+    brain = t1 > 0.02
+    brain = ndi.binary_fill_holes(brain)
+    # Pad: zeros on the sides and top, edge replication below (the brainstem continues into the "neck").
+    def pad(a: np.ndarray) -> np.ndarray:
+        a = np.pad(a, ((_PAD_BOTTOM, 0), (0, 0), (0, 0)), mode="edge")
+        return np.pad(a, ((0, _PAD_SIDE), (_PAD_SIDE, _PAD_SIDE), (_PAD_SIDE, _PAD_SIDE)), mode="constant")
+
+    brain, gm, wm, t1 = pad(brain), pad(gm), pad(wm), pad(t1)
+    origin = np.array([origin_xyz[2] - pads[0][0], origin_xyz[1] - pads[1][0], origin_xyz[0] - pads[2][0]])
+    # Closed brain mask: closing with a 6 mm ball (via distance maps), holes filled: the inner table's outline.
+    d_out = ndi.distance_transform_edt(~brain)
+    dilated = d_out <= 6.0
+    closed = ndi.distance_transform_edt(dilated) > 6.0
+    closed = ndi.binary_fill_holes(closed | brain)
+    sd_head = _signed_distance(closed)
+    # Tissue probabilities; CSF is what is inside the closed mask and neither GM nor WM.
+    tissue = np.clip(gm + wm, 0.0, 1.0)
+    scale = np.where(gm + wm > 1.0, 1.0 / np.maximum(gm + wm, 1e-6), 1.0)
+    gm, wm = (gm * scale).astype(np.float32), (wm * scale).astype(np.float32)
+    csf = closed & ((1.0 - tissue) > 0.5)
+    # Ventricles: deep CSF (> 12 mm from the closed outline), largest components.
+    depth = -sd_head
+    deep = csf & (depth > 12.0)
+    lab, n = ndi.label(deep)
+    sizes = ndi.sum(deep, lab, index=np.arange(1, n + 1)) if n else np.zeros(0)
+    keep = np.flatnonzero(sizes >= max(300.0, 0.02 * sizes.max(initial=0))) + 1
+    vent = np.isin(lab, keep)
+    vent = ndi.binary_closing(vent, iterations=1)
+    sd_vent = _signed_distance(vent)
+    sd_csf = _signed_distance(csf)
+    maps = np.stack([sd_head, gm, wm, sd_vent, sd_csf]).astype(np.float32)
+
+    zz, yy, xx = np.nonzero(closed[_PAD_BOTTOM:])  # the real brain, not the replicated "neck"
+    centre = np.array([zz.min() + zz.max() + 2 * _PAD_BOTTOM, yy.min() + yy.max(), xx.min() + xx.max()]) / 2.0 + origin
+    vz, vy, vx = np.nonzero(vent)
+    vw = np.stack([vz, vy, vx], 1) + origin
+    lateral = vw[np.abs(vw[:, 2]) > 8.0]
+    # Mid-axial level: the axial plane where the lateral ventricles are largest.
+    zs, counts = np.unique(lateral[:, 0], return_counts=True)
+    midaxial_z = float(zs[np.argmax(counts)]) if len(zs) else 15.0
+    # Pineal: just behind the third ventricle (midline ventricle above the aqueduct), on the midline.
+    third = vw[(np.abs(vw[:, 2]) < 3.0) & (vw[:, 0] > midaxial_z - 28.0) & (vw[:, 0] < midaxial_z - 8.0) & (vw[:, 1] > -45.0)]
+    pineal = (
+        np.array([np.median(third[:, 0]), third[:, 1].min() - 3.0, 0.0])
+        if len(third)
+        else np.array([midaxial_z - 12.0, -30.0, 0.0])
+    )
+    atria = []
+    for side in (-1, 1):
+        hemi = lateral[(np.sign(lateral[:, 2]) == side) & (lateral[:, 0] > midaxial_z - 12.0)]
+        post = hemi[hemi[:, 1] < np.percentile(hemi[:, 1], 20)]
+        atria.append(np.median(post, axis=0))
+    # Candidate lesion sites (world points), subsampled.
+    rng = np.random.default_rng(0)
+
+    def pick(mask: np.ndarray, n: int = 4000) -> np.ndarray:
+        pts = np.argwhere(mask)
+        if len(pts) > n:
+            pts = pts[rng.choice(len(pts), n, replace=False)]
+        return (pts + origin).astype(np.float32)
+
+    sites = {
+        "deep_gm": pick((gm > 0.5) & (depth > 22.0) & ~vent),
+        "lobar_wm": pick((wm > 0.6) & (depth > 8.0) & (depth < 25.0)),
+        "deep_wm": pick((wm > 0.6) & (depth > 18.0)),
+        "surface": pick(np.abs(sd_head) <= 1.5),
+        "sulcal_csf": pick(csf & ~vent & (depth < 20.0) & (depth > 2.0)),
+        "ventricle": pick(vent),
+    }
+    return {
+        "maps": maps,
+        "origin": origin.astype(np.float64),
+        "centre": centre.astype(np.float64),
+        "midaxial_z": np.array(midaxial_z),
+        "pineal": pineal.astype(np.float64),
+        "atria": np.stack(atria).astype(np.float64),
+        **{f"site_{k}": v for k, v in sites.items()},
+    }
+
+
+def _cache_path() -> Path:
+    root = Path(os.environ.get("CTAD_CACHE", Path.home() / ".cache" / "ctad"))
+    src = _nilearn_file("t1")
+    key = hashlib.sha1(f"{_VERSION}|{src.stat().st_size}|{_PAD_SIDE}|{_PAD_BOTTOM}".encode()).hexdigest()[:10]
+    return root / f"icbm152_ct_template_{_VERSION}_{key}.npz"
+
+
+@functools.lru_cache(maxsize=2)
+def load_template(level: int = 0) -> Template:
+    """The template maps, built on first use (≈ 20 s) and cached on disk (loads in about a second).
+
+    Args:
+        level: 0 for the 1 mm grid; 1 for a 2 mm copy, smoothed before sub-sampling (anti-aliased), which
+            coarse output grids sample from.
+    """
+    if level not in (0, 1):
+        raise ValueError(f"template level must be 0 (1 mm) or 1 (2 mm), got {level}")
+    if level == 1:
+        fine = load_template(0)
+        coarse = ndi.gaussian_filter(fine.maps, sigma=(0, 0.85, 0.85, 0.85), mode="nearest")[:, ::2, ::2, ::2]
+        return Template(
+            maps=np.ascontiguousarray(coarse, dtype=np.float32),
+            origin=fine.origin,
+            voxel_mm=2.0,
+            centre=fine.centre,
+            midaxial_z=fine.midaxial_z,
+            pineal=fine.pineal,
+            atria=fine.atria,
+            sites=fine.sites,
+        )
+    path = _cache_path()
+    data: dict[str, np.ndarray] | None = None
+    if path.is_file():
+        try:
+            with np.load(path, allow_pickle=False) as z:
+                data = {k: z[k] for k in z.files}
+            data["maps"] = data["maps"].astype(np.float32)
+        except (OSError, ValueError, KeyError):
+            data = None  # a damaged cache is rebuilt
+    if data is None:
+        data = _build()
+        from ctad_core.utils import atomic_write
+
+        def write(p: Path) -> None:
+            with open(p, "wb") as fh:
+                np.savez(fh, **{k: (v.astype(np.float16) if k == "maps" else v) for k, v in data.items()})
+
+        try:
+            atomic_write(path, write)
+        except OSError:
+            pass  # read-only home: keep it in memory only
+    sites = {k[5:]: v for k, v in data.items() if k.startswith("site_")}
+    return Template(
+        maps=data["maps"],
+        origin=data["origin"],
+        voxel_mm=1.0,
+        centre=data["centre"],
+        midaxial_z=float(data["midaxial_z"]),
+        pineal=data["pineal"],
+        atria=data["atria"],
+        sites=sites,
+    )
