@@ -1,0 +1,117 @@
+"""evaluate.py on small synthetic method results (2D slices and 3D volumes)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from ctad_core import evaluate as E
+from ctad_core import metrics as M
+from ctad_core.results import MethodResults, save_method_results
+
+KINDS = ["healthy", "iph", "sdh", "tumour", "iph+fracture"]
+
+
+def _synthetic(name: str, level: str = "2d", seed: int = 0, noise: float = 0.3, shift_test: float = 0.0) -> MethodResults:
+    rng = np.random.default_rng(seed)
+    spatial = (16, 16) if level == "2d" else (6, 12, 12)
+    per_scan = 3 if level == "2d" else 1
+    sid, split, kind = [], [], []
+    for s in range(20):
+        sp = "val" if s < 10 else "test"
+        k = KINDS[s % len(KINDS)]
+        for _ in range(per_scan):
+            sid.append(f"{sp}{s:02d}")
+            split.append(sp)
+            kind.append(k)
+    n = len(sid)
+    lesion = np.zeros((n, *spatial), np.uint8)
+    for i in range(n):
+        if kind[i] != "healthy" and (level == "3d" or i % 3 != 0):  # some slices of a lesioned scan are normal
+            c = rng.integers(3, 9, len(spatial))
+            sl = tuple(slice(int(x), int(x) + 4) for x in c)
+            lesion[(i, *sl)] = 1
+    maps = rng.random(lesion.shape).astype(np.float32) * noise + lesion * 0.6
+    maps[np.array(split) == "test"] += shift_test
+    brain = np.ones_like(lesion)
+    brain[(slice(None), *[slice(0, 1)] * len(spatial))] = 0
+    score = maps.reshape(n, -1).max(1)
+    return MethodResults(name, level, np.array(sid), np.array(split), np.array(kind), score, maps, lesion, brain,
+                         info={"seconds_per_scan": 0.5, "device": "cpu"})
+
+
+def test_evaluate_method_2d_keys_and_values():
+    res = _synthetic("a")
+    m = E.evaluate_method(res)
+    for k in ("pixel_auroc", "pixel_auprc", "dice_mean", "dice_median", "scan_auroc", "scan_auroc_by_kind",
+              "seconds_per_scan", "slice_auroc", "slice_auprc", "dice_seed004", "lesion_detection", "dice_haemorrhage"):
+        assert k in m, k
+    assert m["pixel_auroc"] > 0.9 and m["dice_mean"] > 0.5
+    assert sorted(m["scan_auroc_by_kind"]) == ["fracture", "iph", "sdh", "tumour"]
+    assert m["dice_haemorrhage"]["n"] < m["dice_all"]["n"]
+    assert m["scan_aggregate"] == "max" and m["n_test_scans"] == 10
+    # pixel AUROC equals sklearn-checked metric on the test pixels in the mask
+    t = res.split == "test"
+    assert m["pixel_auroc"] == pytest.approx(M.roc_auc(res.maps[t], res.lesion[t], res.brain[t]))
+
+
+def test_dice_threshold_comes_from_validation_not_test():
+    res = _synthetic("a", shift_test=0.25)  # test maps are shifted: the test-optimal threshold differs
+    ev = E.evaluate_method_full(res)
+    val = (res.split == "val") & (res.lesion.reshape(len(res.lesion), -1).any(1))
+    sw = ev.sweeps["all"]
+    assert ev.metrics["dice_threshold"] == pytest.approx(
+        M.dice_vs_threshold(res.maps[val], res.lesion[val], res.brain[val], sw.thresholds).best_threshold)
+    assert ev.metrics["dice_oracle_test"] > ev.metrics["dice_seed004"]
+
+
+def test_scan_scores_aggregate_slices_by_max():
+    res = _synthetic("a")
+    st = E.scan_table(res, "test")
+    sel = res.scan_id == st["scan_id"][0]
+    assert st["score"][0] == res.scan_score[sel].max()
+
+
+def test_evaluate_3d_method_and_score_only_method():
+    m = E.evaluate_method(_synthetic("v", "3d"))
+    assert m["level"] == "3d" and "slice_auroc" in m and "slice_auroc_normality" in m
+    res = _synthetic("s")
+    res.maps = res.lesion = res.brain = None
+    m2 = E.evaluate_method(res)
+    assert "pixel_auroc" not in m2 and 0 <= m2["scan_auroc"] <= 1
+
+
+def test_build_report_writes_metrics_tables_and_baseline_roundtrip(tmp_path):
+    run = tmp_path / "run"
+    save_method_results(run / "restoration", _synthetic("fastgan_restoration", seed=1))
+    save_method_results(run / "restoration", _synthetic("fastgan_encoder", seed=1, noise=0.75))
+    save_method_results(run / "volumetric", _synthetic("ae3d", "3d", seed=2))
+    rep, evals = E.build_report(run, profile="smoke", seed=0, device="cpu",
+                                fid={"extractor": "x", "n_generated": 4, "healthy": {"n_real": 3, "fid": 1.0, "fid_inf": 0.5}})
+    on_disk = json.loads((run / "report" / "metrics.json").read_text())
+    assert on_disk["profile"] == "smoke" and set(on_disk["methods"]) == {"fastgan_restoration", "fastgan_encoder", "ae3d"}
+    assert E.check_report(on_disk) == []
+    assert "fastgan_encoder vs fastgan_restoration" in on_disk["wilcoxon"]
+    for stem in ("table3_seed000_dice", "table1_seed002_auroc_by_kind", "table3_seed004", "summary", "fid"):
+        assert (run / "report" / f"{stem}.md").is_file(), stem
+    base = E.record_baseline(run, "smoke", out=tmp_path / "smoke.json")
+    b = json.loads(base.read_text())
+    assert E.compare_to_baseline(on_disk, b) == []
+    on_disk["methods"]["ae3d"]["pixel_auroc"] -= 0.5
+    assert any("ae3d.pixel_auroc" in d for d in E.compare_to_baseline(on_disk, b))
+    assert E.main(["check", "--run-dir", str(run), "--baseline", str(base)]) == 0
+
+
+def test_report_json_has_no_nan(tmp_path):
+    run = tmp_path / "run"
+    res = _synthetic("only_healthy_val")
+    res.kind[res.split == "val"] = "healthy"  # Youden on val undefined
+    save_method_results(run / "restoration", res)
+    with pytest.warns(M.MetricWarning):
+        E.build_report(run, profile="smoke")
+    text = (run / "report" / "metrics.json").read_text()
+    assert "NaN" not in text
+    with pytest.raises(FileNotFoundError):
+        E.build_report(tmp_path / "empty")
