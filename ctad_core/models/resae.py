@@ -1,0 +1,193 @@
+"""Luo et al. 2023 (seed 004): 3D residual autoencoder with a dense (or spatial) latent, and the slice
+normality score of its Appendix E1.
+
+Architecture (Fig. 1 C–D; the authors built it with MONAI)::
+
+    stem:    conv k3 s1 → LeakyReLU → BatchNorm
+    encoder: 4 down-sampling residual blocks (DRB), 32, 64, 128, 256 channels; each DRB has three
+             convolution groups (conv → LeakyReLU → BatchNorm), the first with stride 2, plus a strided
+             conv on the residual path
+    latent:  dense — flatten → Linear → 512 (default);  spatial — 1×1×1 conv to ``spatial_channels``
+             channels at 1/16 resolution (the ablation: 10×12×6×{1…64} for their 160×192×96 crop)
+    decoder: mirror of the encoder with transposed convs (up-sampling residual blocks) → conv k3 → 1 channel
+
+Training (Sec. 2.4): L2 loss, Adam lr 1e-4, batch 8, 200 epochs, L2 regularisation 1e-5 on kernel weights.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from ctad_core.models import nd
+
+
+@dataclass
+class ResAEConfig:
+    """Shapes and widths of Luo's residual AE.
+
+    Attributes:
+        image_shape: spatial shape (paper: 160×192×96), divisible by 2^len(channels).
+        channels: DRB widths (paper: 32, 64, 128, 256).
+        latent: ``"dense"`` (paper default) or ``"spatial"`` (ablation).
+        latent_dim: dense latent size (paper: 512).
+        spatial_channels: channels of the spatial latent (paper: 1–64).
+    """
+
+    image_shape: tuple[int, ...] = (160, 192, 96)
+    channels: tuple[int, ...] = (32, 64, 128, 256)
+    latent: str = "dense"
+    latent_dim: int = 512
+    spatial_channels: int = 16
+
+    def __post_init__(self) -> None:
+        self.image_shape = tuple(int(s) for s in self.image_shape)
+        self.channels = tuple(int(c) for c in self.channels)
+        if self.latent not in ("dense", "spatial"):
+            raise ValueError(f"latent must be 'dense' or 'spatial', got {self.latent!r}")
+        n = len(self.channels)
+        if any(s % 2**n for s in self.image_shape):
+            raise ValueError(f"image shape {self.image_shape} is not divisible by 2^{n} ({n} residual blocks)")
+
+    @property
+    def spatial_dims(self) -> int:
+        return len(self.image_shape)
+
+    @property
+    def bottom_shape(self) -> tuple[int, ...]:
+        return tuple(s // 2 ** len(self.channels) for s in self.image_shape)
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["image_shape"], d["channels"] = list(self.image_shape), list(self.channels)
+        return d
+
+
+def _group(sd: int, cin: int, cout: int, stride: int = 1, transpose: bool = False) -> nn.Sequential:
+    """conv (or transposed conv) k3 → LeakyReLU → BatchNorm, the paper's "convolution group"."""
+    if transpose:
+        c = nd.conv_transpose(sd, cin, cout, 3, stride=stride, padding=1, output_padding=stride - 1)
+    else:
+        c = nd.conv(sd, cin, cout, 3, stride=stride, padding=1)
+    return nn.Sequential(c, nn.LeakyReLU(0.2, inplace=True), nd.norm("batch", sd, cout))
+
+
+class ResidualBlock(nn.Module):
+    """Down- (DRB) or up-sampling (URB) residual block: (B, cin, *s) → (B, cout, *s/2) or (*2s).
+
+    Three convolution groups on the main path (the first strided), a strided (transposed) conv on the
+    residual path, summed.
+    """
+
+    def __init__(self, spatial_dims: int, cin: int, cout: int, up: bool = False, groups: int = 3) -> None:
+        super().__init__()
+        sd = spatial_dims
+        main = [_group(sd, cin, cout, stride=2, transpose=up)]
+        main += [_group(sd, cout, cout) for _ in range(groups - 1)]
+        self.main = nn.Sequential(*main)
+        if up:
+            self.skip = nd.conv_transpose(sd, cin, cout, 3, stride=2, padding=1, output_padding=1)
+        else:
+            self.skip = nd.conv(sd, cin, cout, 3, stride=2, padding=1)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.main(x) + self.skip(x)
+
+
+class ResAE(nn.Module):
+    """Luo's 3D residual AE (works in 2D too via ``image_shape`` of length 2).
+
+    Example:
+        >>> m = ResAE(ResAEConfig(image_shape=(16, 16, 16), channels=(2, 2, 4, 4), latent_dim=8))
+        >>> m(torch.zeros(2, 1, 16, 16, 16)).shape
+        torch.Size([2, 1, 16, 16, 16])
+    """
+
+    def __init__(self, cfg: ResAEConfig) -> None:
+        super().__init__()
+        self.cfg = cfg
+        sd, ch = cfg.spatial_dims, cfg.channels
+        self.stem = _group(sd, 1, ch[0])
+        self.down = nn.Sequential(*[ResidualBlock(sd, a, b) for a, b in zip((ch[0],) + ch[:-1], ch)])
+        flat = ch[-1] * int(np.prod(cfg.bottom_shape))
+        if cfg.latent == "dense":
+            self.to_latent: nn.Module = nn.Sequential(nn.Flatten(1), nn.Linear(flat, cfg.latent_dim))
+            self.from_latent: nn.Module = nn.Linear(cfg.latent_dim, flat)
+        else:
+            self.to_latent = nd.conv(sd, ch[-1], cfg.spatial_channels, 1)
+            self.from_latent = nd.conv(sd, cfg.spatial_channels, ch[-1], 1)
+        self.dec_act = nn.LeakyReLU(0.2)
+        outs = list(ch[-2::-1]) + [ch[0]]
+        self.up = nn.Sequential(*[ResidualBlock(sd, a, b, up=True) for a, b in zip((ch[-1],) + tuple(outs[:-1]), outs)])
+        self.head = nd.conv(sd, ch[0], 1, 3, padding=1)  # linear output in the model range
+
+    def encode(self, x: Tensor) -> Tensor:
+        """x (B, 1, *shape) → z: (B, latent_dim) dense or (B, spatial_channels, *bottom) spatial."""
+        return self.to_latent(self.down(self.stem(x)))
+
+    def decode(self, z: Tensor) -> Tensor:
+        """z → x̂ (B, 1, *shape)."""
+        h = self.from_latent(z)
+        if self.cfg.latent == "dense":
+            h = h.view(z.shape[0], self.cfg.channels[-1], *self.cfg.bottom_shape)
+        return self.head(self.up(self.dec_act(h)))
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.decode(self.encode(x))
+
+
+def weight_decay_groups(model: nn.Module, weight_decay: float) -> list[dict]:
+    """Optimiser parameter groups with L2 ``weight_decay`` on conv/linear kernels only (Luo: 1e-5)."""
+    decay, no_decay = [], []
+    for m in model.modules():
+        for name, p in m.named_parameters(recurse=False):
+            if not p.requires_grad:
+                continue
+            is_kernel = name == "weight" and isinstance(m, (nn.Linear, nn.modules.conv._ConvNd))
+            (decay if is_kernel else no_decay).append(p)
+    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+
+
+def slice_errors(residual: np.ndarray | Tensor, axis: int = 0, mask: np.ndarray | None = None) -> np.ndarray:
+    """e(u): the summed absolute reconstruction error of each slice along ``axis``.
+
+    Args:
+        residual: (D, H, W) voxel errors (absolute values are taken).
+        axis: slice axis (0 = axial in the workbook's (z, y, x) convention).
+        mask: optional (D, H, W) mask of voxels to count (e.g. the brain).
+
+    Returns:
+        (n_slices,) float64.
+    """
+    r = np.abs(np.asarray(residual.detach().cpu() if isinstance(residual, torch.Tensor) else residual, dtype=np.float64))
+    if mask is not None:
+        r = r * (np.asarray(mask) > 0)
+    other = tuple(a for a in range(r.ndim) if a != axis)
+    return r.sum(axis=other)
+
+
+def normality_score(errors: np.ndarray) -> np.ndarray:
+    """s(u) = 1 − (e(u) − min e) / (max e − min e) (Luo, Appendix E1); 1 = most normal slice of the scan.
+
+    Args:
+        errors: (n_slices,) per-slice errors e(u) of one scan.
+
+    Returns:
+        (n_slices,) in [0, 1]; all ones when every slice has the same error.
+    """
+    e = np.asarray(errors, dtype=np.float64)
+    span = e.max() - e.min()
+    if span <= 0:
+        return np.ones_like(e)
+    return 1.0 - (e - e.min()) / span
+
+
+def slice_labels(lesion: np.ndarray, axis: int = 0) -> np.ndarray:
+    """(n_slices,) int: 1 where a slice along ``axis`` holds any lesion voxel."""
+    les = np.asarray(lesion) > 0
+    other = tuple(a for a in range(les.ndim) if a != axis)
+    return les.any(axis=other).astype(np.int64)
+
