@@ -1,0 +1,354 @@
+"""Scoring the volumetric methods on val/test volumes and writing what notebook 07 reads.
+
+Per family (higher = more anomalous everywhere):
+
+- ``fanogan``: scan score = Eq. 6 (L_img + κ·L_feat); voxel map |x − G(E(x))|; Youden operating point.
+  ``fanogan2d`` scores the central ``mid_fraction`` of axial slices with the 2D model (scan score = mean of
+  the slices' Eq. 6), its maps are zero outside that band and its ``brain`` mask is restricted to the band;
+  lesioned scans without lesion voxels in the band are left out, as Viana et al. did.
+- ``ctfsh``: scan score = **I** (ℓ_r of Eq. 1); **F** (Eq. 3) in ``info``; voxel map |x − x̂|.
+- ``resae``: voxel map = 5³ median of |x − x̂| inside the eroded brain mask (Luo's post-processing before
+  the threshold); scan score = mean of the top 1 % of that map (Luo scored slices, not scans: this choice is
+  ours); slice normality score s(u) (Appendix E1), slice-level AUC / AUPRC / sensitivity; the [DICE]
+  threshold searched on the validation scans and applied, with small-component removal, to the test scans.
+
+Metrics on the test split go to ``MethodResults.info`` (per-kind AUROC, Youden point, …).
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from tqdm.auto import tqdm
+
+from ctad_core import anomaly, metrics
+from ctad_core.data.nifti import save_nifti
+from ctad_core.models import ctfsh as ctfsh_lib
+from ctad_core.models.fanogan import encoder_loss_terms
+from ctad_core.models.resae import normality_score, slice_errors, slice_labels
+from ctad_core.results import MethodResults, save_method_results
+from ctad_core.train import Stopwatch
+from ctad_core.utils import atomic_write, describe_device
+from ctad_core.volumetric.data import EvalItems, mid_axial_range
+from ctad_core.volumetric.training import TrainedMethod, autocast
+
+
+@dataclass
+class MethodEvaluation:
+    """A method's outputs on the evaluation items, kept in memory for the notebook's figures.
+
+    Attributes:
+        results: the :class:`~ctad_core.results.MethodResults` written for notebook 07.
+        x: (N, D, H, W) model inputs of the kept items; recon: their reconstructions.
+        extra: per-item extras (``I``/``F`` scores, ``normality`` (N, D) slice scores, …).
+    """
+
+    results: MethodResults
+    x: np.ndarray
+    recon: np.ndarray
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def name(self) -> str:
+        return self.results.name
+
+
+def _batches(n: int, bs: int):
+    for i in range(0, n, bs):
+        yield slice(i, min(n, i + bs))
+
+
+@torch.no_grad()
+def _infer(tm: TrainedMethod, x: np.ndarray, device: torch.device, batch_size: int, progress: bool) -> dict[str, np.ndarray]:
+    """Run a family's forward pass on (N, *spatial) inputs: recon, per-item score(s), latent codes."""
+    spec, model = tm.spec, tm.model
+    model.eval().to(device)
+    out: dict[str, list[np.ndarray]] = {"recon": [], "score": []}
+    if spec.family == "ctfsh":
+        out["F"] = []
+    for sl in tqdm(list(_batches(len(x), batch_size)), desc=f"{spec.name} scoring", disable=not progress, leave=False):
+        xb = torch.from_numpy(np.ascontiguousarray(x[sl])).unsqueeze(1).to(device)
+        with autocast(device, spec.amp):
+            if spec.family == "fanogan":
+                rec = model.reconstruct(xb).float()
+                score = encoder_loss_terms(xb, rec, model.critic, spec.train.kappa)[2]
+            elif spec.family == "ctfsh":
+                rec, _, mu, _ = model(xb, sample=False)
+                rec = rec.float()
+                score = ctfsh_lib.reconstruction_loss(xb, rec, spec.train.loss, spec.train.rho, spec.train.win_size)
+                out["F"].append(ctfsh_lib.f_score(mu.float(), tm.latent["mu"], tm.latent["sigma2"]))
+            else:
+                rec = model(xb).float()
+                score = (xb - rec).pow(2).flatten(1).mean(1)
+        out["recon"].append(rec[:, 0].cpu().numpy().astype(np.float32))
+        out["score"].append(score.float().cpu().numpy())
+    return {k: np.concatenate(v) for k, v in out.items()}
+
+
+def evaluate_method(
+    tm: TrainedMethod,
+    items: EvalItems,
+    device: torch.device | str = "cpu",
+    batch_size: int = 4,
+    progress: bool = True,
+) -> MethodEvaluation:
+    """Score val + test volumes with a trained method.
+
+    Args:
+        tm: the trained method.
+        items: val + test volumes prepared for this method (window / skull strip of ``tm.spec``).
+        device: torch device.
+        batch_size: inference batch (volumes, or slices for ``fanogan2d``).
+        progress: tqdm bars.
+
+    Returns:
+        A :class:`MethodEvaluation` whose ``results.info`` holds the test-split metrics.
+    """
+    spec, device = tm.spec, torch.device(device)
+    n = len(items)
+    keep = np.ones(n, bool)
+    band: tuple[int, int] | None = None
+    extra: dict[str, Any] = {}
+    with Stopwatch(device) as sw:
+        if spec.spatial_dims == 2:
+            band = mid_axial_range(items.x.shape[1], spec.mid_fraction or 1.0)
+            k = band[1] - band[0]
+            inf = _infer(tm, items.x[:, band[0] : band[1]].reshape(-1, *items.x.shape[2:]), device, batch_size, progress)
+            recon = items.x.copy()
+            recon[:, band[0] : band[1]] = inf["recon"].reshape(n, k, *items.x.shape[2:])
+            scores = inf["score"].reshape(n, k).mean(1)
+            extra["slice_scores"] = inf["score"].reshape(n, k)
+            in_band = items.lesion[:, band[0] : band[1]].reshape(n, -1).any(1)
+            keep = (items.label == 0) | in_band
+        else:
+            inf = _infer(tm, items.x, device, batch_size, progress)
+            recon, scores = inf["recon"], inf["score"]
+        maps = np.abs(items.x - recon).astype(np.float32)
+        brain = items.brain.copy()
+        if band is not None:
+            outside = np.ones(items.x.shape[1], bool)
+            outside[band[0] : band[1]] = False
+            maps[:, outside] = 0.0
+            brain[:, outside] = 0
+        if spec.family == "resae":
+            eroded = anomaly.erode_mask(brain, iterations=spec.post["erode"], spatial_dims=3) if spec.post["erode"] else brain
+            maps = anomaly.median_filter(maps, spec.post["median"], spatial_dims=3) * eroded
+            brain = eroded.astype(np.uint8)
+            scores = anomaly.scan_score(maps, brain, top_fraction=0.01, spatial_dims=3)
+            err = np.abs(items.x - recon)
+            extra["normality"] = np.stack([normality_score(slice_errors(e, 0, b)) for e, b in zip(err, items.brain)])
+        if spec.family == "ctfsh":
+            extra["I"], extra["F"] = scores, inf["F"]
+    seconds = sw.seconds
+
+    sel = np.flatnonzero(keep)
+    res = MethodResults(
+        name=spec.name,
+        level="3d",
+        scan_id=items.scan_id[sel],
+        split=items.split[sel],
+        kind=items.kind[sel],
+        scan_score=np.asarray(scores, np.float64)[sel],
+        maps=maps[sel],
+        lesion=items.lesion[sel],
+        brain=brain[sel].astype(np.uint8),
+        info={
+            "seconds_per_scan": seconds / max(1, n),
+            "train_seconds": tm.train_seconds,
+            "device": describe_device(device),
+            "family": spec.family,
+            "spec": spec.to_dict(),
+            "map": "|x - x_hat| in the model range" + (", 5^3 median, eroded brain" if spec.family == "resae" else ""),
+            "scan_score": {"fanogan": "Eq. 6 (L_img + kappa*L_feat)", "ctfsh": "I score (Eq. 1)", "resae": "top-1% mean of the post-processed map"}[spec.family],
+        },
+    )
+    extra = {k: (v[sel] if isinstance(v, np.ndarray) and len(v) == n else v) for k, v in extra.items()}
+    ev = MethodEvaluation(res, items.x[sel], recon[sel], extra)
+    if band is not None:
+        res.info["band"] = list(band)
+        res.info["excluded_scans"] = items.scan_id[~keep].tolist()
+    if spec.family == "ctfsh":
+        res.info["msssim_scales"] = _msssim_info(spec)
+        res.info["latent_sigma2"] = float(tm.latent["sigma2"])
+        res.info["scores"] = {"I": np.asarray(extra["I"]).tolist(), "F": np.asarray(extra["F"]).tolist()}
+    res.info.update(test_metrics(ev))
+    return ev
+
+
+def _msssim_info(spec) -> dict[str, Any]:
+    if spec.train.loss != "l1+msssim":
+        return {"used": False}
+    n, w = ctfsh_lib.msssim_scales(spec.model.image_shape, spec.train.win_size)
+    return {"used": True, "scales": n, "weights": list(w), "win_size": spec.train.win_size, "of": 5}
+
+
+def _test(ev: MethodEvaluation, split: str = "test") -> np.ndarray:
+    return ev.results.split == split
+
+
+def test_metrics(ev: MethodEvaluation) -> dict[str, Any]:
+    """Test-split metrics of one method: per-kind AUROC (and AUROC(F) for CTFSH), overall AUROC, AUPRC,
+    the Youden operating point, and for Luo's AE the slice-level scores and [DICE]."""
+    r = ev.results
+    t = _test(ev)
+    labels = (r.kind[t] != "healthy").astype(int)
+    out: dict[str, Any] = {"n_test": int(t.sum()), "n_test_lesioned": int(labels.sum())}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", metrics.MetricWarning)
+        out["auroc"] = metrics.roc_auc(r.scan_score[t], labels)
+        out["auprc"] = metrics.average_precision(r.scan_score[t], labels)
+        out["auroc_per_kind"] = metrics.per_kind_auroc(r.scan_score[t], r.kind[t])
+        out["youden"] = metrics.youden_threshold(r.scan_score[t], labels).as_dict()
+        if "F" in ev.extra:
+            f = np.asarray(ev.extra["F"])
+            out["auroc_F"] = metrics.roc_auc(f[t], labels)
+            out["auroc_F_per_kind"] = metrics.per_kind_auroc(f[t], r.kind[t])
+        if "normality" in ev.extra:
+            out.update(luo_metrics(ev))
+    return out
+
+
+def _slice_table(ev: MethodEvaluation, split: str) -> tuple[np.ndarray, np.ndarray]:
+    """1 − s(u) and slice labels of the slices that hold brain, for the scans of ``split``."""
+    r, s = ev.results, _test(ev, split)
+    scores, labels = [], []
+    for norm, les, br in zip(ev.extra["normality"][s], r.lesion[s], r.brain[s]):
+        has_brain = br.reshape(br.shape[0], -1).any(1)
+        scores.append((1.0 - norm)[has_brain])
+        labels.append(slice_labels(les)[has_brain])
+    if not scores:
+        return np.zeros(0), np.zeros(0, int)
+    return np.concatenate(scores), np.concatenate(labels)
+
+
+def luo_metrics(ev: MethodEvaluation, min_size: int | None = None) -> dict[str, Any]:
+    """Seed 004's evaluation: slice-level AUC, AUPRC and sensitivity from the normality score, and [DICE].
+
+    Sensitivity is taken at the Youden threshold of the validation slices (the paper does not say which
+    threshold); [DICE] uses the threshold that maximises the pooled Dice on the validation scans, applied to
+    the test scans followed by the removal of components smaller than ``min_size`` voxels.
+    """
+    r = ev.results
+    min_size = int(r.info["spec"]["post"]["min_size"]) if min_size is None else min_size
+    s_val, y_val = _slice_table(ev, "val")
+    s_test, y_test = _slice_table(ev, "test")
+    out: dict[str, Any] = {
+        "slice_auc": metrics.roc_auc(s_test, y_test),
+        "slice_auprc": metrics.average_precision(s_test, y_test),
+    }
+    thr_s = metrics.youden_threshold(s_val, y_val).threshold if y_val.size and 0 < y_val.sum() < y_val.size else 0.5
+    out["slice_sensitivity"] = metrics.operating_point(s_test, y_test, thr_s).sensitivity
+    out["slice_threshold_val"] = float(thr_s)
+    v, t = _test(ev, "val"), _test(ev, "test")
+    if r.lesion[v].any():
+        thr = metrics.threshold_for_best_dice(r.maps[v], r.lesion[v], r.brain[v], reduce="pooled")
+        out["dice_threshold_val"] = thr
+        out["dice_val_best"] = metrics.best_achievable_dice(r.maps[v], r.lesion[v], r.brain[v])[0]
+        pred = anomaly.postprocess(r.maps[t], thr, brain=r.brain[t], min_size=min_size, spatial_dims=3)
+        les_t = r.lesion[t]
+        lesioned = les_t.reshape(len(les_t), -1).any(1)
+        out["dice_test_pooled"] = metrics.dice(pred[lesioned], les_t[lesioned]) if lesioned.any() else float("nan")
+        out["dice_test_mean"] = (
+            float(np.mean(metrics.dice_per_item(pred[lesioned], les_t[lesioned]))) if lesioned.any() else float("nan")
+        )
+    return out
+
+
+def compare_2d_3d(ev3d: MethodEvaluation, ev2d: MethodEvaluation) -> dict[str, float]:
+    """Viana's 2D-vs-3D comparison: test AUROC of both on the scans the 2D method kept."""
+    kept = set(ev2d.results.scan_id[_test(ev2d)].tolist())
+    r3 = ev3d.results
+    m3 = _test(ev3d) & np.isin(r3.scan_id, list(kept))
+    r2 = ev2d.results
+    m2 = _test(ev2d)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", metrics.MetricWarning)
+        return {
+            "n_scans": int(m2.sum()),
+            "auroc_3d": metrics.roc_auc(r3.scan_score[m3], (r3.kind[m3] != "healthy").astype(int)),
+            "auroc_2d": metrics.roc_auc(r2.scan_score[m2], (r2.kind[m2] != "healthy").astype(int)),
+        }
+
+
+# ---------------------------------------------------------------------------------------------- outputs
+
+
+def write_method(
+    out_dir: str | Path, ev: MethodEvaluation, items: EvalItems | None = None, nifti_splits: tuple[str, ...] = ("test",)
+) -> Path:
+    """Write one method's ``methods/<name>.npz/.json`` and its voxel maps as NIfTI (input-aligned).
+
+    Maps go to ``maps/<name>/<scan_id>.nii.gz`` for the scans of ``nifti_splits``, with each volume's affine
+    (from ``items``), so they open on top of ``data/volumes/<scan_id>.nii.gz`` in any viewer.
+    """
+    out_dir = Path(out_dir)
+    npz = save_method_results(out_dir, ev.results)
+    if items is not None and nifti_splits:
+        aff = {s: a for s, a in zip(items.scan_id, items.affine)}
+        r = ev.results
+        for sid, split, m in zip(r.scan_id, r.split, r.maps):
+            if split in nifti_splits:
+                save_nifti(out_dir / "maps" / r.name / f"{sid}.nii.gz", m.astype(np.float32), aff[sid])
+    return npz
+
+
+def scores_frame(evals: list[MethodEvaluation]) -> pd.DataFrame:
+    """One row per method and scan: method, scan_id, split, kind, score (+ I and F for CTFSH)."""
+    rows = []
+    for ev in evals:
+        r = ev.results
+        for i in range(len(r.scan_id)):
+            row = {"method": r.name, "scan_id": r.scan_id[i], "split": r.split[i], "kind": r.kind[i], "score": float(r.scan_score[i])}
+            for k in ("I", "F"):
+                if k in ev.extra:
+                    row[k] = float(ev.extra[k][i])
+            rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def write_scores_csv(out_dir: str | Path, evals: list[MethodEvaluation]) -> Path:
+    """Write ``scores.csv`` (see :func:`scores_frame`) atomically."""
+    df = scores_frame(evals)
+    return atomic_write(Path(out_dir) / "scores.csv", lambda p: df.to_csv(p, index=False))
+
+
+def auroc_table(evals: list[MethodEvaluation], score: str = "scan") -> pd.DataFrame:
+    """Per-pathology test AUROC, kinds as rows and methods as columns (the shape of CTFSH Tables 1–3).
+
+    Args:
+        evals: evaluated methods.
+        score: ``"scan"`` (each method's own score; I for CTFSH) or ``"F"`` (CTFSH latent score only).
+    """
+    cols = {}
+    for ev in evals:
+        info = ev.results.info
+        if score == "F":
+            if "auroc_F_per_kind" not in info:
+                continue
+            per, total = info["auroc_F_per_kind"], info["auroc_F"]
+        else:
+            per, total = info["auroc_per_kind"], info["auroc"]
+        cols[ev.name] = {**per, "TOTAL": total}
+    df = pd.DataFrame(cols)
+    if "TOTAL" in df.index:
+        df = df.loc[[i for i in df.index if i != "TOTAL"] + ["TOTAL"]]
+    return df
+
+
+def roc_curves(evals: list[MethodEvaluation]) -> dict[str, tuple[np.ndarray, np.ndarray, float]]:
+    """Test-split scan-level ROC curve (fpr, tpr, AUROC) of each method."""
+    out = {}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", metrics.MetricWarning)
+        for ev in evals:
+            r, t = ev.results, _test(ev)
+            y = (r.kind[t] != "healthy").astype(int)
+            fpr, tpr, _ = metrics.roc_curve(r.scan_score[t], y)
+            out[ev.name] = (fpr, tpr, metrics.roc_auc(r.scan_score[t], y))
+    return out
