@@ -1,0 +1,245 @@
+"""Figures and the interactive viewer of the evaluation report (notebook 07).
+
+Every function takes what :func:`ctad_core.evaluate.build_report` returns and gives back a matplotlib
+``Figure`` (the notebook shows it and saves it as PNG) or an ipywidgets viewer.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import matplotlib.pyplot as plt
+import numpy as np
+from matplotlib.figure import Figure
+
+from ctad_core import metrics as M
+from ctad_core.evaluate import MethodEvaluation
+from ctad_core.results import MethodResults
+
+
+def save(fig: Figure, path: str | os.PathLike, dpi: int = 120) -> Path:
+    """Save a figure as PNG (folders created)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=dpi, bbox_inches="tight")
+    return path
+
+
+def roc_figure(evals: Mapping[str, MethodEvaluation]) -> Figure:
+    """Pixel-level (seed 000 Fig. 7) and scan-level ROC curves of every method on the test set."""
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4.5))
+    for name, ev in evals.items():
+        if ev.roc_pixel is not None:
+            auc = ev.metrics.get("pixel_auroc")
+            axes[0].plot(*ev.roc_pixel, label=f"{name} (AUROC {auc:.3f})" if auc is not None else name)
+        if ev.roc_scan is not None and np.isfinite(ev.roc_scan[1]).all() and np.isfinite(ev.roc_scan[0]).all():
+            auc = ev.metrics.get("scan_auroc")
+            axes[1].step(*ev.roc_scan, where="post", label=f"{name} (AUROC {auc:.3f})" if auc is not None else name)
+    for ax, title in zip(axes, ("pixel level (test, inside brain mask)", "scan level (test; 2D: max over slices)")):
+        ax.plot([0, 1], [0, 1], "k:", lw=0.8)
+        ax.set(xlabel="false positive rate", ylabel="true positive rate", title=title, xlim=(0, 1), ylim=(0, 1.01))
+        ax.legend(fontsize=8, loc="lower right")
+    fig.tight_layout()
+    return fig
+
+
+def dice_boxplot(evals: Mapping[str, MethodEvaluation]) -> Figure:
+    """Per-item test Dice at the validation threshold: haemorrhage subset and all lesions (seed 000)."""
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4), sharey=True)
+    for ax, subset in zip(axes, ("haemorrhage", "all")):
+        names = [n for n, e in evals.items() if subset in e.dice_test]
+        data = [evals[n].dice_test[subset][0] for n in names]
+        if data:
+            ax.boxplot(data, showmeans=True)
+            ax.set_xticks(range(1, len(names) + 1), names, rotation=20, ha="right", fontsize=8)
+        ax.set(title=f"test Dice — {subset}", ylim=(0, 1))
+    axes[0].set_ylabel("Dice per item")
+    fig.tight_layout()
+    return fig
+
+
+def dice_threshold_figure(evals: Mapping[str, MethodEvaluation], subset: str = "haemorrhage") -> Figure:
+    """Dice vs threshold on the validation set (seed 000 Fig. 6): median and IQR over items, chosen t."""
+    names = [n for n, e in evals.items() if subset in e.sweeps] or [n for n, e in evals.items() if "all" in e.sweeps]
+    if not any(subset in evals[n].sweeps for n in names):
+        subset = "all"
+    fig, axes = plt.subplots(1, max(1, len(names)), figsize=(4.2 * max(1, len(names)), 3.6), squeeze=False)
+    for ax, n in zip(axes[0], names):
+        sw = evals[n].sweeps[subset]
+        if sw.per_item is not None and sw.per_item.size:
+            q1, med, q3 = np.nanpercentile(sw.per_item, [25, 50, 75], axis=0)
+            ax.fill_between(sw.thresholds, q1, q3, alpha=0.3, label="IQR")
+            ax.plot(sw.thresholds, med, label="median")
+        ax.plot(sw.thresholds, sw.dice, "--", label="mean")
+        ax.axvline(sw.best_threshold, color="k", lw=0.8, label=f"chosen t = {sw.best_threshold:.3g}")
+        ax.set(title=f"{n} (validation, {subset})", xlabel="anomaly threshold t", ylabel="Dice", ylim=(0, 1))
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def timing_figure(report: Mapping[str, Any]) -> Figure:
+    """Seconds per scan of each method (encoder vs iterative restoration, 3D models), log scale."""
+    names = [n for n, m in report["methods"].items() if m.get("seconds_per_scan")]
+    vals = [report["methods"][n]["seconds_per_scan"] for n in names]
+    fig, ax = plt.subplots(figsize=(6, 0.5 + 0.45 * max(1, len(names))))
+    ax.barh(names, vals)
+    if vals and max(vals) / max(min(vals), 1e-9) > 20:
+        ax.set_xscale("log")
+    ax.set(xlabel=f"seconds per scan ({report.get('device', '')})", title="inference time")
+    fig.tight_layout()
+    return fig
+
+
+def _middle(a: np.ndarray) -> np.ndarray:
+    """A 2D view of one item: itself (2D) or its middle axial slice (3D)."""
+    return a if a.ndim == 2 else a[a.shape[0] // 2]
+
+
+def qualitative_panel(results: Mapping[str, MethodResults], evals: Mapping[str, MethodEvaluation],
+                      n_items: int = 3, seed: int = 0) -> Figure:
+    """Test items with a lesion: reconstruction, anomaly map, thresholded mask and reference, per method."""
+    names = [n for n, r in results.items() if r.maps is not None and r.lesion is not None and "all" in evals[n].dice_test]
+    if not names:
+        fig, ax = plt.subplots(figsize=(4, 1))
+        ax.text(0.5, 0.5, "no method with anomaly maps", ha="center")
+        ax.axis("off")
+        return fig
+    rng = np.random.default_rng(seed)
+    ref = results[names[0]]
+    idx_all = evals[names[0]].dice_test["all"][1]
+    idx = np.sort(rng.choice(idx_all, min(n_items, idx_all.size), replace=False))
+    cols = 1 + 3 * len(names)
+    fig, axes = plt.subplots(len(idx), cols, figsize=(1.9 * cols, 2.0 * len(idx)), squeeze=False)
+    for r, i in enumerate(idx):
+        les = _middle(ref.lesion[i])
+        ax = axes[r, 0]
+        base = _middle(ref.recon[i]) if ref.recon is not None else _middle(ref.maps[i])
+        ax.imshow(base, cmap="gray")
+        ax.contour(les, levels=[0.5], colors="lime", linewidths=0.8)
+        ax.set_title(f"{ref.kind[i]} · reference", fontsize=7)
+        for c, n in enumerate(names):
+            res = results[n]
+            j = i if res.maps.shape[0] == ref.maps.shape[0] else None
+            if j is None:
+                continue
+            t = evals[n].metrics.get("dice_threshold", float("nan"))
+            m = _middle(res.maps[j])
+            b = _middle(res.brain[j]) if res.brain is not None else np.ones_like(m)
+            pred = (m >= t) & (b != 0)
+            a1, a2, a3 = axes[r, 1 + 3 * c : 4 + 3 * c]
+            a1.imshow(_middle(res.recon[j]) if res.recon is not None else np.zeros_like(m), cmap="gray", vmin=-1, vmax=1)
+            a1.set_title(f"{n}\nreconstruction", fontsize=7)
+            a2.imshow(m, cmap="inferno")
+            a2.set_title("anomaly map", fontsize=7)
+            a3.imshow(pred, cmap="gray")
+            a3.contour(_middle(res.lesion[j]), levels=[0.5], colors="lime", linewidths=0.8)
+            a3.set_title(f"t={t:.3g}, Dice {M.dice(pred, _middle(res.lesion[j])):.2f}", fontsize=7)
+    for ax in axes.ravel():
+        ax.axis("off")
+    fig.tight_layout()
+    return fig
+
+
+def fid_figure(fid: Mapping[str, Any]) -> Figure:
+    """FID_N against 1/N with the linear fit whose intercept is FID∞ (Chong & Forsyth 2020)."""
+    fig, ax = plt.subplots(figsize=(5, 3.5))
+    for which in ("healthy", "lesioned"):
+        d = fid.get(which) or {}
+        fit = d.get("fid_inf_fit")
+        if not fit:
+            continue
+        x = 1.0 / np.asarray(fit["ns"], float)
+        ax.plot(x, fit["fids"], "o", ms=3, label=f"vs real {which}")
+        xx = np.r_[0.0, x]
+        ax.plot(xx, d["fid_inf"] + fit["slope"] * xx, "-", lw=0.8)
+    ax.set(xlabel="1 / N (generated images)", ylabel="FID_N", title=f"FID∞ — {fid.get('extractor', '')}")
+    ax.title.set_fontsize(8)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def viewer(results: Mapping[str, MethodResults], evals: Mapping[str, MethodEvaluation], split: str = "test") -> Any:
+    """Interactive viewer: method, item (and slice for 3D) sliders, overlay, threshold slider with live Dice.
+
+    Returns:
+        An ipywidgets widget (display it as a cell's last expression).
+    """
+    import ipywidgets as W
+
+    names = [n for n, r in results.items() if r.maps is not None]
+    if not names:
+        return W.HTML("no method with anomaly maps")
+    method = W.Dropdown(options=names, description="method")
+    item = W.IntSlider(0, 0, 1, description="item")
+    depth = W.IntSlider(0, 0, 1, description="slice (3D)")
+    thr = W.FloatSlider(0.0, min=0.0, max=1.0, step=0.001, description="threshold", readout_format=".3f",
+                        continuous_update=False)
+    overlay = W.Checkbox(True, description="overlay prediction")
+    out = W.Output()
+    info = W.HTML()
+
+    def sel(name: str) -> np.ndarray:
+        return np.flatnonzero(np.asarray(results[name].split).astype(str) == split)
+
+    def on_method(*_: Any) -> None:
+        r = results[method.value]
+        idx = sel(method.value)
+        item.max = max(0, idx.size - 1)
+        item.value = min(item.value, item.max)
+        depth.layout.display = "" if r.level == "3d" else "none"
+        lo, hi = float(np.min(r.maps[idx])), float(np.max(r.maps[idx]))
+        new_min, new_max = lo, max(hi, lo + 1e-6)
+        if new_min > thr.max:  # keep min <= max at every step
+            thr.max, thr.min = new_max, new_min
+        else:
+            thr.min, thr.max = new_min, new_max
+        thr.step = (thr.max - thr.min) / 500
+        t = evals[method.value].metrics.get("dice_threshold")
+        thr.value = float(np.clip(t if t is not None else (lo + hi) / 2, thr.min, thr.max))
+        draw()
+
+    def draw(*_: Any) -> None:
+        r = results[method.value]
+        i = sel(method.value)[item.value]
+        maps = r.maps[i]
+        les = r.lesion[i] if r.lesion is not None else np.zeros(maps.shape, np.uint8)
+        brain = r.brain[i] if r.brain is not None else np.ones(maps.shape, np.uint8)
+        pred = (maps >= thr.value) & (brain != 0)
+        if r.level == "3d":
+            depth.max = maps.shape[0] - 1
+            z = depth.value
+            m2, l2, p2 = maps[z], les[z], pred[z]
+            rec = r.recon[i][z] if r.recon is not None else None
+        else:
+            m2, l2, p2 = maps, les, pred
+            rec = r.recon[i] if r.recon is not None else None
+        info.value = (f"<b>{r.scan_id[i]}</b> · kind <b>{r.kind[i]}</b> · item Dice at t={thr.value:.4g}: "
+                      f"<b>{M.dice(pred, les):.3f}</b> (validation threshold "
+                      f"{evals[method.value].metrics.get('dice_threshold', float('nan')):.4g})")
+        with out:
+            out.clear_output(wait=True)
+            fig, axes = plt.subplots(1, 3, figsize=(10, 3.4))
+            axes[0].imshow(rec if rec is not None else m2, cmap="gray")
+            axes[0].set_title("reconstruction" if rec is not None else "anomaly map")
+            axes[1].imshow(m2, cmap="inferno")
+            axes[1].set_title("anomaly map")
+            axes[2].imshow(rec if rec is not None else m2, cmap="gray")
+            if overlay.value:
+                axes[2].imshow(np.ma.masked_where(~p2, p2), cmap="autumn", alpha=0.6)
+            if l2.any():
+                axes[2].contour(l2, levels=[0.5], colors="lime", linewidths=1)
+            axes[2].set_title("prediction (orange) vs reference (green)")
+            for ax in axes:
+                ax.axis("off")
+            plt.show()
+
+    method.observe(on_method, "value")
+    for w in (item, depth, thr, overlay):
+        w.observe(draw, "value")
+    on_method()
+    return W.VBox([W.HBox([method, overlay]), W.HBox([item, depth]), thr, info, out])
