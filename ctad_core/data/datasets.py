@@ -206,7 +206,7 @@ def read_cq500_reads(csv_path: str | os.PathLike) -> pd.DataFrame:
             votes.setdefault(m.group(1).strip(), []).append(c)
     if not votes:
         raise ValueError(f"{csv_path}: no reader columns R1:…/R2:…/R3:…")
-    out = pd.DataFrame({f: (df[cols].astype(float).sum(1) * 2 > len(cols)).astype(int) for f, cols in votes.items()})
+    out = pd.DataFrame({f: (df[cols].astype(float).sum(axis=1) * 2 > len(cols)).astype(int) for f, cols in votes.items()})
     out.index = df["name"].map(_cq500_number)
     return out
 
