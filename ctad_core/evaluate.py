@@ -168,6 +168,7 @@ def evaluate_method_full(
     dice_thresholds: int = 200,
     min_lesion_dice: float = 0.1,
     max_roc_points: int = 2000,
+    inputs: np.ndarray | None = None,
 ) -> MethodEvaluation:
     """Evaluate one method on its test items, with every threshold chosen on its validation items.
 
@@ -176,6 +177,10 @@ def evaluate_method_full(
         dice_thresholds: size of the threshold grid for the Dice sweeps.
         min_lesion_dice: a lesion counts as detected when its Dice exceeds this (seed 000: 0.1).
         max_roc_points: pixel ROC curves are thinned to this many points for plotting.
+        inputs: (N, *spatial) the items' input images in model range [-1, 1], aligned with ``res``; with
+            ``res.recon`` they give the reconstruction error statistics of seed 000 (RMSE, mean ± SD and
+            90th percentile of |x − x̂| on [0, 1] intensities, inside the mask) for normal and abnormal
+            test items.
 
     Returns:
         A :class:`MethodEvaluation`.
@@ -274,12 +279,57 @@ def evaluate_method_full(
             d_pp = M.dice_per_item(pred_pp, les[tsel])
             m["dice_postprocessed"] = {**_summary(d_pp), "postprocess": dict(pp)}
 
+    if inputs is not None and res.recon is not None:
+        x = np.asarray(inputs, dtype=np.float32)
+        if x.shape != res.recon.shape:
+            raise ValueError(f"{res.name}: inputs have shape {x.shape} but recon has shape {res.recon.shape}")
+        mask = res.brain if res.brain is not None else None
+        m["recon_error"] = {}
+        for label, sel in (("normal", test & (lab == 0)), ("abnormal", test & (lab == 1))):
+            if sel.any():
+                m["recon_error"][label] = M.recon_error_stats(
+                    x[sel], res.recon[sel], value_range=(-1.0, 1.0), mask=None if mask is None else mask[sel])
+
     m["seconds_per_scan"] = res.info.get("seconds_per_scan")
     for k in ("device", "feature_space", "seconds_per_item"):
         if k in res.info:
             m[k] = res.info[k]
     m["eval_seconds"] = time.perf_counter() - t0
     return ev
+
+
+def aligned_inputs(res: MethodResults, run_dir: str | os.PathLike) -> np.ndarray | None:
+    """The input images (model range) of a 2D method's items, found in ``run_dir/data/slices.npz``.
+
+    Items are matched to slices by scan id and order within the scan; the match is accepted only if the
+    shapes agree and every item's lesion mask equals its slice's (so a wrong alignment cannot pass).
+    Returns None when no safe alignment exists (3D methods, resized slices, missing data).
+    """
+    if res.level != "2d" or res.recon is None or res.lesion is None:
+        return None
+    try:
+        from ctad_core.data.manifest import load_slices, read_config
+        from ctad_core.data.windows import to_model
+
+        s = load_slices(run_dir)
+        window = read_config(run_dir).get("window", "brain")
+    except (FileNotFoundError, KeyError, ValueError):
+        return None
+    window = tuple(window) if isinstance(window, list) else window
+    if s.image.shape[1:] != res.recon.shape[1:]:
+        return None
+    sid = np.asarray(res.scan_id).astype(str)
+    s_sid = s.scan_id.astype(str)
+    rows = np.empty(len(sid), dtype=np.int64)
+    for scan in np.unique(sid):
+        mine = np.flatnonzero(sid == scan)
+        theirs = np.flatnonzero(s_sid == scan)
+        if theirs.size != mine.size:
+            return None
+        rows[mine] = theirs[np.argsort(s.slice_index[theirs], kind="stable")]
+    if not np.array_equal(s.lesion[rows] != 0, res.lesion != 0):
+        return None
+    return to_model(s.image[rows], window)
 
 
 def evaluate_method(res: MethodResults, **kwargs: Any) -> dict[str, Any]:
@@ -470,6 +520,13 @@ def markdown_tables(report: Mapping[str, Any]) -> dict[str, str]:
              _fmt(meths[n].get("seconds_per_scan"), 2)] for n in names]
     t["summary"] = _md(["Method", "level", "pixel AUROC", "pixel AUPRC", "Dice mean", "Dice median", "scan AUROC",
                         "s / scan"], rows)
+    rows = []
+    for n in names:
+        for label, st in (meths[n].get("recon_error") or {}).items():
+            rows.append([n, label, _fmt(st.get("rmse")), f"{_fmt(st.get('mean_abs'))} ± {_fmt(st.get('sd_abs'))}",
+                         _fmt(st.get("p90_abs"))])
+    if rows:
+        t["recon_error_seed000"] = _md(["Method", "test items", "RMSE", "mean ± SD |x − x̂|", "90th pct |x − x̂|"], rows)
     if report.get("wilcoxon"):
         rows = [[k, _fmt(v.get("p_value"), 4), str(v.get("n"))] for k, v in report["wilcoxon"].items()]
         t["wilcoxon_dice"] = _md(["Pair", "p (Wilcoxon, paired)", "n"], rows)
@@ -521,8 +578,10 @@ def build_report(
         found = {k: v for k, v in found.items() if k in methods}
     if not found:
         raise FileNotFoundError(f"no method results under {run_dir}/*/methods/: run notebooks 04/05 first")
-    evals = {name: evaluate_method_full(load_method_results(p), dice_thresholds, min_lesion_dice)
-             for name, p in found.items()}
+    evals = {}
+    for name, p in found.items():
+        res = load_method_results(p)
+        evals[name] = evaluate_method_full(res, dice_thresholds, min_lesion_dice, inputs=aligned_inputs(res, run_dir))
     if turing is None and (run_dir / "turing" / "scores.json").is_file():
         turing = read_json(run_dir / "turing" / "scores.json")
     report = {

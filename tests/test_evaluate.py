@@ -115,3 +115,29 @@ def test_report_json_has_no_nan(tmp_path):
     assert "NaN" not in text
     with pytest.raises(FileNotFoundError):
         E.build_report(tmp_path / "empty")
+
+
+def test_aligned_inputs_give_recon_error_stats(tmp_path):
+    from ctad_core.data.manifest import SliceSet, save_slices
+    from ctad_core.data.windows import from_model
+    from ctad_core.utils import write_json
+
+    res = _synthetic("r", seed=3)
+    rng = np.random.default_rng(0)
+    x = rng.uniform(-1, 1, res.maps.shape).astype(np.float32)
+    res.recon = np.clip(x + 0.1, -1, 1).astype(np.float32)
+    n = len(res.scan_id)
+    idx = np.array([i % 3 for i in range(n)])
+    order = rng.permutation(n)  # slices.npz in another order: alignment must undo it
+    s = SliceSet(from_model(x, "brain")[order], res.lesion[order], res.brain[order], res.scan_id[order], idx[order],
+                 res.split[order], res.kind[order], np.zeros(n, np.int8))
+    (tmp_path / "data").mkdir()
+    save_slices(tmp_path / "data" / "slices.npz", s)
+    write_json(tmp_path / "data" / "config.json", {"window": "brain"})
+    got = E.aligned_inputs(res, tmp_path)
+    np.testing.assert_allclose(got, x, atol=1e-5)
+    m = E.evaluate_method(res, inputs=got)
+    assert m["recon_error"]["normal"]["mean_abs"] == pytest.approx(0.05, abs=0.01)
+    res.lesion = res.lesion.copy()
+    res.lesion[0, 0, 0] = 1 - res.lesion[0, 0, 0]  # a mismatch refuses the alignment
+    assert E.aligned_inputs(res, tmp_path) is None
