@@ -270,6 +270,8 @@ def evaluate_method_full(
             m["dice_seed004_threshold"] = t_pool
             m["dice_oracle_test"] = M.best_achievable_dice(maps[tl], les[tl], brain[tl], dice_thresholds, "pooled")[0]
         pp = res.info.get("postprocess")
+        if not pp and int(res.info.get("closing_radius", 0) or 0) > 0:
+            pp = {"closing_radius": int(res.info["closing_radius"])}  # seed 000's closing, as notebook 04 ran it
         if pp and "dice_threshold" in m:
             from ctad_core.anomaly import postprocess
 
@@ -290,7 +292,15 @@ def evaluate_method_full(
                 m["recon_error"][label] = M.recon_error_stats(
                     x[sel], res.recon[sel], value_range=(-1.0, 1.0), mask=None if mask is None else mask[sel])
 
-    m["seconds_per_scan"] = res.info.get("seconds_per_scan")
+    # timing: notebook 04 stores seconds per *slice* (info["seconds_unit"]); a 2D scan costs all its slices
+    sec = res.info.get("seconds_per_scan")
+    unit = str(res.info.get("seconds_unit", "scan"))
+    if sec is not None and unit.startswith("slice") and res.level == "2d":
+        per_scan = np.unique(np.asarray(res.scan_id).astype(str)[test], return_counts=True)[1]
+        m["seconds_per_slice"] = float(sec)
+        sec = float(sec) * float(per_scan.mean()) if per_scan.size else None
+    m["seconds_per_scan"] = sec
+    m["seconds_unit_reported"] = unit
     for k in ("device", "feature_space", "seconds_per_item"):
         if k in res.info:
             m[k] = res.info[k]
@@ -301,9 +311,11 @@ def evaluate_method_full(
 def aligned_inputs(res: MethodResults, run_dir: str | os.PathLike) -> np.ndarray | None:
     """The input images (model range) of a 2D method's items, found in ``run_dir/data/slices.npz``.
 
-    Items are matched to slices by scan id and order within the scan; the match is accepted only if the
-    shapes agree and every item's lesion mask equals its slice's (so a wrong alignment cannot pass).
-    Returns None when no safe alignment exists (3D methods, resized slices, missing data).
+    Items are matched to slices by scan id and slice index (``info["slice_index"]`` when the method
+    stored it, else order within the scan); slices are resized to the maps' size as notebook 04 does
+    (:func:`ctad_core.gan2d.prepare_slices`). The match is accepted only if every item's lesion mask
+    equals its (resized) slice's, so a wrong alignment cannot pass. Returns None when no safe alignment
+    exists (3D methods, missing data, mismatch).
     """
     if res.level != "2d" or res.recon is None or res.lesion is None:
         return None
@@ -316,20 +328,40 @@ def aligned_inputs(res: MethodResults, run_dir: str | os.PathLike) -> np.ndarray
     except (FileNotFoundError, KeyError, ValueError):
         return None
     window = tuple(window) if isinstance(window, list) else window
-    if s.image.shape[1:] != res.recon.shape[1:]:
-        return None
     sid = np.asarray(res.scan_id).astype(str)
     s_sid = s.scan_id.astype(str)
+    given = res.info.get("slice_index")
     rows = np.empty(len(sid), dtype=np.int64)
-    for scan in np.unique(sid):
-        mine = np.flatnonzero(sid == scan)
-        theirs = np.flatnonzero(s_sid == scan)
-        if theirs.size != mine.size:
+    if given is not None and len(given) == len(sid):
+        lookup = {(a, int(b)): i for i, (a, b) in enumerate(zip(s_sid, s.slice_index))}
+        try:
+            rows[:] = [lookup[(a, int(b))] for a, b in zip(sid, given)]
+        except KeyError:
             return None
-        rows[mine] = theirs[np.argsort(s.slice_index[theirs], kind="stable")]
-    if not np.array_equal(s.lesion[rows] != 0, res.lesion != 0):
+    else:
+        for scan in np.unique(sid):
+            mine = np.flatnonzero(sid == scan)
+            theirs = np.flatnonzero(s_sid == scan)
+            if theirs.size != mine.size:
+                return None
+            rows[mine] = theirs[np.argsort(s.slice_index[theirs], kind="stable")]
+    x = to_model(s.image[rows], window)
+    les = s.lesion[rows]
+    size = res.recon.shape[-1]
+    if x.shape[1:] != res.recon.shape[1:]:
+        if res.recon.shape[-2] != size:
+            return None
+        import torch
+        import torch.nn.functional as F
+
+        from ctad_core.gan2d import prepare_slices
+
+        x = prepare_slices(x, size)[:, 0].numpy()
+        les = F.interpolate(torch.as_tensor(les.astype(np.float32))[:, None], size=(size, size),
+                            mode="nearest")[:, 0].numpy()
+    if les.shape != res.lesion.shape or not np.array_equal(les != 0, res.lesion != 0):
         return None
-    return to_model(s.image[rows], window)
+    return x.astype(np.float32)
 
 
 def evaluate_method(res: MethodResults, **kwargs: Any) -> dict[str, Any]:

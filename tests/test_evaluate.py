@@ -141,3 +141,35 @@ def test_aligned_inputs_give_recon_error_stats(tmp_path):
     res.lesion = res.lesion.copy()
     res.lesion[0, 0, 0] = 1 - res.lesion[0, 0, 0]  # a mismatch refuses the alignment
     assert E.aligned_inputs(res, tmp_path) is None
+
+
+def test_seconds_per_slice_become_seconds_per_scan_and_closing_is_reported():
+    res = _synthetic("t")
+    res.info = {"seconds_per_scan": 0.5, "seconds_unit": "slice (all members)", "closing_radius": 1}
+    m = E.evaluate_method(res)
+    assert m["seconds_per_slice"] == 0.5 and m["seconds_per_scan"] == pytest.approx(1.5)  # 3 slices per scan
+    assert m["dice_postprocessed"]["postprocess"] == {"closing_radius": 1}
+
+
+def test_aligned_inputs_resized_like_notebook04(tmp_path):
+    from ctad_core.data.manifest import SliceSet, save_slices
+    from ctad_core.data.windows import from_model
+    from ctad_core.gan2d import prepare_slices
+    from ctad_core.utils import write_json
+
+    res = _synthetic("r", seed=4)
+    n = len(res.scan_id)
+    rng = np.random.default_rng(1)
+    big = rng.uniform(-1, 1, (n, 32, 32)).astype(np.float32)
+    big_les = np.repeat(np.repeat(res.lesion, 2, 1), 2, 2)
+    idx = np.array([i % 3 for i in range(n)])
+    s = SliceSet(from_model(big, "brain"), big_les, np.ones_like(big_les), res.scan_id, idx, res.split, res.kind,
+                 np.zeros(n, np.int8))
+    (tmp_path / "data").mkdir()
+    save_slices(tmp_path / "data" / "slices.npz", s)
+    write_json(tmp_path / "data" / "config.json", {"window": "brain"})
+    res.recon = np.zeros_like(res.maps)
+    res.info["slice_index"] = idx.tolist()
+    got = E.aligned_inputs(res, tmp_path)
+    assert got is not None and got.shape == res.maps.shape
+    np.testing.assert_allclose(got, prepare_slices(big, 16)[:, 0].numpy(), atol=1e-5)
