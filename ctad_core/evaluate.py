@@ -558,7 +558,7 @@ def markdown_tables(report: Mapping[str, Any]) -> dict[str, str]:
             rows.append([n, label, _fmt(st.get("rmse")), f"{_fmt(st.get('mean_abs'))} ± {_fmt(st.get('sd_abs'))}",
                          _fmt(st.get("p90_abs"))])
     if rows:
-        t["recon_error_seed000"] = _md(["Method", "test items", "RMSE", "mean ± SD |x − x̂|", "90th pct |x − x̂|"], rows)
+        t["recon_error_seed000"] = _md(["Method", "test items", "RMSE", "mean ± SD abs. difference", "90th pct abs. difference"], rows)
     if report.get("wilcoxon"):
         rows = [[k, _fmt(v.get("p_value"), 4), str(v.get("n"))] for k, v in report["wilcoxon"].items()]
         t["wilcoxon_dice"] = _md(["Pair", "p (Wilcoxon, paired)", "n"], rows)
