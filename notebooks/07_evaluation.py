@@ -42,14 +42,14 @@ run_dir = "runs/quick"
 seed = 0
 device = "auto"
 profile = "quick"
-methods = []  # names of the methods to evaluate, empty = every method found
+methods = []  # names of the methods to evaluate (empty: every method found)
 dice_thresholds = 200  # size of the threshold grid of the Dice sweeps
 min_lesion_dice = 0.1  # seed 000: a lesion is detected when its Dice > 0.1
 compute_fid = True
 n_fid_generated = 200  # generator samples for FID
 fid_num_points = 10  # subset sizes of the FID-infinity fit
 fid_split = "test"  # real slices FID compares with
-inception_weights = ""  # local torchvision Inception-v3 state_dict file, empty = the trained discriminator of this run
+inception_weights = ""  # local torchvision Inception-v3 state_dict file (empty: the trained discriminator of this run)
 qualitative_items = 3
 interactive = True  # build the ipywidgets viewer
 
