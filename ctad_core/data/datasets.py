@@ -30,7 +30,7 @@ import os
 import re
 import warnings
 from collections.abc import Iterator, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -41,6 +41,7 @@ from tqdm.auto import tqdm
 
 from ctad_core.data.io import ScanError, pseudonym
 from ctad_core.data.preprocess import Preprocessed, PreprocessParams, preprocess_path
+from ctad_core.data.windows import window_bounds
 
 SOURCES = ("rsna", "cq500", "physionet", "folder")
 RSNA_SUBTYPES = {"epidural": "edh", "intraparenchymal": "iph", "intraventricular": "ivh",
@@ -433,7 +434,10 @@ def prepare_source(
     params: PreprocessParams | dict[str, Any] | None = None,
     atlas: Any = None,
     cache_dir: str | os.PathLike | None = None,
-    window: str | tuple[float, float] = "brain",
+    window: str | tuple[float, float] | list[float] = "brain",
+    shape_3d: Sequence[int] | None = None,
+    size_2d: int | None = None,
+    slices_2d: int | None = None,
     fractions: tuple[float, float, float] = (0.6, 0.15, 0.25),
     seed: int = 0,
     limit: int | None = None,
@@ -451,7 +455,10 @@ def prepare_source(
         params: preprocessing (:class:`~ctad_core.data.preprocess.PreprocessParams` or dict).
         atlas: template for ``params.align`` (see :func:`~ctad_core.data.preprocess.preprocess_scan`).
         cache_dir: preprocessing cache (default ``<data_dir>/../cache``).
-        window: the window the models will use (recorded in ``config.json``).
+        window: the window the models will use (recorded in ``config.json`` as [lower, upper] HU).
+        shape_3d: overrides ``params.model_shape`` (notebook 01's parameter of the same name).
+        size_2d: overrides ``params.slice_shape`` with (size_2d, size_2d).
+        slices_2d: overrides ``params.n_slices``.
         fractions: (train, val, test) fractions of healthy patients; abnormal ones go to val/test.
         seed: split and subset seed.
         limit: use at most this many scans (a seeded random subset), e.g. for a quick run.
@@ -466,6 +473,16 @@ def prepare_source(
     from ctad_core.data.prepare import PreparedScan, assign_splits, write_prepared
 
     p = params if isinstance(params, PreprocessParams) else PreprocessParams.from_dict(params)
+    over: dict[str, Any] = {}
+    if shape_3d is not None:
+        over["model_shape"] = tuple(int(v) for v in shape_3d)
+    if size_2d is not None:
+        over["slice_shape"] = (int(size_2d), int(size_2d))
+    if slices_2d is not None:
+        over["n_slices"] = int(slices_2d)
+    if over:
+        p = replace(p, **over)
+    lo, hi = window_bounds(window)
     data_dir = Path(data_dir)
     cache_dir = Path(cache_dir) if cache_dir is not None else data_dir.parent / "cache"
     kw = dict(adapter_kwargs or {})
@@ -481,10 +498,11 @@ def prepare_source(
     splits = assign_splits([r.patient_id for r in records], [r.label == 1 for r in records], fractions, seed,
                            stratify=[r.kind for r in records])
     config: dict[str, Any] = {
-        "source": source, "source_path": str(source_path), "window": window,
-        "volume_shape": list(p.model_shape), "slice_shape": list(p.slice_shape) if p.slice_shape else None,
-        "skull_stripped": p.skull_strip, "aligned": p.align, "preprocess": asdict(p), "n_records": len(records),
-        "skipped": [],
+        "source": source, "source_path": str(source_path), "window": [lo, hi],
+        "window_name": window if isinstance(window, str) else None,
+        "shape_3d": list(p.model_shape), "size_2d": (p.slice_shape or p.model_shape[1:])[0],
+        "slices_2d": p.n_slices, "skull_stripped": p.skull_strip, "aligned": p.align, "preprocess": asdict(p),
+        "n_records": len(records), "skipped": [],
     }
 
     def generate() -> Iterator[PreparedScan]:

@@ -50,7 +50,7 @@ from ctad_core.data.windows import window_bounds
 from ctad_core.utils import atomic_write
 
 _LPS_RAS = np.diag([-1.0, -1.0, 1.0, 1.0])
-_CACHE_VERSION = "pp1"
+_CACHE_VERSION = "pp2"
 
 
 @dataclass(frozen=True)
@@ -125,7 +125,9 @@ class Preprocessed:
         affine: 4×4, (z, y, x) indices of ``volume`` → RAS+ mm (the scan's world, or the atlas's when aligned).
         slices: (K, h, w) float32 HU, mid-axial planes of the volume's z grid.
         slice_brain: (K, h, w) uint8.
-        slice_index: (K,) z index of each slice in ``volume``.
+        slice_index: (K,) offset of each slice from the mid-axial plane in steps of ``slice_stride`` (0 = the
+            mid-axial plane), as the phantom set numbers its slices.
+        slice_z: (K,) z index of each slice in ``volume``.
         slice_source: (K, 2) int, the range (first, last) of source slices (``Scan.source_index`` values) that
             each 2D slice's brain region crosses; (-1, -1) when it has no brain.
         lesion: (D, H, W) uint8 label map when one was given, else None.
@@ -142,6 +144,7 @@ class Preprocessed:
     slices: np.ndarray
     slice_brain: np.ndarray
     slice_index: np.ndarray
+    slice_z: np.ndarray
     slice_source: np.ndarray
     lesion: np.ndarray | None = None
     slice_lesion: np.ndarray | None = None
@@ -507,6 +510,8 @@ def preprocess_scan(
     # 7. 2D slices
     t = time.perf_counter()
     zs = select_slices(brain, out_aff, p.n_slices, p.slice_stride, p.mid_axial, p.min_brain_fraction)
+    mid = np.floor(mid_axial_plane(brain, out_aff, p.mid_axial) + 0.5)  # the plane select_slices centres on
+    offsets = [int(np.floor((z - mid) / max(p.slice_stride, 1) + 0.5)) for z in zs]
     hw = tuple(p.slice_shape) if p.slice_shape is not None else shape[1:]
     sl, sb, sls, src = [], [], [], []
     sm = img
@@ -541,7 +546,7 @@ def preprocess_scan(
     info["t_total"] = time.perf_counter() - t0
     return Preprocessed(
         volume=volume, brain=brain, head=head, affine=out_aff, slices=slices, slice_brain=slice_brain,
-        slice_index=np.asarray(zs, dtype=np.int64),
+        slice_index=np.asarray(offsets, dtype=np.int64), slice_z=np.asarray(zs, dtype=np.int64),
         slice_source=np.asarray(src, dtype=np.int64).reshape(-1, 2), lesion=les, slice_lesion=slice_lesion,
         transform=_ras_transform(transform), meta=dict(scan.meta), info=info, sources=tuple(scan.sources),
     )
@@ -602,6 +607,23 @@ def _source_range(plane_brain: np.ndarray, aff: np.ndarray, z: int, tx: sitk.Tra
     return (int(src.min()), int(src.max()))
 
 
+def mid_axial_plane(brain: np.ndarray, affine: np.ndarray, mid_axial: str | float = "centroid") -> float:
+    """The (fractional) z index of the mid-axial plane of a (D, H, W) brain mask (see :func:`select_slices`)."""
+    d = brain.shape[0]
+    area = brain.reshape(d, -1).mean(1)
+    if isinstance(mid_axial, (int, float)) and not isinstance(mid_axial, bool):
+        centre = affine @ np.r_[(np.asarray(brain.shape) - 1) / 2.0, 1.0]
+        centre[2] = float(mid_axial)
+        return float((np.linalg.inv(affine) @ centre)[0])
+    if not area.any():
+        return (d - 1) / 2.0
+    if mid_axial == "max_area":
+        return float(np.argmax(area))
+    if mid_axial == "centroid":
+        return float((np.arange(d) * area).sum() / area.sum())
+    raise ValueError(f"mid_axial must be 'centroid', 'max_area' or a world z in mm, got {mid_axial!r}")
+
+
 def select_slices(
     brain: np.ndarray, affine: np.ndarray, n_slices: int = 5, stride: int = 1, mid_axial: str | float = "centroid",
     min_brain_fraction: float = 0.05,
@@ -623,17 +645,7 @@ def select_slices(
     area = brain.reshape(d, -1).mean(1)
     if n_slices <= 0 or not area.any():
         return []
-    if isinstance(mid_axial, (int, float)) and not isinstance(mid_axial, bool):
-        inv = np.linalg.inv(affine)
-        centre = affine @ np.r_[(np.asarray(brain.shape) - 1) / 2.0, 1.0]
-        centre[2] = float(mid_axial)
-        mid = float((inv @ centre)[0])
-    elif mid_axial == "max_area":
-        mid = float(np.argmax(area))
-    elif mid_axial == "centroid":
-        mid = float((np.arange(d) * area).sum() / area.sum())
-    else:
-        raise ValueError(f"mid_axial must be 'centroid', 'max_area' or a world z in mm, got {mid_axial!r}")
+    mid = mid_axial_plane(brain, affine, mid_axial)
     offs = (np.arange(n_slices) - (n_slices - 1) / 2.0) * stride
     zs = sorted({int(np.clip(np.floor(mid + o + 0.5), 0, d - 1)) for o in offs})
     return [z for z in zs if area[z] >= min_brain_fraction]
@@ -672,7 +684,8 @@ def atlas_digest(atlas: Any) -> str:
     return h.hexdigest()[:16]
 
 
-_ARRAYS = ("volume", "brain", "head", "affine", "slices", "slice_brain", "slice_index", "slice_source", "transform")
+_ARRAYS = ("volume", "brain", "head", "affine", "slices", "slice_brain", "slice_index", "slice_z", "slice_source",
+           "transform")
 
 
 def _save_cached(path: Path, r: Preprocessed) -> None:

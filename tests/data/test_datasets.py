@@ -106,6 +106,7 @@ def test_prepare_cq500_picks_soft_series(cq500, tmp_path) -> None:
         df = prepare_source("cq500", cq500, tmp_path / "run" / "data", params=SMALL, progress=False)
     assert len(df) == 3 and set(df.kind) == {"healthy", "iph+ich", "fracture"}
     s = load_slices(tmp_path / "run")
+    assert (s.slice_index == 0).sum() == 3  # one mid-axial slice per scan
     assert (s.slice_label[s.kind == "healthy"] == 0).all() and (s.slice_label[s.kind != "healthy"] == -1).all()
 
 
@@ -158,7 +159,13 @@ def test_folder(tmp_path, head) -> None:
     assert [(r.label, r.kind, r.patient_id) for r in recs] == [(0, "healthy", "p0"), (1, "tumour", "p1"),
                                                                 (0, "healthy", "p0")]
     df = prepare_source("folder", root, tmp_path / "run" / "data", params=SMALL, progress=False,
-                        adapter_kwargs={"labels_csv": csv})
+                        adapter_kwargs={"labels_csv": csv}, window=[0, 80], shape_3d=[16, 16, 16], size_2d=20,
+                        slices_2d=1)
+    from ctad_core.data.manifest import read_config
+
+    cfg = read_config(tmp_path / "run")
+    assert cfg["window"] == [0.0, 80.0] and cfg["shape_3d"] == [16, 16, 16] and cfg["size_2d"] == 20
+    assert load_slices(tmp_path / "run").image.shape == (3, 20, 20)
     assert df.groupby("patient_id").split.nunique().max() == 1
     bad = tmp_path / "bad.csv"
     bad.write_text("scan,label\nnope,1\n")

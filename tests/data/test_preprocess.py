@@ -61,7 +61,8 @@ def test_preprocess_shapes_and_options(head) -> None:
     assert r.volume.shape == (24, 32, 32) and r.volume.dtype == np.float32
     assert r.brain.shape == r.head.shape == r.volume.shape and r.brain.dtype == np.uint8
     assert r.slices.shape == (3, 40, 40) and r.slice_brain.shape == (3, 40, 40)
-    assert r.slice_index.tolist() == sorted(r.slice_index.tolist())
+    assert r.slice_index.tolist() == [-1, 0, 1]  # offsets from the mid-axial plane, as the phantom set
+    assert np.diff(r.slice_z).tolist() == [1, 1]
     assert (r.slice_source >= 0).all()
     assert r.volume.min() >= -1024 and r.volume.max() > 1000  # full head keeps the skull
     assert 20 < np.median(r.volume[r.brain > 0]) < 45
@@ -107,9 +108,9 @@ def test_lesion_follows(head) -> None:
     r = preprocess_scan(make_scan(hu), PreprocessParams(**{**FAST, "n_slices": 24, "min_brain_fraction": 0.0}), lesion=lesion)
     assert r.lesion is not None and r.lesion.max() == 1 and r.slice_lesion.shape == r.slices.shape
     assert r.slice_lesion.any()
-    zs_with = {int(z) for z, s in zip(r.slice_index, r.slice_lesion) if s.any()}
+    zs_with = {int(z) for z, s in zip(r.slice_z, r.slice_lesion) if s.any()}
     assert zs_with == {int(z) for z in np.nonzero(r.lesion.reshape(len(r.lesion), -1).any(1))[0]} & set(
-        r.slice_index.tolist())
+        r.slice_z.tolist())
 
 
 def test_select_slices() -> None:
