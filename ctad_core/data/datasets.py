@@ -445,6 +445,7 @@ def prepare_source(
     load_kwargs: dict[str, Any] | None = None,
     adapter_kwargs: dict[str, Any] | None = None,
     progress: bool = True,
+    **param_overrides: Any,
 ) -> pd.DataFrame:
     """Prepare a real dataset under ``data_dir`` (``run_dir/data``) exactly as the phantom set is prepared.
 
@@ -466,6 +467,8 @@ def prepare_source(
         load_kwargs: passed to :func:`~ctad_core.data.io.load_scan` (``tilt``, ``irregular``, …).
         adapter_kwargs: passed to the dataset adapter (e.g. ``labels_csv``, ``ctfsh_csv``).
         progress: show a tqdm bar.
+        **param_overrides: any :class:`~ctad_core.data.preprocess.PreprocessParams` field (e.g.
+            ``skull_strip=True``), so notebook 01's ``prep`` dict can hold them as literals.
 
     Returns:
         The manifest as written.
@@ -473,7 +476,10 @@ def prepare_source(
     from ctad_core.data.prepare import PreparedScan, assign_splits, write_prepared
 
     p = params if isinstance(params, PreprocessParams) else PreprocessParams.from_dict(params)
-    over: dict[str, Any] = {}
+    unknown = sorted(set(param_overrides) - set(PreprocessParams.__dataclass_fields__))
+    if unknown:
+        raise TypeError(f"prepare_source got unknown arguments {unknown}")
+    over: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v for k, v in param_overrides.items()}
     if shape_3d is not None:
         over["model_shape"] = tuple(int(v) for v in shape_3d)
     if size_2d is not None:

@@ -160,12 +160,14 @@ def test_folder(tmp_path, head) -> None:
                                                                 (0, "healthy", "p0")]
     df = prepare_source("folder", root, tmp_path / "run" / "data", params=SMALL, progress=False,
                         adapter_kwargs={"labels_csv": csv}, window=[0, 80], shape_3d=[16, 16, 16], size_2d=20,
-                        slices_2d=1)
+                        slices_2d=1, skull_strip=True)
     from ctad_core.data.manifest import read_config
 
     cfg = read_config(tmp_path / "run")
     assert cfg["window"] == [0.0, 80.0] and cfg["shape_3d"] == [16, 16, 16] and cfg["size_2d"] == 20
-    assert load_slices(tmp_path / "run").image.shape == (3, 20, 20)
+    assert load_slices(tmp_path / "run").image.shape == (3, 20, 20) and cfg["skull_stripped"] is True
+    with pytest.raises(TypeError, match="unknown arguments"):
+        prepare_source("folder", root, tmp_path / "r2" / "data", modelshape=[1, 1, 1])
     assert df.groupby("patient_id").split.nunique().max() == 1
     bad = tmp_path / "bad.csv"
     bad.write_text("scan,label\nnope,1\n")
