@@ -383,3 +383,12 @@ def test_no_warnings_on_regular_input():
         metrics.average_precision(s, y)
         metrics.youden_threshold(s, y)
         metrics.dice_vs_threshold(s[None], y[None], thresholds=10)
+
+
+@pytest.mark.parametrize("module", ["ctad_core.metrics", "ctad_core.turing"])
+def test_doctests(module):
+    import doctest
+    import importlib
+
+    res = doctest.testmod(importlib.import_module(module), optionflags=doctest.ELLIPSIS)
+    assert res.failed == 0 and res.attempted > 0
