@@ -26,10 +26,11 @@ import nibabel as nib
 import numpy as np
 from scipy import ndimage as ndi
 
-_VERSION = "v3"
+_VERSION = "v4"
 _PAD_SIDE = 14  # mm added left/right, front/back and top, for skull and scalp
 _PAD_BOTTOM = 30  # mm added below the brainstem cut, filled by edge replication (no skull base)
 CHANNELS = ("sd_head", "gm", "wm", "sd_vent", "sd_csf")
+_LEVEL1: list[np.ndarray] = []  # the 2 mm maps, filled by load_template(0)
 
 
 @dataclass(frozen=True)
@@ -191,9 +192,8 @@ def load_template(level: int = 0) -> Template:
         raise ValueError(f"template level must be 0 (1 mm) or 1 (2 mm), got {level}")
     if level == 1:
         fine = load_template(0)
-        coarse = ndi.gaussian_filter(fine.maps, sigma=(0, 0.85, 0.85, 0.85), mode="nearest")[:, ::2, ::2, ::2]
         return Template(
-            maps=np.ascontiguousarray(coarse, dtype=np.float32),
+            maps=_LEVEL1[0],
             origin=fine.origin,
             voxel_mm=2.0,
             centre=fine.centre,
@@ -209,20 +209,24 @@ def load_template(level: int = 0) -> Template:
             with np.load(path, allow_pickle=False) as z:
                 data = {k: z[k] for k in z.files}
             data["maps"] = data["maps"].astype(np.float32)
+            data["maps_l1"] = data["maps_l1"].astype(np.float32)
         except (OSError, ValueError, KeyError):
             data = None  # a damaged cache is rebuilt
     if data is None:
         data = _build()
+        coarse = ndi.gaussian_filter(data["maps"], sigma=(0, 0.85, 0.85, 0.85), mode="nearest")[:, ::2, ::2, ::2]
+        data["maps_l1"] = np.ascontiguousarray(coarse, dtype=np.float32)
         from ctad_core.utils import atomic_write
 
         def write(p: Path) -> None:
             with open(p, "wb") as fh:
-                np.savez(fh, **{k: (v.astype(np.float16) if k == "maps" else v) for k, v in data.items()})
+                np.savez(fh, **{k: (v.astype(np.float16) if k.startswith("maps") else v) for k, v in data.items()})
 
         try:
             atomic_write(path, write)
         except OSError:
             pass  # read-only home: keep it in memory only
+    _LEVEL1[:] = [data["maps_l1"]]
     sites = {k[5:]: v for k, v in data.items() if k.startswith("site_")}
     return Template(
         maps=data["maps"],

@@ -1,0 +1,167 @@
+"""A phantom data set: healthy training scans, validation and test scans with and without lesions.
+
+Each scan is one synthetic patient rendered twice from the same seed: a 3D volume at the 3D models'
+shape (isotropic) and a stack of 2D axial slices (thick slices through the mid-axial level) at the 2D
+models' size — the same head and lesion in both, as 2D and 3D sets cut from one real scan would be.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from ctad_core.data.phantom import HAEMORRHAGE_KINDS, LESION_KINDS, make_phantom
+from ctad_core.data.prepare import PreparedScan
+
+__all__ = ["PhantomSetSpec", "plan_phantom_set", "phantom_splits", "render_phantom_scan", "build_phantom_set"]
+
+
+@dataclass
+class PhantomSetSpec:
+    """What phantom set to build.
+
+    Attributes:
+        n_train: healthy training scans.
+        n_val_healthy / n_test_healthy: healthy scans in validation / test.
+        n_val_per_kind / n_test_per_kind: lesioned scans per kind in validation / test.
+        kinds: lesion kinds to include (default: all of :data:`LESION_KINDS`).
+        shape_3d: (z, y, x) voxels of the 3D volumes (isotropic spacing ``fov_mm / shape``).
+        size_2d: 2D slice size (square).
+        slices_2d: number of 2D slices per scan, centred on the mid-axial level.
+        slice_mm: 2D slice thickness and spacing between them (mm).
+        fov_mm: field of view of both renderings (mm).
+        seed: the set's seed; scan ``i`` is patient ``seed * 100003 + i``.
+    """
+
+    n_train: int = 60
+    n_val_healthy: int = 10
+    n_test_healthy: int = 16
+    n_val_per_kind: int = 2
+    n_test_per_kind: int = 4
+    kinds: Sequence[str] = LESION_KINDS
+    shape_3d: Sequence[int] = (64, 64, 64)
+    size_2d: int = 64
+    slices_2d: int = 5
+    slice_mm: float = 5.0
+    fov_mm: float = 230.0
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        bad = [k for k in self.kinds if k not in LESION_KINDS]
+        if bad:
+            raise ValueError(f"unknown lesion kinds {bad}; choose from {LESION_KINDS}")
+        if self.n_train < 1:
+            raise ValueError("a phantom set needs at least one healthy training scan")
+        if len(self.shape_3d) != 3 or min(self.shape_3d) < 4:
+            raise ValueError(f"shape_3d must be three sizes >= 4, got {self.shape_3d}")
+        if self.size_2d < 8 or self.slices_2d < 1:
+            raise ValueError(f"size_2d >= 8 and slices_2d >= 1 required, got {self.size_2d}, {self.slices_2d}")
+
+    @property
+    def spacing_3d(self) -> tuple[float, float, float]:
+        return tuple(self.fov_mm / s for s in self.shape_3d)  # type: ignore[return-value]
+
+    @property
+    def spacing_2d(self) -> tuple[float, float, float]:
+        px = self.fov_mm / self.size_2d
+        return (self.slice_mm, px, px)
+
+
+def plan_phantom_set(spec: PhantomSetSpec) -> list[dict[str, Any]]:
+    """The scans of the set: ``[{scan_id, patient_id, seed, kind, split}]`` (deterministic)."""
+    plan: list[tuple[str, str]] = []
+    plan += [("train", "healthy")] * spec.n_train
+    plan += [("val", "healthy")] * spec.n_val_healthy
+    plan += [("val", k) for k in spec.kinds for _ in range(spec.n_val_per_kind)]
+    plan += [("test", "healthy")] * spec.n_test_healthy
+    plan += [("test", k) for k in spec.kinds for _ in range(spec.n_test_per_kind)]
+    out = []
+    for i, (split, kind) in enumerate(plan):
+        out.append(
+            {
+                "scan_id": f"ph{spec.seed:03d}_{i:04d}",
+                "patient_id": f"phantom-{spec.seed:03d}-{i:04d}",
+                "seed": spec.seed * 100003 + i,
+                "kind": kind,
+                "split": split,
+            }
+        )
+    return out
+
+
+def render_phantom_scan(item: dict[str, Any], spec: PhantomSetSpec) -> PreparedScan:
+    """Render one planned scan in 3D and 2D (same patient)."""
+    vol = make_phantom(item["seed"], item["kind"], shape=tuple(spec.shape_3d), spacing=spec.spacing_3d)
+    sl = make_phantom(
+        item["seed"], item["kind"], shape=(spec.slices_2d, spec.size_2d, spec.size_2d), spacing=spec.spacing_2d
+    )
+    slice_label = (sl.lesion.reshape(spec.slices_2d, -1) > 0).any(axis=1).astype(np.int8)
+    return PreparedScan(
+        scan_id=item["scan_id"],
+        patient_id=item["patient_id"],
+        kind=item["kind"],
+        label=int(item["kind"] != "healthy"),
+        source="phantom",
+        volume=vol.hu,
+        affine=vol.affine,
+        brain=vol.brain,
+        lesion=vol.lesion,
+        slices=sl.hu,
+        slice_brain=sl.brain,
+        slice_lesion=sl.lesion,
+        slice_index=np.arange(spec.slices_2d) - spec.slices_2d // 2,
+        slice_label=slice_label,
+        extra={
+            "haemorrhage": int(item["kind"] in HAEMORRHAGE_KINDS),
+            "phantom_seed": item["seed"],
+            "lesion_voxels": int((vol.lesion > 0).sum()),
+        },
+    )
+
+
+def _render_worker(args: tuple[dict[str, Any], PhantomSetSpec]) -> PreparedScan:
+    import torch
+
+    torch.set_num_threads(1)  # one process per core
+    return render_phantom_scan(*args)
+
+
+def build_phantom_set(spec: PhantomSetSpec, workers: int | None = None, progress: bool = True):
+    """Render every scan of ``spec``.
+
+    Args:
+        spec: the set.
+        workers: processes (default: the machine's cores, at most 8); 1 renders in this process.
+        progress: show a tqdm bar.
+
+    Yields:
+        :class:`PreparedScan` in plan order (a generator, so the caller can write as they come).
+    """
+    plan = plan_phantom_set(spec)
+    workers = workers or min(8, os.cpu_count() or 1)
+    bar = tqdm(total=len(plan), desc="phantoms", unit="scan", disable=not progress)
+    if workers <= 1:
+        for item in plan:
+            yield render_phantom_scan(item, spec)
+            bar.update()
+    else:
+        import multiprocessing as mp
+
+        chunk = max(1, math.ceil(len(plan) / (workers * 4)))
+        with ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn")) as pool:
+            for scan in pool.map(_render_worker, [(it, spec) for it in plan], chunksize=chunk):
+                yield scan
+                bar.update()
+    bar.close()
+
+
+def phantom_splits(spec: PhantomSetSpec) -> dict[str, str]:
+    """``{patient_id: split}`` of the set (one scan per patient, so the split is by patient)."""
+    return {it["patient_id"]: it["split"] for it in plan_phantom_set(spec)}

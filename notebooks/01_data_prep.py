@@ -1,0 +1,245 @@
+# ---
+# jupyter:
+#   jupytext:
+#     cell_metadata_filter: tags,-all
+#     formats: ipynb,py:percent
+#     notebook_metadata_filter: kernelspec,jupytext
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 01 · Data preparation: a head CT as the models see it
+#
+# Every method in this workbook learns what a **healthy** head CT looks like and flags whatever it cannot
+# reproduce. This notebook prepares the data all later notebooks read from `run_dir/data/`:
+#
+# 1. **Hounsfield units and windows** — why a brain window of 80 HU hides almost everything but the brain;
+# 2. **the phantoms** — the workbook's default data: synthetic head CTs built from the ICBM152 template
+#    that ships with nilearn (no download), with voxel masks for nine lesion kinds;
+# 3. **skull stripping vs full head** — the comparison of seed 002 (CTFSH);
+# 4. **the prepared set** — 2D mid-axial slices (seed 000) and 3D volumes (seeds 001, 002, 004) of the same
+#    patients, split by patient into train (healthy only), validation and test.
+#
+# Real scans (RSNA, CQ500, PhysioNet CT-ICH, a folder of DICOM/NIfTI) take the same road: set `source`
+# and `source_path` below.
+
+# %% tags=["parameters"]
+run_dir = "runs/quick"
+seed = 0
+device = "auto"
+source = "phantom"  # phantom | rsna | cq500 | physionet | folder
+source_path = ""  # root folder of a real data set, for any source but phantom
+prep = {}  # real data: preprocessing options passed to ctad_core.data.datasets.prepare_source
+window = "brain"  # the models' window: a preset name or [lower, upper] HU
+n_train = 60
+n_val_healthy = 10
+n_test_healthy = 16
+n_val_per_kind = 2
+n_test_per_kind = 4
+kinds = ["iph", "sdh", "edh", "sah", "ivh", "infarct", "tumour", "fracture", "atrophy"]
+shape_3d = [64, 64, 64]
+size_2d = 64
+slices_2d = 5
+slice_mm = 5.0
+fov_mm = 230.0
+workers = 0  # processes for building phantoms, 0 for one per core
+gallery_size = 192  # pixels of the teaching figures' phantoms
+
+# %% [markdown]
+# ## Setup
+
+# %%
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+from IPython.display import display
+
+from ctad_core import viz
+from ctad_core.data import phantom as ph
+from ctad_core.data.manifest import load_slices, load_volumes, read_manifest
+from ctad_core.data.phantom_set import PhantomSetSpec, build_phantom_set, phantom_splits
+from ctad_core.data.prepare import write_prepared
+from ctad_core.data.windows import WINDOWS, window_bounds
+from ctad_core.utils import seed_everything
+
+seed_everything(seed)
+run_dir = Path(run_dir)
+data_dir = run_dir / "data"
+data_dir.mkdir(parents=True, exist_ok=True)
+fig_dir = data_dir / "figures"
+fig_dir.mkdir(exist_ok=True)
+print("run_dir:", run_dir.resolve())
+
+# %% [markdown]
+# ## 1 · Hounsfield units and windows
+#
+# CT measures X-ray attenuation in Hounsfield units: air −1000, water 0, brain 20–45, blood 50–90, bone up
+# to ~2000. A screen shows ~256 grey levels, so we *window*: map `[lower, upper]` HU to black…white and
+# clip the rest. The brain window (level 40, width 80 → [0, 80] HU) spends every grey level on the
+# 30-HU range where grey matter, white matter, CSF and fresh blood differ; bone and air saturate. Each seed
+# chose its own window for the model's input, listed with the radiological presets below.
+
+# %%
+head = ph.make_phantom(seed, "healthy", shape=(1, gallery_size, gallery_size), spacing=(5.0, 230 / gallery_size, 230 / gallery_size))
+names = ["brain", "subdural", "stroke", "bone", "ctfsh", "viana"]
+fig, axes = plt.subplots(1, len(names), figsize=(2.6 * len(names), 2.9))
+for ax, name in zip(axes, names):
+    lo, hi = WINDOWS[name]
+    viz.show_ct(ax, head.hu[0], name, f"{name}\n[{lo:g}, {hi:g}] HU")
+fig.suptitle("one phantom slice, six windows", y=1.02)
+fig.savefig(fig_dir / "windows.png", dpi=100, bbox_inches="tight")
+plt.show()
+
+# %%
+fig, ax = plt.subplots(figsize=(8, 3))
+ax.hist(head.hu[0].ravel(), bins=np.arange(-1050, 2000, 10), color="0.3", log=True)
+for label, (lo, hi), c in [("brain window", WINDOWS["brain"], "tab:blue"), ("bone window", WINDOWS["bone"], "tab:orange")]:
+    ax.axvspan(lo, hi, alpha=0.15, color=c, label=label)
+ax.set_xlabel("HU")
+ax.set_ylabel("pixels (log)")
+ax.legend()
+ax.set_title("HU histogram: air, fat, soft tissue and bone peaks")
+plt.show()
+
+# %% [markdown]
+# ## 2 · The phantoms
+#
+# A phantom is the ICBM152 brain (grey/white matter probabilities, CSF as what is neither) placed in a
+# head: a CSF rim, a skull whose two tables (~1800 HU) enclose the diploe, a scalp with its dark fat band,
+# then air. Each "patient" differs by pose (rotation, scale, shift), a smooth elastic warp, skull and scalp
+# thickness, ventricle size and sulcal width (a normal-ageing spectrum) and tissue contrast. The scanner
+# adds partial volume, thick-slice averaging, blur and **spatially correlated** noise (3–5 HU at 5 mm).
+#
+# The generator also returns the tissue label map, so we can check the HU it produced (noise-free here):
+
+# %%
+clean = ph.make_phantom(seed, "healthy", shape=(1, 256, 256), spacing=(5.0, 0.9, 0.9), noise=False, blur=False)
+rows = []
+for name, code in ph.TISSUE_CODES.items():
+    m = clean.tissue == code
+    if m.sum() < 20:
+        continue
+    lo, hi = ph.HU_RANGES.get(name, (np.nan, np.nan))
+    rows.append({"tissue": name, "pixels": int(m.sum()), "median HU": round(float(np.median(clean.hu[m])), 1), "reference HU": f"{lo:g} … {hi:g}"})
+display(pd.DataFrame(rows).set_index("tissue"))
+fig, axes = plt.subplots(1, 2, figsize=(8, 4))
+viz.show_ct(axes[0], clean.hu[0], "brain", "noise-free, brain window")
+axes[1].imshow(viz.axial(clean.tissue[0]), cmap="tab10", vmin=0, vmax=9, interpolation="nearest")
+axes[1].set_title("tissue labels")
+axes[1].axis("off")
+plt.show()
+
+# %% [markdown]
+# ### The lesions
+#
+# Nine kinds, each with realistic HU, shape and place (REFERENCE.md), and a voxel mask (red). Mass effect —
+# the displacement of normal anatomy around a haematoma or tumour — is recorded separately from the lesion.
+# Each lesion sits in the tissue, so it carries the same noise texture as its surroundings.
+
+# %%
+kind_window = {"sdh": "subdural", "edh": "subdural", "fracture": "bone"}
+slab = 9
+fig, axes = plt.subplots(2, len(kinds), figsize=(2.3 * len(kinds), 4.8), squeeze=False)
+for j, kind in enumerate(kinds):
+    p = ph.make_phantom(seed + 100 + j, kind, shape=(slab, gallery_size, gallery_size), spacing=(5.0, 230 / gallery_size, 230 / gallery_size))
+    z = int(np.argmax((p.lesion > 0).sum(axis=(1, 2))))
+    viz.show_ct(axes[0, j], p.hu[z], "brain", f"{kind}")
+    viz.show_ct(axes[1, j], p.hu[z], kind_window.get(kind, "brain"), kind_window.get(kind, "brain"), mask=p.lesion[z])
+fig.suptitle("lesion kinds (top: brain window; bottom: the window a reader would use, mask in red)", y=1.01)
+fig.savefig(fig_dir / "lesion_gallery.png", dpi=100, bbox_inches="tight")
+plt.show()
+
+# %% [markdown]
+# **What phantoms lack.** The template covers the brain only: there is no skull base, no orbits, sinuses,
+# face or teeth, and the brainstem simply continues downward. Fractures are not depressed; there are no
+# streak or beam-hardening artefacts, no motion, no contrast agent. Models trained here learn the brain and
+# calvarium, which is what the seeds' mid-axial slices and skull-stripped volumes show — but numbers on
+# phantoms are a teaching and regression device, not a clinical result.
+#
+# ## 3 · Skull stripping vs full head
+#
+# Seed 002 trained every model twice: on the full head and on skull-stripped volumes. Stripping removes the
+# brightest, most variable structure (bone), which makes intracranial lesions easier to reconstruct away —
+# but also hides fractures and scalp findings. The phantom's intracranial mask is exact; for real scans
+# `ctad_core.data.preprocess` strips by thresholding bone, filling and keeping the largest component.
+
+# %%
+p = ph.make_phantom(seed + 200, "fracture", shape=(slab, gallery_size, gallery_size), spacing=(5.0, 230 / gallery_size, 230 / gallery_size))
+z = int(np.argmax((p.lesion > 0).sum(axis=(1, 2))))
+lo, _ = window_bounds(window)
+stripped = np.where(p.brain[z] > 0, p.hu[z], lo)
+fig, axes = plt.subplots(1, 3, figsize=(9, 3.2))
+viz.show_ct(axes[0], p.hu[z], "bone", "full head (bone window)", mask=p.lesion[z])
+viz.show_ct(axes[1], p.hu[z], window, "full head (model window)")
+viz.show_ct(axes[2], stripped, window, "skull-stripped: the fracture is gone")
+plt.show()
+
+# %% [markdown]
+# ## 4 · The prepared set
+#
+# One phantom patient is rendered twice from the same seed: a 3D volume (isotropic, `shape_3d`) for the
+# volumetric models, and `slices_2d` thick axial slices through the mid-axial level (the level of the
+# lateral ventricles, as in seed 000) for the 2D models. The split is **by patient**: training holds
+# healthy patients only; validation (to choose thresholds) and test hold both.
+
+# %%
+lo, hi = window_bounds(window)
+if source == "phantom":
+    spec = PhantomSetSpec(
+        n_train=n_train, n_val_healthy=n_val_healthy, n_test_healthy=n_test_healthy,
+        n_val_per_kind=n_val_per_kind, n_test_per_kind=n_test_per_kind, kinds=tuple(kinds),
+        shape_3d=tuple(shape_3d), size_2d=size_2d, slices_2d=slices_2d, slice_mm=slice_mm, fov_mm=fov_mm, seed=seed,
+    )
+    config = {
+        "source": "phantom", "window": [lo, hi], "window_name": window if isinstance(window, str) else None,
+        "shape_3d": list(shape_3d), "spacing_3d": list(spec.spacing_3d), "size_2d": size_2d,
+        "spacing_2d": list(spec.spacing_2d), "slices_2d": slices_2d, "kinds": list(kinds), "seed": seed,
+        "lesion_codes": ph.LESION_CODES, "skull_stripped": False,
+    }
+    manifest = write_prepared(data_dir, build_phantom_set(spec, workers=workers or None), phantom_splits(spec), config)
+else:
+    from ctad_core.data.datasets import prepare_source
+
+    manifest = prepare_source(source, source_path, data_dir, window=[lo, hi], shape_3d=shape_3d, size_2d=size_2d,
+                              slices_2d=slices_2d, seed=seed, **prep)
+manifest = read_manifest(run_dir)
+pd.crosstab(manifest.kind, manifest.split, margins=True)
+
+# %%
+assert manifest.groupby("patient_id").split.nunique().max() == 1, "a patient is in two splits"
+assert (manifest[manifest.split == "train"].label == 0).all(), "training data must be healthy"
+slices = load_slices(run_dir)
+print(f"2D set: {len(slices)} slices of {slices.image.shape[1:]}; abnormal slices: {(slices.slice_label == 1).sum()}")
+show = [i for i in range(len(slices)) if slices.slice_index[i] == 0][:12]
+fig = viz.gallery([slices.image[i] for i in show], [f"{slices.split[i]} · {slices.kind[i]}" for i in show], window,
+                  masks=[slices.lesion[i] for i in show], ncols=6)
+fig.suptitle("2D mid-axial slices as the 2D models get them (lesion masks in red)", y=1.02)
+fig.savefig(fig_dir / "slices.png", dpi=100, bbox_inches="tight")
+plt.show()
+
+# %%
+vols = load_volumes(run_dir, "test")
+k = int(np.argmax([(vols.lesion[i] > 0).sum() if vols.kind[i] != "atrophy" else 0 for i in range(len(vols))]))
+fig = viz.three_plane([vols.image[k], vols.image[k], vols.lesion[k].astype(float)],
+                      [f"{vols.scan_id[k]} ({vols.kind[k]})", "bone window", "lesion mask"],
+                      windows=[window, "bone", None], mask=vols.lesion[k])
+fig.savefig(fig_dir / "volume.png", dpi=100, bbox_inches="tight")
+plt.show()
+
+# %% [markdown]
+# `run_dir/data/` now holds `manifest.csv`, `config.json`, `volumes/*.nii.gz` (HU, brain and lesion masks,
+# affines kept — they open aligned in 3D Slicer or ITK-SNAP) and `slices.npz`. In JupyterLab,
+# `viz.slice_viewer(volume, mask=...)` scrolls through a volume.
+
+# %%
+viz.slice_viewer(vols.image[k], window if isinstance(window, str) else "brain", mask=vols.lesion[k])

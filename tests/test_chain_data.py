@@ -1,0 +1,68 @@
+"""What notebook 01 wrote in the smoke chain, and the chain runner itself."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from ctad_core.data.manifest import load_slices, load_volumes, read_config, read_manifest
+from ctad_core.data.nifti import load_nifti
+from ctad_core.data.phantom import LESION_KINDS
+
+
+def test_chain_ran_every_notebook(smoke_run_dir, repo_root):
+    nbs = sorted(p.name for p in (repo_root / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+    assert nbs
+    for name in nbs:
+        executed = smoke_run_dir / name
+        assert executed.is_file(), f"{name} was not executed into the run dir"
+        cells = json.loads(executed.read_text())["cells"]
+        errors = [o for c in cells for o in c.get("outputs", []) if o.get("output_type") == "error"]
+        assert not errors
+    chain = json.loads((smoke_run_dir / "chain.json").read_text())["smoke"]
+    assert set(chain) == {n[:-6] for n in nbs}
+
+
+def test_data_prep_outputs(smoke_run_dir):
+    df = read_manifest(smoke_run_dir)
+    cfg = read_config(smoke_run_dir)
+    assert set(df.split) == {"train", "val", "test"}
+    assert (df[df.split == "train"].kind == "healthy").all()
+    assert set(df[df.split == "test"].kind) == {"healthy", *LESION_KINDS}
+    assert cfg["window"] == [0.0, 80.0] and cfg["shape_3d"] == [32, 32, 32]
+    vols = load_volumes(smoke_run_dir)
+    assert vols.image.shape == (len(df), 32, 32, 32) and vols.image.dtype == np.float32
+    assert vols.image.min() <= -900 and vols.image.max() >= 1000, "air and bone expected in HU"
+    lesioned = vols.kind != "healthy"
+    assert all(vols.lesion[i].any() for i in np.flatnonzero(lesioned) if vols.kind[i] != "fracture")
+    assert not vols.lesion[~lesioned].any()
+    s = load_slices(smoke_run_dir)
+    assert s.image.shape[1:] == (64, 64) and len(s) == 3 * len(df)
+    assert set(np.unique(s.split)) == {"train", "val", "test"}
+    assert (s.slice_label[s.kind == "healthy"] == 0).all()
+    assert (s.slice_label[s.kind != "healthy"] == 1).sum() >= 5
+
+
+def test_volume_affines_are_kept(smoke_run_dir):
+    df = read_manifest(smoke_run_dir)
+    row = df.iloc[0]
+    vol, aff = load_nifti(smoke_run_dir / "data" / row.image)
+    brain, aff_b = load_nifti(smoke_run_dir / "data" / row.brain_mask, np.uint8)
+    np.testing.assert_allclose(aff, aff_b)
+    assert np.allclose(np.abs(np.diag(aff[:3, :3])[::-1]), 230 / 32, atol=1e-3) or np.allclose(
+        np.abs(aff[:3, :3]).sum(0), 230 / 32, atol=1e-3
+    )
+    assert vol.shape == brain.shape == (32, 32, 32)
+
+
+def test_chain_rejects_unknown_profile_and_notebook(tmp_path):
+    from ctad_core.workbook import main, run_chain
+
+    with pytest.raises(ValueError, match="unknown profile"):
+        run_chain("fast", tmp_path)
+    with pytest.raises(ValueError, match="do not exist"):
+        run_chain("smoke", tmp_path, only=["99"])
+    with pytest.raises(SystemExit):
+        main(["run", "--profile", "smoke", "--run-dir", str(tmp_path), "--set", "novalue"])
