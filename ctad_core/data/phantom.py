@@ -682,3 +682,33 @@ def _fracture(L: dict[str, Any], q: torch.Tensor, sd_head: torch.Tensor, b: list
     outer = b[4]
     hm = (_inside(sd_head, outer + L["haematoma_mm"] * prof, w) - _inside(sd_head, outer, w)).clamp(0, 1) * (prof > 0)
     put(LESION_CODES["fracture"], hm, L["haematoma_hu"])
+
+
+def atlas_phantom(
+    shape: tuple[int, int, int] = (115, 115, 115), spacing: tuple[float, float, float] = (2.0, 2.0, 2.0)
+) -> Phantom:
+    """The CT atlas: a noise-free phantom in the template's own pose and mid-range tissue HU.
+
+    Registration of real scans aligns them to this volume (HU), as the seeds aligned to a CT template.
+    Its affine is centred on the head (world 0 = head centre, RAS+).
+    """
+    p = sample_patient(0, "healthy")
+    p.update(
+        rotation=np.eye(3),
+        scale=np.ones(3),
+        shift=np.zeros(3),
+        warp_sd=0.0,
+        skull_mm=6.5,
+        scalp_mm=5.0,
+        csf_rim_mm=1.5,
+        vent_grow_mm=0.5,
+        sulcal_mm=0.3,
+        blur_mm=1.0,
+        pineal=False,
+        choroid=False,
+    )
+    p["hu"] = dict(p["hu"], wm=27.5, gm=36.0, csf=7.0, diploe=700.0, fat=-90.0, skin=42.0)
+    # offset so that the grid centre is the head centre (make_phantom centres on the mid-axial level)
+    tpl = load_template()
+    return make_phantom(0, shape=shape, spacing=spacing, noise=False, params=p,
+                        offset_mm=(tpl.centre[0] - tpl.midaxial_z, 0.0, 0.0))

@@ -30,6 +30,7 @@ files instead of redoing the work.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -404,7 +405,19 @@ def _flatten(tx: sitk.Transform) -> sitk.AffineTransform:
     return out
 
 
+@functools.lru_cache(maxsize=1)
+def _phantom_atlas() -> tuple[np.ndarray, np.ndarray]:
+    from ctad_core.data.phantom import atlas_phantom
+
+    a = atlas_phantom()
+    return a.hu, a.affine
+
+
 def _atlas_image(atlas: Any) -> tuple[np.ndarray, np.ndarray]:
+    if isinstance(atlas, str):
+        if atlas != "phantom":
+            raise ValueError(f"atlas {atlas!r}: the only named atlas is 'phantom' (the phantom template in HU)")
+        return _phantom_atlas()
     if isinstance(atlas, Scan):
         return atlas.hu, atlas.affine
     if isinstance(atlas, tuple) and len(atlas) == 2:
@@ -430,7 +443,8 @@ def preprocess_scan(
     Args:
         scan: the loaded scan (HU).
         params: :class:`PreprocessParams` (or a dict of its fields; None: defaults).
-        atlas: required when ``params.align != "none"``: a :class:`Scan`, ``(volume, spacing)`` (centred
+        atlas: used when ``params.align != "none"`` (default ``"phantom"``: the phantom template in HU,
+            canonical pose): a :class:`Scan`, ``(volume, spacing)`` (centred
             at the origin, as phantoms are) or ``(volume, affine)``; volume (z, y, x) in HU.
         lesion: optional (z, y, x) uint8 label map on the scan's grid (e.g. PhysioNet masks), resampled by
             nearest neighbour alongside.
@@ -444,7 +458,7 @@ def preprocess_scan(
     if lesion is not None and lesion.shape != scan.hu.shape:
         raise ValueError(f"{scan.path}: lesion map shape {lesion.shape} != scan shape {scan.hu.shape}")
     if p.align != "none" and atlas is None:
-        raise ValueError(f"align={p.align!r} needs an atlas (a fixed volume in HU with its spacing)")
+        atlas = "phantom"  # the default CT atlas: the phantom template in HU, canonical pose
     img = to_sitk(scan.hu.astype(np.float32, copy=False), scan.affine)
     # 1. working grid
     work_aff = scan.affine

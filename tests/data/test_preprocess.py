@@ -70,8 +70,8 @@ def test_preprocess_shapes_and_options(head) -> None:
     assert stripped.volume.max() <= 80 and stripped.volume.min() >= 0
     assert (stripped.volume[stripped.brain == 0] == 0).all()  # air (−1000) clipped to the window's floor
     assert stripped.slices.max() <= 80
-    with pytest.raises(ValueError, match="needs an atlas"):
-        preprocess_scan(make_scan(hu), PreprocessParams(**FAST, align="rigid"))
+    with pytest.raises(ValueError, match="only named atlas is 'phantom'"):
+        preprocess_scan(make_scan(hu), PreprocessParams(**FAST, align="rigid"), atlas="mni152")
     with pytest.raises(ValueError, match="unknown preprocessing parameters"):
         PreprocessParams.from_dict({"modelshape": [1, 2, 3]})
     assert PreprocessParams.from_dict({"model_shape": [8, 8, 8]}).model_shape == (8, 8, 8)
@@ -141,3 +141,18 @@ def test_cache(tmp_path, dicom, head) -> None:
     assert preprocess_path(tmp_path / "s", p, cache_dir=tmp_path / "cache").info["cache"] == "miss"
     scan = load_scan(tmp_path / "s")
     assert np.array_equal(preprocess_scan(scan, p).volume, a.volume)
+
+
+def test_default_atlas_is_the_phantom_template_in_hu() -> None:
+    """A phantom patient (posed off-centre) aligned to the default atlas lands where the atlas brain is."""
+    from ctad_core.data.io import Scan
+    from ctad_core.data.phantom import atlas_phantom, make_phantom
+
+    atlas = atlas_phantom()
+    assert atlas.hu.min() == -1000.0 and atlas.hu.max() > 1000.0  # an atlas in HU, skull included
+    ph = make_phantom(7, "healthy", shape=(40, 96, 96), spacing=(3.0, 2.4, 2.4), noise=False)
+    scan = Scan(hu=ph.hu, spacing=ph.spacing, affine=ph.affine)
+    p = PreprocessParams(**{**FAST, "model_shape": (48, 48, 48)}, align="rigid", align_iterations=40)
+    r = preprocess_scan(scan, p)  # no atlas given: the phantom atlas is used
+    ref = preprocess_scan(Scan(hu=atlas.hu, spacing=atlas.spacing, affine=atlas.affine), PreprocessParams(**{**FAST, "model_shape": (48, 48, 48)}, align="rigid", align_iterations=5))
+    assert dice(ref.brain > 0, r.brain > 0) > 0.8
