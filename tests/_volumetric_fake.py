@@ -60,3 +60,20 @@ def make_fake_run(root: str | Path, size: int = 16, n_train: int = 6, n_val: int
     write_manifest(pd.DataFrame(rows), data)
     write_json(data / "config.json", {"window": "brain", "shape": [size] * 3, "source": "fake"})
     return root
+
+
+def fake_run_fixture(scope: str = "module"):
+    """A pytest fixture factory: one fake run (16³, 4 train / 3 val / 6 test) per test module."""
+    import pytest
+
+    @pytest.fixture(scope=scope)
+    def fake_run(tmp_path_factory):
+        import torch
+
+        # tiny tensors gain nothing from threads, and OpenMP spinning hurts on a busy 2-core runner
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)
+        yield make_fake_run(tmp_path_factory.mktemp("fake_run"), size=16, n_train=4, n_val=3, n_test=6)
+        torch.set_num_threads(threads)
+
+    return fake_run

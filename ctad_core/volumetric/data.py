@@ -11,9 +11,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import torch
+import torch.nn.functional as F
 
 from ctad_core.data.manifest import VolumeSet
 from ctad_core.data.windows import to_model
+
+#: HU above which a voxel belongs to the head (air is −1000, scalp fat about −100).
+HEAD_HU = -500.0
 
 
 def model_volumes(vs: VolumeSet, window: str | tuple[float, float], skull_strip: bool) -> np.ndarray:
@@ -37,6 +42,28 @@ def model_volumes(vs: VolumeSet, window: str | tuple[float, float], skull_strip:
     if skull_strip:
         x = np.where(vs.brain > 0, x, np.float32(-1.0)).astype(np.float32)
     return np.ascontiguousarray(x, dtype=np.float32)
+
+
+def downsample(x: np.ndarray, factor: int) -> np.ndarray:
+    """Average-pool (N, D, H, W) volumes by an integer factor (Viana's 64³ from 128³ data).
+
+    Raises:
+        ValueError: if a side is not divisible by ``factor``.
+    """
+    if factor == 1:
+        return x
+    if any(s % factor for s in x.shape[1:]):
+        raise ValueError(f"volume shape {x.shape[1:]} is not divisible by the downsampling factor {factor}")
+    t = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)).unsqueeze(1)
+    return F.avg_pool3d(t, factor).squeeze(1).numpy()
+
+
+def upsample(x: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """Trilinear resampling of (N, d, h, w) volumes back to (N, *shape) (a no-op at the same shape)."""
+    if tuple(x.shape[1:]) == tuple(shape):
+        return x
+    t = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)).unsqueeze(1)
+    return F.interpolate(t, size=tuple(shape), mode="trilinear", align_corners=False).squeeze(1).numpy()
 
 
 def mid_axial_range(depth: int, fraction: float) -> tuple[int, int]:
@@ -65,6 +92,7 @@ class EvalItems:
     kind: np.ndarray
     label: np.ndarray
     affine: np.ndarray
+    head: np.ndarray | None = None  # (N, D, H, W) uint8: not air (HU > -500), the full-head evaluation mask
 
     @classmethod
     def from_volumes(cls, vs: VolumeSet, window: str | tuple[float, float], skull_strip: bool) -> EvalItems:
@@ -77,7 +105,14 @@ class EvalItems:
             kind=vs.kind,
             label=vs.label,
             affine=vs.affine,
+            head=(vs.image > HEAD_HU).astype(np.uint8),
         )
+
+    def eval_mask(self, skull_strip: bool) -> np.ndarray:
+        """Where a method's maps are evaluated: the brain for skull-stripped inputs, else the whole head."""
+        if skull_strip or self.head is None:
+            return self.brain
+        return np.maximum(self.head, self.brain)
 
     def __len__(self) -> int:
         return int(self.x.shape[0])

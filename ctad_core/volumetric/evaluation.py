@@ -35,7 +35,7 @@ from ctad_core.models.resae import normality_score, slice_errors, slice_labels
 from ctad_core.results import MethodResults, save_method_results
 from ctad_core.train import Stopwatch
 from ctad_core.utils import atomic_write, describe_device
-from ctad_core.volumetric.data import EvalItems, mid_axial_range
+from ctad_core.volumetric.data import EvalItems, downsample, mid_axial_range, upsample
 from ctad_core.volumetric.training import TrainedMethod, autocast
 
 
@@ -115,22 +115,29 @@ def evaluate_method(
     keep = np.ones(n, bool)
     band: tuple[int, int] | None = None
     extra: dict[str, Any] = {}
+    f = spec.downsample
+    full = items.x.shape[1:]
     with Stopwatch(device) as sw:
+        xs = downsample(items.x, f)  # the grid the model works on (Viana: 64³ from 128³)
         if spec.spatial_dims == 2:
-            band = mid_axial_range(items.x.shape[1], spec.mid_fraction or 1.0)
+            band = mid_axial_range(xs.shape[1], spec.mid_fraction or 1.0)
             k = band[1] - band[0]
-            inf = _infer(tm, items.x[:, band[0] : band[1]].reshape(-1, *items.x.shape[2:]), device, batch_size, progress)
-            recon = items.x.copy()
-            recon[:, band[0] : band[1]] = inf["recon"].reshape(n, k, *items.x.shape[2:])
+            inf = _infer(tm, xs[:, band[0] : band[1]].reshape(-1, *xs.shape[2:]), device, batch_size, progress)
+            rs = xs.copy()
+            rs[:, band[0] : band[1]] = inf["recon"].reshape(n, k, *xs.shape[2:])
             scores = inf["score"].reshape(n, k).mean(1)
             extra["slice_scores"] = inf["score"].reshape(n, k)
+            band = (band[0] * f, band[1] * f)  # on the data grid from here on
             in_band = items.lesion[:, band[0] : band[1]].reshape(n, -1).any(1)
             keep = (items.label == 0) | in_band
         else:
-            inf = _infer(tm, items.x, device, batch_size, progress)
-            recon, scores = inf["recon"], inf["score"]
-        maps = np.abs(items.x - recon).astype(np.float32)
-        brain = items.brain.copy()
+            inf = _infer(tm, xs, device, batch_size, progress)
+            rs, scores = inf["recon"], inf["score"]
+        recon = upsample(rs, full)
+        if band is not None:
+            recon[:, : band[0]], recon[:, band[1] :] = items.x[:, : band[0]], items.x[:, band[1] :]
+        brain = items.eval_mask(spec.skull_strip).copy()
+        maps = (np.abs(items.x - recon) * (brain > 0)).astype(np.float32)
         if band is not None:
             outside = np.ones(items.x.shape[1], bool)
             outside[band[0] : band[1]] = False
@@ -164,7 +171,9 @@ def evaluate_method(
             "device": describe_device(device),
             "family": spec.family,
             "spec": spec.to_dict(),
-            "map": "|x - x_hat| in the model range" + (", 5^3 median, eroded brain" if spec.family == "resae" else ""),
+            "map": "|x - x_hat| in the model range"
+            + (", 5^3 median, eroded brain" if spec.family == "resae" else "")
+            + ("; brain = evaluation mask (brain mask)" if spec.skull_strip else "; brain = evaluation mask (whole head)"),
             "scan_score": {"fanogan": "Eq. 6 (L_img + kappa*L_feat)", "ctfsh": "I score (Eq. 1)", "resae": "top-1% mean of the post-processed map"}[spec.family],
         },
     )

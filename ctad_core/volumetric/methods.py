@@ -36,6 +36,7 @@ DEFAULT_PARAMS: dict[str, Any] = {
     # seed 001 — Viana et al. 3D f-AnoGAN
     "fanogan_window": "viana",
     "fanogan_skull_strip": True,
+    "fanogan_downsample": 1,
     "fanogan_latent_dim": 128,
     "fanogan_base_channels": 8,
     "fanogan_max_channels": 64,
@@ -145,6 +146,7 @@ class MethodSpec:
     window: str | tuple[float, float]
     skull_strip: bool
     mid_fraction: float | None = None  # fanogan2d: the central share of axial slices
+    downsample: int = 1  # the model runs on volumes average-pooled by this factor (maps come back upsampled)
     post: dict[str, Any] = field(default_factory=dict)  # luo: median / erode / min_size
     amp: bool = True
     ckpt_every: int = 100
@@ -163,6 +165,7 @@ class MethodSpec:
             "window": list(self.window) if isinstance(self.window, tuple) else self.window,
             "skull_strip": self.skull_strip,
             "mid_fraction": self.mid_fraction,
+            "downsample": self.downsample,
             "post": dict(self.post),
             "amp": self.amp,
         }
@@ -201,8 +204,12 @@ def method_spec(name: str, volume_shape: tuple[int, int, int], params: dict[str,
     common = {"amp": bool(p["amp"]), "ckpt_every": int(p["ckpt_every"])}
     if name in ("fanogan3d", "fanogan2d"):
         two_d = name == "fanogan2d"
+        f = int(p["fanogan_downsample"])
+        if any(s % f for s in shape):
+            raise ValueError(f"fanogan_downsample={f} does not divide the volume shape {shape}")
+        small = tuple(s // f for s in shape)
         cfg = FAnoGANConfig(
-            image_shape=shape[1:] if two_d else shape,
+            image_shape=small[1:] if two_d else small,
             latent_dim=int(p["fanogan_latent_dim"]),
             base_channels=int(p["fanogan_base_channels"]),
             max_channels=int(p["fanogan_max_channels"]),
@@ -220,7 +227,7 @@ def method_spec(name: str, volume_shape: tuple[int, int, int], params: dict[str,
         )
         return MethodSpec(
             name, "fanogan", cfg, tr, _window(p["fanogan_window"]), bool(p["fanogan_skull_strip"]),
-            mid_fraction=float(p["fanogan2d_mid_fraction"]) if two_d else None, **common,
+            mid_fraction=float(p["fanogan2d_mid_fraction"]) if two_d else None, downsample=f, **common,
         )
     if name.startswith("ctfsh_"):
         variational, loss, acai, strip = ctfsh_variant(name)

@@ -22,7 +22,7 @@ import torch
 from ctad_core import distributed as ddp
 from ctad_core.data.manifest import VolumeSet, load_volumes
 from ctad_core.utils import write_json
-from ctad_core.volumetric.data import EvalItems, model_volumes
+from ctad_core.volumetric.data import EvalItems, downsample, model_volumes
 from ctad_core.volumetric.evaluation import (
     MethodEvaluation,
     compare_2d_3d,
@@ -55,11 +55,11 @@ class VolumeCache:
         return (str(spec.window), bool(spec.skull_strip))
 
     def train_x(self, spec: MethodSpec) -> np.ndarray:
-        """(N, D, H, W) training inputs for ``spec`` in [-1, 1]."""
+        """(N, D, H, W) training inputs for ``spec`` in [-1, 1] (average-pooled if ``spec.downsample`` > 1)."""
         k = self._key(spec)
         if k not in self._x:
             self._x[k] = model_volumes(self.train, spec.window, spec.skull_strip)
-        return self._x[k]
+        return downsample(self._x[k], spec.downsample)
 
     def items(self, spec: MethodSpec) -> EvalItems:
         """Val + test volumes prepared for ``spec``."""

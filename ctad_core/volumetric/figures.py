@@ -1,0 +1,86 @@
+"""Figures of notebook 05: three-plane cases, loss curves, ROC curves, slice normality curves."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import matplotlib.pyplot as plt
+import numpy as np
+
+from ctad_core import viz
+from ctad_core.data.windows import from_model
+from ctad_core.volumetric.evaluation import MethodEvaluation, roc_curves
+from ctad_core.volumetric.training import TrainedMethod
+
+
+def pick_cases(ev: MethodEvaluation, split: str = "test") -> list[int]:
+    """Indices of a healthy scan and of the lesioned scan with the largest lesion (in ``split``)."""
+    r = ev.results
+    idx = np.flatnonzero(r.split == split)
+    healthy = [i for i in idx if r.kind[i] == "healthy"]
+    sizes = [(int((r.lesion[i] > 0).sum()), i) for i in idx if r.kind[i] != "healthy"]
+    out = healthy[:1]
+    if sizes:
+        out.append(max(sizes)[1])
+    return [int(i) for i in out]
+
+
+def case_views(ev: MethodEvaluation, i: int, window: str | tuple[float, float] | None = None):
+    """Three-plane views of one scan: input, reconstruction (both in HU through the method's window) and
+    the anomaly map, crossing at the lesion's centre (outlined in red) or the volume's centre."""
+    r = ev.results
+    window = window or r.info["spec"]["window"]
+    window = tuple(window) if isinstance(window, list) else window
+    fig = viz.three_plane(
+        [from_model(ev.x[i], window), from_model(ev.recon[i], window), r.maps[i]],
+        [f"{r.scan_id[i]} ({r.kind[i]}) input", "reconstruction", f"anomaly map (score {r.scan_score[i]:.4g})"],
+        windows=[window, window, None],
+        mask=r.lesion[i],
+    )
+    fig.suptitle(r.name, fontsize=10)
+    return fig
+
+
+def loss_figure(tm: TrainedMethod, smooth: int = 5):
+    """Loss history of every training phase of a method (one panel per phase)."""
+    phases = [p for p, h in tm.history.items() if h]
+    fig, axes = plt.subplots(1, max(1, len(phases)), figsize=(4.2 * max(1, len(phases)), 3), squeeze=False)
+    for ax, ph in zip(axes[0], phases):
+        keys = tm.history[ph][0].keys()
+        viz.loss_curves({k: [h[k] for h in tm.history[ph]] for k in keys}, title=f"{tm.spec.name}: {ph}", smooth=smooth, ax=ax)
+    fig.tight_layout()
+    return fig
+
+
+def roc_figure(evals: Sequence[MethodEvaluation], title: str = "test ROC (scan level)"):
+    """Scan-level test ROC curves of several methods on one axes."""
+    fig, ax = plt.subplots(figsize=(5, 4.5))
+    for name, (fpr, tpr, auc) in roc_curves(list(evals)).items():
+        ax.plot(fpr, tpr, lw=1.2, label=f"{name} ({auc:.2f})")
+    ax.plot([0, 1], [0, 1], "k:", lw=0.8)
+    ax.set_xlabel("false positive rate")
+    ax.set_ylabel("true positive rate")
+    ax.set_title(title, fontsize=10)
+    ax.legend(fontsize=7, loc="lower right")
+    fig.tight_layout()
+    return fig
+
+
+def normality_figure(ev: MethodEvaluation, indices: Sequence[int]):
+    """Luo's Fig. 2: slice normality score s(u) along z for some scans, lesioned slices marked."""
+    r = ev.results
+    fig, axes = plt.subplots(1, len(indices), figsize=(4.2 * len(indices), 3), squeeze=False)
+    for ax, i in zip(axes[0], indices):
+        s = ev.extra["normality"][i]
+        les = (r.lesion[i] > 0).reshape(r.lesion.shape[1], -1).any(1)
+        u = np.arange(len(s))
+        ax.plot(u, s, color="tab:green", lw=1.2, label="s(u)")
+        if les.any():
+            ax.scatter(u[les], s[les], color="tab:orange", s=14, zorder=3, label="lesion in slice")
+        ax.set_ylim(-0.05, 1.05)
+        ax.set_xlabel("axial slice u (inferior → superior)")
+        ax.set_title(f"{r.scan_id[i]} ({r.kind[i]})", fontsize=9)
+        ax.legend(fontsize=7)
+    axes[0, 0].set_ylabel("normality score")
+    fig.tight_layout()
+    return fig

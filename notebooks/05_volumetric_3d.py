@@ -1,0 +1,299 @@
+# ---
+# jupyter:
+#   jupytext:
+#     cell_metadata_filter: tags,-all
+#     formats: ipynb,py:percent
+#     notebook_metadata_filter: kernelspec,jupytext
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 05 · Volumetric anomaly detection: three 3D methods on whole head CTs
+#
+# Notebooks 02–04 looked at one axial slice at a time. A radiologist scrolls through the whole stack, and a
+# haematoma that spans ten slices is easier to see in 3D than in any one of them. This notebook trains the
+# 3D methods of three seed papers on the **healthy** training volumes that notebook 01 prepared and scores
+# every validation and test volume:
+#
+# | seed | method | idea | scan score |
+# |---|---|---|---|
+# | 001 Viana 2021 | 3D f-AnoGAN | a WGAN-GP learns healthy heads; an encoder maps a scan to the latent z whose image is closest; Viana's extra step fine-tunes encoder **and** generator | Eq. 6: L_img + κ·L_feat |
+# | 002 CTFSH 2022 | 3D AE / VAE | an autoencoder with L1, L1 + MS-SSIM, or + ACAI (a critic that makes latent interpolations look real); full head **vs** skull-stripped | **I** = the loss (Eq. 1), **F** = distance of the code to the healthy codes (Eq. 3) |
+# | 004 Luo 2023 | 3D residual AE | four residual down-sampling blocks, dense latent 512 (or a spatial latent, the ablation), L2 loss; median filter, eroded brain mask, threshold, 3D components | slice **normality score** (App. E1) |
+#
+# What every method shares: a model of *healthy* anatomy, a reconstruction x̂ of each scan, and the voxel
+# anomaly map |x − x̂|. A lesion is what the model cannot reconstruct.
+#
+# **What to expect from the phantoms.** The workbook's default data are synthetic head CTs (notebook 01) at
+# the profile's size (smoke 32³, quick 64³, paper 128³). At 64³ a voxel is about 3.6 mm: small lesions
+# (a thin subarachnoid haemorrhage, a fracture line) are a voxel wide and hard for any 3D model, as Viana et
+# al. note for their 64³ volumes. The quick profile trains for a few minutes on a CPU; the `gpu` and
+# `paper` profiles use the seeds' own sizes and schedules.
+#
+# Everything below calls `ctad_core.volumetric`; the same trainers run under `torchrun` on several GPUs:
+#
+# ```
+# torchrun --nproc_per_node 4 -m ctad_core.volumetric train --method fanogan3d --run-dir runs/gpu \
+#     --params parameters/gpu/05_volumetric_3d.yaml --evaluate
+# ```
+#
+# A model trained that way is picked up here (same configuration → loaded, not retrained).
+
+# %% tags=["parameters"]
+run_dir = "runs/quick"
+seed = 0
+device = "auto"
+methods = [
+    "fanogan3d",
+    "fanogan2d",
+    "ctfsh_ae_l1",
+    "ctfsh_ae_msssim",
+    "ctfsh_ae_acai",
+    "ctfsh_vae_msssim",
+    "ctfsh_ae_msssim_strip",
+    "luo_resae",
+    "luo_resae_spatial",
+]
+# seed 001 — Viana et al. 3D f-AnoGAN (paper: 64³, latent 2500, Kwon's widths 64…512)
+fanogan_window = "viana"  # [-20, 100] HU
+fanogan_skull_strip = True  # Viana's inputs are skull-stripped
+fanogan_downsample = 1  # 2 on 128³ data: Viana's 64³ by average pooling (maps return on the data grid)
+fanogan_latent_dim = 128
+fanogan_base_channels = 8
+fanogan_max_channels = 64
+fanogan_batch_size = 4
+fanogan_gan_steps = 150  # generator steps; the critic takes fanogan_n_critic steps before each
+fanogan_n_critic = 3
+fanogan_gp_lambda = 10.0
+fanogan_lr_gan = 2e-4
+fanogan_encoder_steps = 150
+fanogan_finetune_steps = 100  # Viana's extra step: encoder and generator together
+fanogan_lr_encoder = 5e-4
+fanogan_kappa = 1.0
+fanogan2d_mid_fraction = 0.3  # the 2D comparison trains on the central 30 % of axial slices
+# seed 002 — CTFSH AE / VAE (paper: 128³, channels 32…512, latent 512)
+ctfsh_window = "ctfsh"  # L50 / W100
+ctfsh_channels = [8, 16, 32, 32]
+ctfsh_latent_dim = 64
+ctfsh_batch_size = 4
+ctfsh_steps = 150
+ctfsh_lr = 1e-3
+ctfsh_rho = 0.15
+ctfsh_win_size = 7  # MS-SSIM window; fewer than 5 scales fit small volumes (stated in the results)
+ctfsh_acai_lambda = 1.0
+ctfsh_acai_gamma = 0.2
+ctfsh_kl_weight = 1.0  # per voxel, i.e. the ELBO with a unit-scale reconstruction likelihood
+# seed 004 — Luo et al. residual AE (paper: DRBs 32…256, latent 512, L2, weight decay 1e-5)
+luo_window = "brain"
+luo_skull_strip = True
+luo_channels = [8, 16, 32, 32]
+luo_latent_dim = 512
+luo_spatial_channels = 4
+luo_batch_size = 4
+luo_steps = 150
+luo_lr = 1e-3
+luo_weight_decay = 1e-5
+luo_median = 5
+luo_erode = 1
+luo_min_size = 4
+# all methods
+eval_batch_size = 4
+amp = True  # bf16 autocast on CUDA (ignored on CPU)
+ckpt_every = 100
+nifti_splits = ["test"]  # voxel maps also written as NIfTI for these splits
+resume = True  # reuse finished models in run_dir/volumetric/models
+
+# %% [markdown]
+# ## Setup
+
+# %%
+import warnings
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import pandas as pd
+from IPython.display import Markdown, display
+
+from ctad_core import viz
+from ctad_core.data.manifest import read_config
+from ctad_core.utils import describe_device, resolve_device, seed_everything
+from ctad_core.volumetric import (
+    DEFAULT_PARAMS,
+    VolumeCache,
+    auroc_table,
+    method_spec,
+    run_method,
+    write_summary,
+)
+from ctad_core.volumetric import figures as vfig
+
+seed_everything(seed)
+dev = resolve_device(device)
+run_dir = Path(run_dir)
+out_dir = run_dir / "volumetric"
+params = {k: v for k, v in globals().items() if k in DEFAULT_PARAMS}
+config = read_config(run_dir)
+cache = VolumeCache(run_dir)
+print(f"device: {describe_device(dev)}")
+print(f"volumes {cache.shape} (from notebook 01, source {config.get('source')!r}); "
+      f"train {len(cache.train)} healthy, val+test {len(cache.eval)}")
+print(pd.Series(cache.eval.kind[cache.eval.split == "test"]).value_counts().rename("test scans").to_frame().T.to_string())
+trained, evals = {}, {}
+
+
+def run(name: str):
+    """Train (or reload) one method, score it and write its results under run_dir/volumetric."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("once")  # the MS-SSIM scale warning once, not per step
+        trained[name], evals[name] = run_method(
+            name, cache, params, dev, seed, resume=resume, nifti_splits=tuple(nifti_splits)
+        )
+    info = evals[name].results.info
+    print(f"{name}: trained {trained[name].train_seconds:.0f} s, scoring {info['seconds_per_scan']:.2f} s/scan, "
+          f"test AUROC {info['auroc']:.3f}")
+
+
+# %% [markdown]
+# ## The inputs: full head and skull-stripped
+#
+# Each method sees the volume through its paper's window, mapped to [-1, 1]. Skull stripping (Viana, Luo and
+# CTFSH's "Strip" models) keeps the brain mask that ships with the data and sets everything else to the
+# window's lower bound. CTFSH's point: a model that never sees the skull cannot flag a fracture.
+
+# %%
+spec_full = method_spec("ctfsh_ae_l1", cache.shape, params)
+spec_strip = method_spec("ctfsh_ae_l1_strip", cache.shape, params)
+items_full, items_strip = cache.items(spec_full), cache.items(spec_strip)
+i_case = int(next(i for i, k in enumerate(items_full.kind) if k != "healthy"))
+fig = viz.three_plane(
+    [cache.eval.image[i_case], items_full.x[i_case], items_strip.x[i_case]],
+    [f"{items_full.scan_id[i_case]} ({items_full.kind[i_case]}) HU", "full head, model range", "skull-stripped"],
+    windows=[spec_full.window, None, None],
+    cmaps=["gray", "gray", "gray"],
+    mask=items_full.lesion[i_case],
+)
+
+# %% [markdown]
+# ## Seed 001 — 3D f-AnoGAN with fine-tuning (Viana et al. 2021)
+#
+# 1. **WGAN-GP.** The critic D scores images; it is trained to separate real healthy volumes from generated
+#    ones, L_D = E[D(G(z))] − E[D(x)] + λ·E[(‖∇D(x̂)‖₂ − 1)²] (Eq. 2), the penalty on points x̂ between real
+#    and fake keeping D 1-Lipschitz; G minimises −E[D(G(z))] (Eq. 3). Architecture after Kwon et al.
+#    (Fig. 3): a linear layer to 4³, then up-sampling convolutions to the volume.
+# 2. **Encoder.** With G and D frozen, E learns z = E(x) such that G(z) ≈ x, on
+#    L_E = ‖x − G(E(x))‖²/n + κ·‖f(x) − f(G(E(x)))‖²/m (Eqs. 4–6), f = D's last hidden layer.
+# 3. **Fine-tuning** (Viana's addition): E and G are trained together on L_E, restoring detail the GAN
+#    alone does not reproduce.
+#
+# The anomaly score is L_E of the scan; the operating point is the Youden index of the test ROC. The 2D
+# comparison trains the same networks (`spatial_dims=2`) on mid-axial slices; as in the paper, lesioned scans
+# whose lesion misses those slices are left out of its evaluation.
+#
+# *Feature space*: f is the workbook's own critic (no pretrained network), as in f-AnoGAN.
+
+# %%
+for name in [m for m in methods if m.startswith("fanogan")]:
+    run(name)
+if "fanogan3d" in trained:
+    vfig.loss_figure(trained["fanogan3d"])
+    plt.show()
+
+# %%
+if "fanogan3d" in evals:
+    ev = evals["fanogan3d"]
+    for i in vfig.pick_cases(ev):
+        vfig.case_views(ev, i)
+        plt.show()
+    yd = ev.results.info["youden"]
+    display(Markdown(
+        f"**Youden operating point (test):** threshold {yd['threshold']:.4g}, accuracy {yd['accuracy']:.3f}, "
+        f"recall {yd['sensitivity']:.3f}, specificity {yd['specificity']:.3f} "
+        f"(paper, CENTER-TBI + PhysioNet: 0.708 / 0.541 / 0.867)."
+    ))
+
+# %% [markdown]
+# ## Seed 002 — CTFSH: AE and VAE, L1 → + MS-SSIM → + ACAI, full head vs skull-stripped
+#
+# - ℓ_r = ρ·L1 + (1 − ρ)·(1 − MS-SSIM), ρ = 0.15 (Eq. 1). MS-SSIM compares local structure at five scales;
+#   a 64³ volume cannot hold five scales of the Gaussian window, so fewer are used (weights renormalised,
+#   recorded in each method's `info["msssim_scales"]`).
+# - ACAI: two scans are encoded, their codes mixed, z_α = α·z₁ + (1 − α)·z₂ with α ~ U[0, 0.5]; a critic
+#   tries to read α from the decoded mix, and the AE is pushed (λ) to make mixes look like real reconstructions.
+# - Two scores per scan: **I** = ℓ_r of the scan, **F** = 1 − exp(−‖f(x) − μ‖²/σ²) with μ, σ² fitted on the
+#   training codes (Eq. 3).
+#
+# The tables below have the shape of the paper's Tables 1–3: AUROC per pathology, I and F.
+
+# %%
+for name in [m for m in methods if m.startswith("ctfsh")]:
+    run(name)
+ctfsh = [evals[m] for m in methods if m.startswith("ctfsh")]
+if ctfsh:
+    display(Markdown("**AUROC(I)** (test; each lesion kind against the healthy test scans)"))
+    display(auroc_table(ctfsh, "scan").round(3))
+    display(Markdown("**AUROC(F)**"))
+    display(auroc_table(ctfsh, "F").round(3))
+    print("MS-SSIM:", {e.name: e.results.info["msssim_scales"] for e in ctfsh if e.results.info["msssim_scales"]["used"]})
+
+# %%
+if ctfsh:
+    best = max(ctfsh, key=lambda e: e.results.info["auroc"])
+    for i in vfig.pick_cases(best):
+        vfig.case_views(best, i)
+        plt.show()
+
+# %% [markdown]
+# ## Seed 004 — Luo's residual AE, post-processing and the slice normality score
+#
+# The anomaly map is the residual |x − x̂| after a 5³ median filter, inside a slightly eroded brain mask.
+# A threshold and the removal of small 3D connected components give a segmentation; the threshold is the
+# one with the best Dice on the **validation** scans ([DICE], Sec. 2.6), applied unchanged to the test
+# scans. For detection Luo scores **slices**: e(u) sums the reconstruction error of slice u and
+# s(u) = 1 − (e(u) − min e)/(max e − min e) (App. E1) — low s(u) flags an abnormal slice. The spatial-latent
+# AE is the paper's ablation: it reconstructs more detail, lesions included.
+
+# %%
+for name in [m for m in methods if m.startswith("luo")]:
+    run(name)
+luo = [evals[m] for m in methods if m.startswith("luo")]
+if luo:
+    keys = ["slice_auc", "slice_auprc", "slice_sensitivity", "dice_val_best", "dice_test_pooled", "dice_test_mean"]
+    display(pd.DataFrame({e.name: {k: e.results.info.get(k) for k in keys} for e in luo}).round(3))
+    ev = luo[0]
+    cases = vfig.pick_cases(ev)
+    vfig.normality_figure(ev, cases)
+    plt.show()
+    for i in cases:
+        vfig.case_views(ev, i)
+        plt.show()
+
+# %% [markdown]
+# ## All methods: per-pathology AUROC, ROC curves, timings
+#
+# Each method's own scan score (f-AnoGAN: Eq. 6; CTFSH: I; Luo: mean of the top 1 % of the post-processed
+# map — Luo scored slices, so this scan score is the workbook's choice). Notebook 07 recomputes these and the
+# voxel-level metrics from `run_dir/volumetric/methods/`.
+
+# %%
+ev_all = [evals[m] for m in methods if m in evals]
+summary = write_summary(run_dir, ev_all)
+display(auroc_table(ev_all).round(3))
+vfig.roc_figure(ev_all)
+plt.show()
+if "fanogan_2d_vs_3d" in summary:
+    c = summary["fanogan_2d_vs_3d"]
+    print(f"f-AnoGAN on the same {c['n_scans']} test scans: 3D AUROC {c['auroc_3d']:.3f}, 2D (mid-axial) {c['auroc_2d']:.3f}"
+          " (Viana: 3D better by 4 points)")
+timing = pd.DataFrame({e.name: {"train s": e.results.info["train_seconds"], "score s/scan": e.results.info["seconds_per_scan"]}
+                       for e in ev_all}).T.round(2)
+display(timing)
+print(f"written: {out_dir}/methods/*.npz|json, {out_dir}/maps/<method>/<scan>.nii.gz, {out_dir}/scores.csv, "
+      f"{out_dir}/summary.json, models in {out_dir}/models")

@@ -1,0 +1,78 @@
+"""What notebook 05 wrote in the smoke chain, and that its parameters agree with the package's."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+from ctad_core.data.manifest import load_volumes
+from ctad_core.data.nifti import load_nifti
+from ctad_core.results import find_method_results, load_method_results
+from ctad_core.volumetric import DEFAULT_PARAMS
+
+NB = Path(__file__).resolve().parents[1] / "notebooks" / "05_volumetric_3d.ipynb"
+
+
+def _nb_params() -> dict:
+    from ctad_core.workbook import notebook_parameters
+
+    return {k: ast.literal_eval(v) for k, v in notebook_parameters(NB).items()}
+
+
+def test_parameters_cell_matches_package_defaults():
+    p = _nb_params()
+    assert {"run_dir", "seed", "device"} <= set(p)
+    for k, v in DEFAULT_PARAMS.items():
+        assert k in p, f"{k} missing from the parameters cell"
+        assert p[k] == v, f"{k}: notebook {p[k]!r} vs DEFAULT_PARAMS {v!r}"
+
+
+@pytest.mark.parametrize("profile", ["smoke", "quick", "gpu", "paper"])
+def test_profile_keys_exist_and_build(profile):
+    from ctad_core.volumetric import method_spec
+
+    y = yaml.safe_load((NB.parents[1] / "parameters" / profile / "05_volumetric_3d.yaml").read_text())
+    p = _nb_params()
+    assert set(y) <= set(p), set(y) - set(p)
+    shape = {"smoke": (32, 32, 32), "quick": (64, 64, 64)}.get(profile, (128, 128, 128))
+    params = {**p, **y}
+    for name in params["methods"]:
+        method_spec(name, shape, params)  # every configured method builds at the profile's data size
+
+
+def test_volumetric_outputs(smoke_run_dir):
+    out = smoke_run_dir / "volumetric"
+    found = {n: p for n, p in find_method_results(smoke_run_dir).items() if p.parent.parent == out}
+    expected = set(_nb_params()["methods"]) | set(
+        yaml.safe_load((NB.parents[1] / "parameters" / "smoke" / "05_volumetric_3d.yaml").read_text()).get("methods", [])
+    )
+    assert expected <= set(found), expected - set(found)
+    vs = load_volumes(smoke_run_dir, ("val", "test"))
+    shape = vs.image.shape[1:]
+    aff = dict(zip(vs.scan_id, vs.affine))
+    for name in expected:
+        r = load_method_results(found[name])
+        assert r.level == "3d"
+        assert r.maps.shape[1:] == shape and r.lesion.shape == r.maps.shape and r.brain.shape == r.maps.shape
+        assert np.isfinite(r.scan_score).all() and np.isfinite(r.maps).all()
+        assert set(r.split) <= {"val", "test"} and (r.split == "test").any()
+        assert r.info["seconds_per_scan"] > 0 and r.info["device"]
+        assert "auroc_per_kind" in r.info and "youden" in r.info
+        assert (out / "models" / f"{name}.pt").is_file()
+        # voxel maps as NIfTI on the input's grid (same affine)
+        sid = r.scan_id[r.split == "test"][0]
+        m, a = load_nifti(out / "maps" / name / f"{sid}.nii.gz")
+        assert m.shape == shape and np.allclose(a, aff[sid], atol=1e-4)
+        assert np.allclose(m, r.maps[list(r.scan_id).index(sid)], atol=1e-6)
+        if name.startswith("ctfsh"):
+            assert len(r.info["scores"]["F"]) == len(r.scan_id) and "auroc_F_per_kind" in r.info
+        if name.startswith("luo"):
+            assert {"slice_auc", "slice_auprc", "slice_sensitivity", "dice_test_pooled"} <= set(r.info)
+    scores = pd.read_csv(out / "scores.csv")
+    assert set(scores.method) >= expected and {"scan_id", "split", "kind", "score"} <= set(scores.columns)
+    assert (out / "summary.json").is_file()

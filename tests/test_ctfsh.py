@@ -1,0 +1,188 @@
+"""Seed 002: CTFSH AE/VAE shapes, MS-SSIM at small sizes, ACAI terms, I and F scores."""
+
+from __future__ import annotations
+
+import sys
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from pytorch_msssim import ms_ssim as reference_ms_ssim
+from scipy.stats import multivariate_normal
+
+from ctad_core.models.ctfsh import (
+    CTFSH,
+    ACAICritic,
+    CTFSHConfig,
+    acai_losses,
+    f_score,
+    fit_latent_gaussian,
+    interpolate_latents,
+    kl_divergence,
+    ms_ssim,
+    msssim_scales,
+    reconstruction_loss,
+)
+
+
+@pytest.mark.parametrize(
+    "shape,channels",
+    [((32, 32, 32), (2, 4, 8)), ((64, 64, 64), (2, 4, 4, 8)), ((32, 32), (2, 4))],
+)
+@pytest.mark.parametrize("variational", [False, True])
+def test_shapes(shape, channels, variational):
+    m = CTFSH(CTFSHConfig(image_shape=shape, channels=channels, latent_dim=6, variational=variational))
+    x = torch.randn(2, 1, *shape)
+    x_hat, z, mu, logvar = m(x)
+    assert x_hat.shape == x.shape and z.shape == mu.shape == (2, 6)
+    assert (logvar is not None) == variational
+    assert ACAICritic(m.cfg)(x).shape == (2,)
+
+
+def test_paper_encoder_reaches_512x4cubed_on_meta():
+    cfg = CTFSHConfig()  # 128³, 32…512, latent 512
+    assert cfg.bottom_shape == (4, 4, 4)
+    with torch.device("meta"):
+        m = CTFSH(cfg)
+        h = m.encoder(torch.empty(1, 1, 128, 128, 128))
+        assert h.shape == (1, 512 * 4**3)
+        assert m.decode(torch.empty(1, 512)).shape == (1, 1, 128, 128, 128)
+    conv = m.encoder.net[0]
+    assert conv.kernel_size == (4, 4, 4) and conv.stride == (2, 2, 2) and conv.dilation == (2, 2, 2)
+
+
+def test_msssim_scales_and_fallback_warning():
+    assert msssim_scales((128, 128, 128), 7) == (5, pytest.approx((0.0448, 0.2856, 0.3001, 0.2363, 0.1333), abs=1e-3))
+    n, w = msssim_scales((32, 32, 32), 11)
+    assert n == 2 and sum(w) == pytest.approx(1.0)
+    assert w[1] / w[0] == pytest.approx(0.2856 / 0.0448)
+    x = torch.rand(2, 1, 32, 32, 32)
+    with pytest.warns(UserWarning, match="only 2 of 5 scales"):
+        v = ms_ssim(x, x.clone(), win_size=11 + 2)  # 13: a new size/window pair, so a fresh warning
+    assert torch.allclose(v, torch.ones(2), atol=1e-5)
+
+
+def test_msssim_equals_pytorch_msssim_when_five_scales_fit():
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand(2, 1, 176, 176, generator=g)
+    y = (x + 0.1 * torch.rand(2, 1, 176, 176, generator=g)).clamp(0, 1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        ours = ms_ssim(x, y, win_size=11)
+    assert torch.allclose(ours, reference_ms_ssim(x, y, data_range=1.0, size_average=False), atol=1e-6)
+
+
+def test_msssim_fewer_scales_matches_manual_product():
+    # three scales of a 2D image with win 7: Π cs_i^w_i · ssim_3^w_3 with renormalised weights
+    from pytorch_msssim.ssim import _fspecial_gauss_1d, _ssim
+
+    g = torch.Generator().manual_seed(1)
+    x = torch.rand(1, 1, 40, 40, generator=g)
+    y = (x * 0.8 + 0.1).clamp(0, 1)
+    n, w = msssim_scales((40, 40), 7)
+    assert n == 3
+    win = _fspecial_gauss_1d(7, 1.5).repeat(1, 1, 1, 1)
+    a, b, vals = x, y, []
+    for i in range(n):
+        s, cs = _ssim(a, b, data_range=1.0, win=win, size_average=False)
+        vals.append(cs if i < n - 1 else s)
+        a, b = torch.nn.functional.avg_pool2d(a, 2), torch.nn.functional.avg_pool2d(b, 2)
+    expected = np.prod([float(v) ** wi for v, wi in zip(vals, w)])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        assert ms_ssim(x, y, win_size=7).item() == pytest.approx(expected, rel=1e-5)
+
+
+def test_reconstruction_loss_l1_and_mix():
+    x = torch.full((2, 1, 16, 16, 16), -1.0)
+    x_hat = x + 0.2
+    assert torch.allclose(reconstruction_loss(x, x_hat, "l1"), torch.full((2,), 0.1))  # on the [0, 1] scale
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        same = reconstruction_loss(x, x.clone(), "l1+msssim", rho=0.15, win_size=3)
+    assert torch.allclose(same, torch.zeros(2), atol=1e-5)
+    with pytest.raises(ValueError, match="unknown reconstruction loss"):
+        reconstruction_loss(x, x_hat, "l2")
+
+
+def test_acai_critic_targets():
+    class Const(torch.nn.Module):
+        def __init__(self, c):
+            super().__init__()
+            self.c = torch.nn.Parameter(torch.tensor(c))
+
+        def forward(self, x):
+            return self.c + 0.0 * x.flatten(1).sum(1)
+
+    critic = Const(0.3)
+    x = torch.randn(4, 1, 8, 8, 8)
+    x_hat = torch.randn(4, 1, 8, 8, 8, requires_grad=True)
+    x_alpha = torch.randn(4, 1, 8, 8, 8, requires_grad=True)
+    alpha = torch.tensor([0.0, 0.1, 0.25, 0.5])
+    ae, crit = acai_losses(critic, x, x_hat, x_alpha, alpha, gamma=0.2)
+    assert ae.item() == pytest.approx(0.09)  # the AE wants the critic to answer 0 on interpolations
+    assert crit.item() == pytest.approx(((0.3 - alpha) ** 2).mean().item() + 0.09)  # regress α; 0 on γ-mixes
+    (g_alpha,) = torch.autograd.grad(crit, [x_alpha], allow_unused=True)
+    assert g_alpha is None  # the critic's loss does not train the AE
+
+
+def test_acai_critic_sees_gamma_mix():
+    seen = []
+
+    class Rec(torch.nn.Module):
+        def forward(self, x):
+            seen.append(x.detach().clone())
+            return x.flatten(1).mean(1)
+
+    x, x_hat = torch.ones(1, 1, 2, 2, 2), torch.zeros(1, 1, 2, 2, 2)
+    acai_losses(Rec(), x, x_hat, torch.zeros_like(x), torch.tensor([0.2]), gamma=0.2)
+    assert torch.allclose(seen[-1], torch.full_like(x, 0.2))  # γ·x + (1−γ)·x̂
+
+
+def test_interpolation_and_kl():
+    z1, z2 = torch.ones(2, 3), torch.zeros(2, 3)
+    assert torch.allclose(interpolate_latents(z1, z2, torch.tensor([0.25, 0.5])), torch.tensor([[0.25] * 3, [0.5] * 3]))
+    assert torch.allclose(kl_divergence(torch.zeros(2, 4), torch.zeros(2, 4)), torch.zeros(2))
+    mu, lv = torch.tensor([[1.0, 0.0]]), torch.tensor([[0.0, np.log(2.0)]])
+    assert kl_divergence(mu, lv).item() == pytest.approx(0.5 * (1 + (2 - 1 - np.log(2))))
+
+
+def test_f_score_against_scipy_gaussian():
+    rng = np.random.default_rng(0)
+    train = rng.normal(size=(50, 5)) * 0.7 + 2.0
+    mu, sigma2 = fit_latent_gaussian(train)
+    assert np.allclose(mu, train.mean(0))
+    assert sigma2 == pytest.approx(np.mean(np.sum((train - train.mean(0)) ** 2, axis=1)))
+    test = rng.normal(size=(7, 5)) + 2.0
+    # exp(−‖z−μ‖²/σ²) is an isotropic Gaussian with covariance σ²/2 · I, normalised to 1 at its mean
+    mvn = multivariate_normal(mean=mu, cov=np.eye(5) * sigma2 / 2)
+    expected = 1 - mvn.pdf(test) / mvn.pdf(mu)
+    assert np.allclose(f_score(test, mu, sigma2), expected)
+    assert f_score(mu[None], mu, sigma2)[0] == 0.0
+
+
+def test_training_writes_i_and_f_scores(tmp_path):
+    sys.path.insert(0, str(Path(__file__).parent))
+    from _volumetric_fake import make_fake_run
+
+    from ctad_core.volumetric import VolumeCache, auroc_table, method_spec, run_method
+
+    cache = VolumeCache(make_fake_run(tmp_path, size=16, n_train=4, n_val=3, n_test=6))
+    p = {"ctfsh_channels": [2, 4], "ctfsh_latent_dim": 6, "ctfsh_steps": 2, "ctfsh_win_size": 3}
+    evs = []
+    for name in ("ctfsh_vae_acai", "ctfsh_ae_l1_strip"):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            tm, ev = run_method(name, cache, p, progress=False)
+        evs.append(ev)
+        info = ev.results.info
+        assert len(info["scores"]["F"]) == len(ev.results.scan_id)
+        assert set(info["auroc_per_kind"]) == set(info["auroc_F_per_kind"]) == {"iph", "infarct"}
+    assert evs[0].results.info["msssim_scales"]["scales"] == 3 and evs[1].results.info["msssim_scales"]["used"] is False
+    # skull-stripped inputs: outside the brain the input is the window's lower bound
+    strip = cache.items(method_spec("ctfsh_ae_l1_strip", cache.shape, p))
+    assert np.all(strip.x[strip.brain == 0] == -1.0)
+    table = auroc_table(evs, "F")
+    assert list(table.index) == ["infarct", "iph", "TOTAL"]

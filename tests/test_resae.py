@@ -1,0 +1,118 @@
+"""Seed 004: Luo's residual AE, post-processing, slice normality score, slice metrics and [DICE]."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from ctad_core import anomaly
+from ctad_core.models.resae import (
+    ResAE,
+    ResAEConfig,
+    normality_score,
+    slice_errors,
+    slice_labels,
+    weight_decay_groups,
+)
+
+sys.path.insert(0, str(Path(__file__).parent))
+from _volumetric_fake import fake_run_fixture  # noqa: E402
+
+fake_run = fake_run_fixture()
+
+
+@pytest.mark.parametrize("shape", [(32, 32, 32), (64, 64, 64), (32, 32)])
+@pytest.mark.parametrize("latent", ["dense", "spatial"])
+def test_shapes(shape, latent):
+    cfg = ResAEConfig(image_shape=shape, channels=(2, 2, 4, 4), latent=latent, latent_dim=16, spatial_channels=3)
+    m = ResAE(cfg)
+    x = torch.randn(2, 1, *shape)
+    assert m(x).shape == x.shape
+    z = m.encode(x)
+    assert z.shape == ((2, 16) if latent == "dense" else (2, 3, *[s // 16 for s in shape]))
+
+
+def test_paper_configuration_on_meta():
+    # 160×192×96 crop, DRBs 32…256: dense latent 512, spatial latent 10×12×6 (the paper's ablation)
+    with torch.device("meta"):
+        dense = ResAE(ResAEConfig())
+        spatial = ResAE(ResAEConfig(latent="spatial", spatial_channels=64))
+        x = torch.empty(1, 1, 160, 192, 96)
+        assert dense.encode(x).shape == (1, 512)
+        assert spatial.encode(x).shape == (1, 64, 10, 12, 6)
+        assert dense(x).shape == x.shape
+    assert [b.main[0][0].out_channels for b in dense.down] == [32, 64, 128, 256]
+    assert all(len(b.main) == 3 and b.main[0][0].stride == (2, 2, 2) for b in dense.down)
+
+
+def test_weight_decay_only_on_kernels():
+    m = ResAE(ResAEConfig(image_shape=(16, 16, 16), channels=(2, 2, 2, 2), latent_dim=4))
+    decay, no_decay = weight_decay_groups(m, 1e-5)
+    assert decay["weight_decay"] == 1e-5 and no_decay["weight_decay"] == 0.0
+    ids = {id(p) for p in decay["params"]}
+    assert id(m.head.weight) in ids and id(m.head.bias) not in ids
+    assert id(m.stem[2].weight) not in ids  # BatchNorm scale is not a kernel
+    assert len(decay["params"]) + len(no_decay["params"]) == len(list(m.parameters()))
+
+
+def test_normality_score_definition():
+    e = np.array([2.0, 4.0, 10.0, 6.0])
+    s = normality_score(e)
+    assert np.allclose(s, 1 - (e - 2) / 8)
+    assert s[2] == 0.0 and s[0] == 1.0
+    assert np.all(normality_score(np.full(5, 3.0)) == 1.0)
+
+
+def test_slice_errors_and_labels():
+    r = np.zeros((4, 3, 3))
+    r[1] = -1.0  # absolute values are summed
+    r[3, 0, 0] = 2.0
+    mask = np.ones_like(r)
+    mask[3] = 0
+    assert np.allclose(slice_errors(r), [0, 9, 0, 2])
+    assert np.allclose(slice_errors(r, mask=mask), [0, 9, 0, 0])
+    les = np.zeros((4, 3, 3), np.uint8)
+    les[2, 1, 1] = 6
+    assert slice_labels(les).tolist() == [0, 0, 1, 0]
+    s = normality_score(slice_errors(r))
+    assert np.argmin(s) == 1  # the worst slice has the lowest normality
+
+
+def test_median_filter_and_components_remove_speckle():
+    """Luo's post-processing on a map with a true blob and salt noise: the blob survives, the noise not."""
+    rng = np.random.default_rng(0)
+    m = np.zeros((20, 20, 20), np.float32)
+    m[6:13, 6:13, 6:13] = 1.0  # a 7³ "lesion"
+    salt = rng.random(m.shape) < 0.01
+    m[salt] = 1.0
+    brain = np.ones_like(m, np.uint8)
+    raw = anomaly.postprocess(m, 0.5, brain=brain, spatial_dims=3)
+    assert raw.sum() > 343  # speckle survives a plain threshold
+    out = anomaly.postprocess(m, 0.5, brain=brain, median=5, erode=1, min_size=10, spatial_dims=3)
+    truth = np.zeros_like(out)
+    truth[6:13, 6:13, 6:13] = 1
+    assert out[~truth.astype(bool)].sum() == 0
+    assert out[truth.astype(bool)].mean() > 0.5  # the median rounds the cube's corners only
+
+
+def test_pipeline_luo_metrics(fake_run):
+    from ctad_core.volumetric import VolumeCache, run_method
+
+    cache = VolumeCache(fake_run)
+    p = {"luo_channels": [2, 2, 4, 4], "luo_latent_dim": 8, "luo_steps": 3, "luo_spatial_channels": 2}
+    for name in ("luo_resae", "luo_resae_spatial"):
+        tm, ev = run_method(name, cache, p, progress=False)
+        info = ev.results.info
+        for k in ("slice_auc", "slice_auprc", "slice_sensitivity", "dice_threshold_val", "dice_test_pooled"):
+            assert k in info and np.isfinite(info[k]), k
+        norm = ev.extra["normality"]
+        assert norm.shape == (len(ev.results.scan_id), 16) and norm.min() == 0.0 and norm.max() == 1.0
+        # maps live inside the eroded brain mask
+        assert not ev.results.maps[ev.results.brain == 0].any()
+    assert tm.spec.model.latent == "spatial"
+    maps = list((fake_run / "volumetric" / "maps" / "luo_resae").glob("*.nii.gz"))
+    assert len(maps) == int((ev.results.split == "test").sum())
