@@ -116,7 +116,8 @@ def restore(
             is per batch, so with it batched and single restorations may run different step counts.
         early_stop_tol: relative improvement counted as progress.
         amp: run G and the loss under bf16 autocast (CUDA or CPU); z and Adam stay float32.
-        channels_last: convert G (and x) to channels-last memory format (faster convolutions on GPU).
+        channels_last: convert G (in place; it stays so) and x to channels-last memory format (faster
+            convolutions on GPU).
         noise_mode: G's noise injection during restoration: ``"zero"`` (default) or ``"fixed"``.
         progress: show a tqdm bar.
 
