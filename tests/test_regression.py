@@ -26,16 +26,9 @@ from ctad_core.utils import read_json
 BASELINES = Path(__file__).parent / "baselines"
 
 
-def _smoke_run_dir(request: pytest.FixtureRequest) -> Path:
-    try:
-        return Path(request.getfixturevalue("smoke_run_dir"))
-    except pytest.FixtureLookupError:
-        pytest.skip("fixture smoke_run_dir (tests/conftest.py) is not defined")
-
-
 @pytest.mark.slow
-def test_smoke_report_structure_and_sanity(request):
-    run = _smoke_run_dir(request)
+def test_smoke_report_structure_and_sanity(smoke_run_dir):
+    run = Path(smoke_run_dir)
     path = run / "report" / "metrics.json"
     assert path.is_file(), f"{path} missing: did notebook 07 run in the smoke chain?"
     rep = read_json(path)
