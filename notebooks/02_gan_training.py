@@ -65,6 +65,9 @@ threads = 0
 
 # %% [markdown]
 # ## Setup
+#
+# `threads` sets torch's CPU threads (0 keeps torch's default). On a shared, busy machine one thread
+# is often several times faster than two: threads that wait for each other lose their time slices.
 
 # %%
 from pathlib import Path
