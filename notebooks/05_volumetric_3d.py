@@ -51,12 +51,11 @@
 run_dir = "runs/quick"
 seed = 0
 device = "auto"
-methods = [
+methods = [  # ACAI (ctfsh_*_acai) and the VAE/strip grid run in the smoke, gpu and paper profiles
     "fanogan3d",
     "fanogan2d",
     "ctfsh_ae_l1",
     "ctfsh_ae_msssim",
-    "ctfsh_ae_acai",
     "ctfsh_vae_msssim",
     "ctfsh_ae_msssim_strip",
     "luo_resae",
@@ -65,26 +64,27 @@ methods = [
 # seed 001 — Viana et al. 3D f-AnoGAN (paper: 64³, latent 2500, Kwon's widths 64…512)
 fanogan_window = "viana"  # [-20, 100] HU
 fanogan_skull_strip = True  # Viana's inputs are skull-stripped
-fanogan_downsample = 1  # 2 on 128³ data: Viana's 64³ by average pooling (maps return on the data grid)
+fanogan_downsample = 2  # the model sees volumes average-pooled by this factor (maps return on the data grid)
 fanogan_latent_dim = 128
-fanogan_base_channels = 8
-fanogan_max_channels = 64
+fanogan_base_channels = 4
+fanogan_max_channels = 32
 fanogan_batch_size = 4
-fanogan_gan_steps = 150  # generator steps; the critic takes fanogan_n_critic steps before each
+fanogan_gan_steps = 80  # generator steps; the critic takes fanogan_n_critic steps before each
 fanogan_n_critic = 3
 fanogan_gp_lambda = 10.0
 fanogan_lr_gan = 2e-4
-fanogan_encoder_steps = 150
-fanogan_finetune_steps = 100  # Viana's extra step: encoder and generator together
+fanogan_encoder_steps = 80
+fanogan_finetune_steps = 40  # Viana's extra step: encoder and generator together
 fanogan_lr_encoder = 5e-4
 fanogan_kappa = 1.0
 fanogan2d_mid_fraction = 0.3  # the 2D comparison trains on the central 30 % of axial slices
 # seed 002 — CTFSH AE / VAE (paper: 128³, channels 32…512, latent 512)
 ctfsh_window = "ctfsh"  # L50 / W100
-ctfsh_channels = [8, 16, 32, 32]
+ctfsh_downsample = 2
+ctfsh_channels = [4, 8, 16]
 ctfsh_latent_dim = 64
 ctfsh_batch_size = 4
-ctfsh_steps = 150
+ctfsh_steps = 120
 ctfsh_lr = 1e-3
 ctfsh_rho = 0.15
 ctfsh_win_size = 7  # MS-SSIM window; fewer than 5 scales fit small volumes (stated in the results)
@@ -94,14 +94,15 @@ ctfsh_kl_weight = 1.0  # per voxel, i.e. the ELBO with a unit-scale reconstructi
 # seed 004 — Luo et al. residual AE (paper: DRBs 32…256, latent 512, L2, weight decay 1e-5)
 luo_window = "brain"
 luo_skull_strip = True
-luo_channels = [8, 16, 32, 32]
+luo_downsample = 2
+luo_channels = [4, 8, 16, 32]
 luo_latent_dim = 512
 luo_spatial_channels = 4
 luo_batch_size = 4
-luo_steps = 150
+luo_steps = 200
 luo_lr = 1e-3
 luo_weight_decay = 1e-5
-luo_median = 5
+luo_median = 3  # Luo: 5³ at 1 mm; at the quick grid (3.6 mm voxels) 3³ is the nearer physical size
 luo_erode = 1
 luo_min_size = 4
 # all methods
@@ -253,7 +254,8 @@ if ctfsh:
 # %% [markdown]
 # ## Seed 004 — Luo's residual AE, post-processing and the slice normality score
 #
-# The anomaly map is the residual |x − x̂| after a 5³ median filter, inside a slightly eroded brain mask.
+# The anomaly map is the residual |x − x̂| after a median filter (Luo: 5³ at 1 mm; `luo_median` here), inside
+# a slightly eroded brain mask.
 # A threshold and the removal of small 3D connected components give a segmentation; the threshold is the
 # one with the best Dice on the **validation** scans ([DICE], Sec. 2.6), applied unchanged to the test
 # scans. For detection Luo scores **slices**: e(u) sums the reconstruction error of slice u and

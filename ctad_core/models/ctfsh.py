@@ -255,7 +255,9 @@ def reconstruction_loss(
         return l1
     if loss != "l1+msssim":
         raise ValueError(f"unknown reconstruction loss {loss!r}; use 'l1' or 'l1+msssim'")
-    s = ms_ssim(((x + 1) / 2).clamp(0, 1), ((x_hat + 1) / 2).clamp(0, 1), data_range=1.0, win_size=win_size)
+    # SSIM subtracts squared means from means of squares: keep it in float32 even under bf16 autocast
+    with torch.autocast(device_type=x.device.type, enabled=False):
+        s = ms_ssim(((x + 1) / 2).clamp(0, 1), ((x_hat + 1) / 2).clamp(0, 1), data_range=1.0, win_size=win_size)
     return rho * l1 + (1 - rho) * (1 - s)
 
 

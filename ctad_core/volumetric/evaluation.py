@@ -7,7 +7,7 @@ Per family (higher = more anomalous everywhere):
   the slices' Eq. 6), its maps are zero outside that band and its ``brain`` mask is restricted to the band;
   lesioned scans without lesion voxels in the band are left out, as Viana et al. did.
 - ``ctfsh``: scan score = **I** (ℓ_r of Eq. 1); **F** (Eq. 3) in ``info``; voxel map |x − x̂|.
-- ``resae``: voxel map = 5³ median of |x − x̂| inside the eroded brain mask (Luo's post-processing before
+- ``resae``: voxel map = median-filtered |x − x̂| (Luo: 5³) inside the eroded brain mask (Luo's post-processing before
   the threshold); scan score = mean of the top 1 % of that map (Luo scored slices, not scans: this choice is
   ours); slice normality score s(u) (Appendix E1), slice-level AUC / AUPRC / sensitivity; the [DICE]
   threshold searched on the validation scans and applied, with small-component removal, to the test scans.
@@ -172,7 +172,7 @@ def evaluate_method(
             "family": spec.family,
             "spec": spec.to_dict(),
             "map": "|x - x_hat| in the model range"
-            + (", 5^3 median, eroded brain" if spec.family == "resae" else "")
+            + (f", {spec.post.get('median')}^3 median, eroded brain" if spec.family == "resae" else "")
             + ("; brain = evaluation mask (brain mask)" if spec.skull_strip else "; brain = evaluation mask (whole head)"),
             "scan_score": {"fanogan": "Eq. 6 (L_img + kappa*L_feat)", "ctfsh": "I score (Eq. 1)", "resae": "top-1% mean of the post-processed map"}[spec.family],
         },

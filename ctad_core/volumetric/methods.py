@@ -20,14 +20,14 @@ from ctad_core.models.ctfsh import CTFSHConfig
 from ctad_core.models.fanogan import FAnoGANConfig
 from ctad_core.models.resae import ResAEConfig
 
-#: Parameters of notebook 05 / the CLI, at the quick profile's values (64³ phantoms, 2 CPU cores).
+#: Parameters of notebook 05 / the CLI, at the quick profile's values (64³ phantoms, 2 CPU cores: every model
+#: runs on the volumes average-pooled to 32³, maps come back on the 64³ grid).
 DEFAULT_PARAMS: dict[str, Any] = {
     "methods": [
         "fanogan3d",
         "fanogan2d",
         "ctfsh_ae_l1",
         "ctfsh_ae_msssim",
-        "ctfsh_ae_acai",
         "ctfsh_vae_msssim",
         "ctfsh_ae_msssim_strip",
         "luo_resae",
@@ -36,26 +36,27 @@ DEFAULT_PARAMS: dict[str, Any] = {
     # seed 001 — Viana et al. 3D f-AnoGAN
     "fanogan_window": "viana",
     "fanogan_skull_strip": True,
-    "fanogan_downsample": 1,
+    "fanogan_downsample": 2,
     "fanogan_latent_dim": 128,
-    "fanogan_base_channels": 8,
-    "fanogan_max_channels": 64,
+    "fanogan_base_channels": 4,
+    "fanogan_max_channels": 32,
     "fanogan_batch_size": 4,
-    "fanogan_gan_steps": 150,
+    "fanogan_gan_steps": 80,
     "fanogan_n_critic": 3,
     "fanogan_gp_lambda": 10.0,
     "fanogan_lr_gan": 2e-4,
-    "fanogan_encoder_steps": 150,
-    "fanogan_finetune_steps": 100,
+    "fanogan_encoder_steps": 80,
+    "fanogan_finetune_steps": 40,
     "fanogan_lr_encoder": 5e-4,
     "fanogan_kappa": 1.0,
     "fanogan2d_mid_fraction": 0.3,
     # seed 002 — CTFSH AE / VAE
     "ctfsh_window": "ctfsh",
-    "ctfsh_channels": [8, 16, 32, 32],
+    "ctfsh_downsample": 2,
+    "ctfsh_channels": [4, 8, 16],
     "ctfsh_latent_dim": 64,
     "ctfsh_batch_size": 4,
-    "ctfsh_steps": 150,
+    "ctfsh_steps": 120,
     "ctfsh_lr": 1e-3,
     "ctfsh_rho": 0.15,
     "ctfsh_win_size": 7,
@@ -65,14 +66,15 @@ DEFAULT_PARAMS: dict[str, Any] = {
     # seed 004 — Luo et al. residual AE
     "luo_window": "brain",
     "luo_skull_strip": True,
-    "luo_channels": [8, 16, 32, 32],
+    "luo_downsample": 2,
+    "luo_channels": [4, 8, 16, 32],
     "luo_latent_dim": 512,
     "luo_spatial_channels": 4,
     "luo_batch_size": 4,
-    "luo_steps": 150,
+    "luo_steps": 200,
     "luo_lr": 1e-3,
     "luo_weight_decay": 1e-5,
-    "luo_median": 5,
+    "luo_median": 3,
     "luo_erode": 1,
     "luo_min_size": 4,
     # everything
@@ -107,6 +109,10 @@ class FAnoGANTrain:
     finetune_steps: int = 500
     lr_encoder: float = 1e-4
     kappa: float = 1.0
+
+    def __post_init__(self) -> None:
+        if self.n_critic < 1 or self.batch_size < 1:
+            raise ValueError(f"n_critic and batch_size must be >= 1, got {self.n_critic} and {self.batch_size}")
 
 
 @dataclass
@@ -204,10 +210,7 @@ def method_spec(name: str, volume_shape: tuple[int, int, int], params: dict[str,
     common = {"amp": bool(p["amp"]), "ckpt_every": int(p["ckpt_every"])}
     if name in ("fanogan3d", "fanogan2d"):
         two_d = name == "fanogan2d"
-        f = int(p["fanogan_downsample"])
-        if any(s % f for s in shape):
-            raise ValueError(f"fanogan_downsample={f} does not divide the volume shape {shape}")
-        small = tuple(s // f for s in shape)
+        f, small = _pooled(shape, p, "fanogan_downsample")
         cfg = FAnoGANConfig(
             image_shape=small[1:] if two_d else small,
             latent_dim=int(p["fanogan_latent_dim"]),
@@ -231,8 +234,9 @@ def method_spec(name: str, volume_shape: tuple[int, int, int], params: dict[str,
         )
     if name.startswith("ctfsh_"):
         variational, loss, acai, strip = ctfsh_variant(name)
+        f, small = _pooled(shape, p, "ctfsh_downsample")
         cfg = CTFSHConfig(
-            image_shape=shape, channels=tuple(p["ctfsh_channels"]), latent_dim=int(p["ctfsh_latent_dim"]),
+            image_shape=small, channels=tuple(p["ctfsh_channels"]), latent_dim=int(p["ctfsh_latent_dim"]),
             variational=variational,
         )
         tr = CTFSHTrain(
@@ -241,10 +245,11 @@ def method_spec(name: str, volume_shape: tuple[int, int, int], params: dict[str,
             acai_lambda=float(p["ctfsh_acai_lambda"]), acai_gamma=float(p["ctfsh_acai_gamma"]),
             kl_weight=float(p["ctfsh_kl_weight"]),
         )
-        return MethodSpec(name, "ctfsh", cfg, tr, _window(p["ctfsh_window"]), strip, **common)
+        return MethodSpec(name, "ctfsh", cfg, tr, _window(p["ctfsh_window"]), strip, downsample=f, **common)
     if name in ("luo_resae", "luo_resae_spatial"):
+        f, small = _pooled(shape, p, "luo_downsample")
         cfg = ResAEConfig(
-            image_shape=shape, channels=tuple(p["luo_channels"]),
+            image_shape=small, channels=tuple(p["luo_channels"]),
             latent="spatial" if name.endswith("spatial") else "dense",
             latent_dim=int(p["luo_latent_dim"]), spatial_channels=int(p["luo_spatial_channels"]),
         )
@@ -253,11 +258,20 @@ def method_spec(name: str, volume_shape: tuple[int, int, int], params: dict[str,
             weight_decay=float(p["luo_weight_decay"]),
         )
         post = {"median": int(p["luo_median"]), "erode": int(p["luo_erode"]), "min_size": int(p["luo_min_size"])}
-        return MethodSpec(name, "resae", cfg, tr, _window(p["luo_window"]), bool(p["luo_skull_strip"]), post=post, **common)
+        return MethodSpec(
+            name, "resae", cfg, tr, _window(p["luo_window"]), bool(p["luo_skull_strip"]), downsample=f, post=post, **common
+        )
     raise ValueError(
         f"unknown volumetric method {name!r}; use fanogan3d, fanogan2d, ctfsh_{{ae,vae}}_{{l1,msssim,acai}}[_strip], "
         "luo_resae or luo_resae_spatial"
     )
+
+
+def _pooled(shape: tuple[int, ...], p: dict[str, Any], key: str) -> tuple[int, tuple[int, ...]]:
+    f = int(p[key])
+    if f < 1 or any(s % f for s in shape):
+        raise ValueError(f"{key}={f} does not divide the volume shape {shape}")
+    return f, tuple(s // f for s in shape)
 
 
 def _window(w: Any) -> str | tuple[float, float]:
