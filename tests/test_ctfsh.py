@@ -170,7 +170,7 @@ def test_training_writes_i_and_f_scores(tmp_path):
     from ctad_core.volumetric import VolumeCache, auroc_table, method_spec, run_method
 
     cache = VolumeCache(make_fake_run(tmp_path, size=16, n_train=4, n_val=3, n_test=6))
-    p = {"ctfsh_channels": [2, 4], "ctfsh_latent_dim": 6, "ctfsh_steps": 2, "ctfsh_win_size": 3}
+    p = {"ctfsh_channels": [2, 4], "ctfsh_latent_dim": 6, "ctfsh_steps": 2, "ctfsh_win_size": 3, "ctfsh_downsample": 1}
     evs = []
     for name in ("ctfsh_vae_acai", "ctfsh_ae_l1_strip"):
         with warnings.catch_warnings():

@@ -50,8 +50,9 @@ def test_torchrun_two_cpu_ranks_agree(tmp_path):
         "fanogan_n_critic": 2, "fanogan_encoder_steps": 2, "fanogan_finetune_steps": 2,
         "ctfsh_channels": "[2,4]", "ctfsh_latent_dim": 6, "ctfsh_steps": 3, "ctfsh_win_size": 3,
         "luo_channels": "[2,2,4,4]", "luo_latent_dim": 8, "luo_steps": 3,
+        "fanogan_downsample": 1, "ctfsh_downsample": 1, "luo_downsample": 1,
     }
-    cmd = [str(torchrun), "--nproc_per_node", "2", "--master_port", "0", "-m", "ctad_core.volumetric", "train",
+    cmd = [str(torchrun), "--standalone", "--nproc_per_node", "2", "-m", "ctad_core.volumetric", "train",
            "--run-dir", str(run), "--quiet", "--rank-digest", "--evaluate"]
     methods = ("fanogan3d", "ctfsh_ae_acai", "luo_resae")
     for m in methods:
@@ -59,7 +60,7 @@ def test_torchrun_two_cpu_ranks_agree(tmp_path):
     for k, v in tiny.items():
         cmd += ["--set", f"{k}={v}"]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
-    proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     out = run / "volumetric"
     for m in methods:

@@ -103,7 +103,7 @@ def test_pipeline_luo_metrics(fake_run):
     from ctad_core.volumetric import VolumeCache, run_method
 
     cache = VolumeCache(fake_run)
-    p = {"luo_channels": [2, 2, 4, 4], "luo_latent_dim": 8, "luo_steps": 3, "luo_spatial_channels": 2}
+    p = {"luo_channels": [2, 2, 4, 4], "luo_latent_dim": 8, "luo_steps": 3, "luo_spatial_channels": 2, "luo_downsample": 1}
     for name in ("luo_resae", "luo_resae_spatial"):
         tm, ev = run_method(name, cache, p, progress=False)
         info = ev.results.info
