@@ -50,6 +50,7 @@ size_2d = 64
 slices_2d = 5
 slice_mm = 5.0
 fov_mm = 230.0
+aligned = True  # phantoms in the template pose, as the seeds registered their scans
 workers = 0  # processes for building phantoms, 0 for one per core
 gallery_size = 192  # pixels of the teaching figures' phantoms
 
@@ -191,6 +192,14 @@ plt.show()
 # volumetric models, and `slices_2d` thick axial slices through the mid-axial level (the level of the
 # lateral ventricles, as in seed 000) for the 2D models. The split is **by patient**: training holds
 # healthy patients only; validation (to choose thresholds) and test hold both.
+#
+# All three volumetric seeds registered their scans to a template before training. With `aligned = True`
+# the phantoms are rendered in the template's pose — what a perfect affine registration gives — while the
+# elastic warp, skull, ventricles, sulci and contrast still vary from patient to patient. With
+# `aligned = False` each head keeps a random pose (±10–15°, ±10 mm, scale 0.9–1.1): a model must then
+# learn pose as part of "normal", and scan-level scores that average the whole head mostly measure pose
+# and head size rather than lesions. Real scans are aligned by `prep = {"align": "affine"}` (to the
+# phantom atlas in HU).
 
 # %%
 lo, hi = window_bounds(window)
@@ -199,12 +208,13 @@ if source == "phantom":
         n_train=n_train, n_val_healthy=n_val_healthy, n_test_healthy=n_test_healthy,
         n_val_per_kind=n_val_per_kind, n_test_per_kind=n_test_per_kind, kinds=tuple(kinds),
         shape_3d=tuple(shape_3d), size_2d=size_2d, slices_2d=slices_2d, slice_mm=slice_mm, fov_mm=fov_mm, seed=seed,
+        aligned=aligned,
     )
     config = {
         "source": "phantom", "window": [lo, hi], "window_name": window if isinstance(window, str) else None,
         "shape_3d": list(shape_3d), "spacing_3d": list(spec.spacing_3d), "size_2d": size_2d,
         "spacing_2d": list(spec.spacing_2d), "slices_2d": slices_2d, "kinds": list(kinds), "seed": seed,
-        "lesion_codes": ph.LESION_CODES, "skull_stripped": False,
+        "lesion_codes": ph.LESION_CODES, "skull_stripped": False, "aligned": aligned,
     }
     manifest = write_prepared(data_dir, build_phantom_set(spec, workers=workers or None), phantom_splits(spec), config)
 else:

@@ -130,7 +130,9 @@ def _rotation(rx: float, ry: float, rz: float) -> np.ndarray:
     return about_z @ about_y @ about_x
 
 
-def sample_patient(seed: int, kind: str = "healthy", lesion_near_midaxial: float | None = 12.0) -> dict[str, Any]:
+def sample_patient(
+    seed: int, kind: str = "healthy", lesion_near_midaxial: float | None = 12.0, aligned: bool = False
+) -> dict[str, Any]:
     """Draw one patient's parameters (anatomy, pose, tissue HU, lesion) from ``seed``.
 
     Args:
@@ -138,6 +140,8 @@ def sample_patient(seed: int, kind: str = "healthy", lesion_near_midaxial: float
         kind: ``"healthy"`` or one of :data:`LESION_KINDS`.
         lesion_near_midaxial: keep focal lesions within this many mm (template z) of the mid-axial level,
             so 2D mid-axial slice sets see them; None places them anywhere plausible.
+        aligned: the head in the template's pose (no rotation, scale or shift), as after an affine
+            registration to the atlas; the elastic warp and all anatomical variability remain.
 
     Returns:
         A dict of plain values and small arrays (see :class:`Phantom` ``params``).
@@ -152,6 +156,9 @@ def sample_patient(seed: int, kind: str = "healthy", lesion_near_midaxial: float
     p["rotation"] = _rotation(rng.uniform(-15, 15) * deg, rng.uniform(-10, 10) * deg, rng.uniform(-10, 10) * deg)
     p["scale"] = rng.uniform(0.9, 1.1, size=3)
     p["shift"] = rng.uniform(-10, 10, size=3)
+    if aligned:
+        p.update(rotation=np.eye(3), scale=np.ones(3), shift=np.zeros(3))
+    p["aligned"] = bool(aligned)
     p["warp_sd"] = rng.uniform(2.0, 4.0)
     p["warp_seed"] = int(rng.integers(2**31))
     p["field_seed"] = int(rng.integers(2**31))

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 from tqdm.auto import tqdm
 
-from ctad_core.data.phantom import HAEMORRHAGE_KINDS, LESION_KINDS, make_phantom
+from ctad_core.data.phantom import HAEMORRHAGE_KINDS, LESION_KINDS, make_phantom, sample_patient
 from ctad_core.data.prepare import PreparedScan
 
 __all__ = ["PhantomSetSpec", "plan_phantom_set", "phantom_splits", "render_phantom_scan", "build_phantom_set"]
@@ -38,6 +38,8 @@ class PhantomSetSpec:
         slice_mm: 2D slice thickness and spacing between them (mm).
         fov_mm: field of view of both renderings (mm).
         seed: the set's seed; scan ``i`` is patient ``seed * 100003 + i``.
+        aligned: render every head in the template's pose, as the seeds' scans were after registration
+            (rotation, scale and shift removed; warp and anatomy still vary).
     """
 
     n_train: int = 60
@@ -52,6 +54,7 @@ class PhantomSetSpec:
     slice_mm: float = 5.0
     fov_mm: float = 230.0
     seed: int = 0
+    aligned: bool = False
 
     def __post_init__(self) -> None:
         bad = [k for k in self.kinds if k not in LESION_KINDS]
@@ -98,9 +101,10 @@ def plan_phantom_set(spec: PhantomSetSpec) -> list[dict[str, Any]]:
 
 def render_phantom_scan(item: dict[str, Any], spec: PhantomSetSpec) -> PreparedScan:
     """Render one planned scan in 3D and 2D (same patient)."""
-    vol = make_phantom(item["seed"], item["kind"], shape=tuple(spec.shape_3d), spacing=spec.spacing_3d)
+    params = sample_patient(item["seed"], item["kind"], aligned=spec.aligned)
+    vol = make_phantom(item["seed"], shape=tuple(spec.shape_3d), spacing=spec.spacing_3d, params=params)
     sl = make_phantom(
-        item["seed"], item["kind"], shape=(spec.slices_2d, spec.size_2d, spec.size_2d), spacing=spec.spacing_2d
+        item["seed"], shape=(spec.slices_2d, spec.size_2d, spec.size_2d), spacing=spec.spacing_2d, params=params
     )
     slice_label = (sl.lesion.reshape(spec.slices_2d, -1) > 0).any(axis=1).astype(np.int8)
     return PreparedScan(

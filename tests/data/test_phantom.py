@@ -192,3 +192,19 @@ def test_phantom_set_plan_is_split_by_patient_with_healthy_training():
     assert len(splits) == len(plan) == len({it["scan_id"] for it in plan})
     test_kinds = [it["kind"] for it in plan if it["split"] == "test"]
     assert all(test_kinds.count(k) == 2 for k in ph.LESION_KINDS)
+
+
+def test_aligned_patients_keep_anatomy_but_lose_pose():
+    free = ph.sample_patient(77, "iph")
+    al = ph.sample_patient(77, "iph", aligned=True)
+    np.testing.assert_array_equal(al["rotation"], np.eye(3))
+    np.testing.assert_array_equal(al["scale"], np.ones(3))
+    assert not np.allclose(free["rotation"], np.eye(3))
+    assert al["warp_sd"] == free["warp_sd"] and al["hu"] == free["hu"] and al["skull_mm"] == free["skull_mm"]
+    # aligned heads of different patients sit where the template is: brain centroids within a few mm
+    cents = []
+    for seed in (1, 2, 3):
+        p = ph.make_phantom(seed, shape=(24, 48, 48), spacing=(4.8, 4.8, 4.8), noise=False,
+                            params=ph.sample_patient(seed, aligned=True))
+        cents.append(np.argwhere(p.brain > 0).mean(0) * 4.8)
+    assert np.ptp(np.array(cents), axis=0).max() < 4.0
