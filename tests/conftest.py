@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 
+@pytest.hookimpl(tryfirst=True)  # before xdist's loadgroup reads the xdist_group marks
 def pytest_collection_modifyitems(config, items):
     for item in items:
         if "smoke_run_dir" in getattr(item, "fixturenames", ()):
