@@ -27,7 +27,7 @@ used are reported by :func:`msssim_scales` (the notebook writes them into the re
 from __future__ import annotations
 
 import warnings
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -43,7 +43,7 @@ MSSSIM_WEIGHTS = (0.0448, 0.2856, 0.3001, 0.2363, 0.1333)
 
 
 @dataclass
-class CTFSHConfig:
+class CTFSHConfig(nd.PyramidConfig):
     """Shapes and widths of the CTFSH AE/VAE.
 
     Attributes:
@@ -62,24 +62,8 @@ class CTFSHConfig:
     dilation: int = 2
 
     def __post_init__(self) -> None:
-        self.image_shape = tuple(int(s) for s in self.image_shape)
-        self.channels = tuple(int(c) for c in self.channels)
-        n = len(self.channels)
-        if any(s % 2**n for s in self.image_shape):
-            raise ValueError(f"image shape {self.image_shape} is not divisible by 2^{n} ({n} encoder stages)")
+        self._normalise_pyramid("encoder stages")
 
-    @property
-    def spatial_dims(self) -> int:
-        return len(self.image_shape)
-
-    @property
-    def bottom_shape(self) -> tuple[int, ...]:
-        return tuple(s // 2 ** len(self.channels) for s in self.image_shape)
-
-    def to_dict(self) -> dict:
-        d = asdict(self)
-        d["image_shape"], d["channels"] = list(self.image_shape), list(self.channels)
-        return d
 
 
 def _n(xs: tuple[int, ...]) -> int:

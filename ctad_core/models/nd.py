@@ -70,3 +70,36 @@ def halvings(shape: Sequence[int], bottom: int = 4) -> int:
     if n < 1 or any(s % (2**n) for s in shape) or min(shape) // 2**n != bottom:
         raise ValueError(f"image shape {tuple(shape)} must be {bottom}·2^n along its smallest side and divisible by 2^n")
     return n
+
+
+class PyramidConfig:
+    """Mixin for encoder–decoder configs whose ``image_shape`` is halved once per entry of ``channels``.
+
+    Subclasses are dataclasses with ``image_shape`` and ``channels`` fields; they call
+    :meth:`_normalise_pyramid` from ``__post_init__``.
+    """
+
+    image_shape: tuple[int, ...]
+    channels: tuple[int, ...]
+
+    def _normalise_pyramid(self, stage: str) -> None:
+        self.image_shape = tuple(int(s) for s in self.image_shape)
+        self.channels = tuple(int(c) for c in self.channels)
+        n = len(self.channels)
+        if any(s % 2**n for s in self.image_shape):
+            raise ValueError(f"image shape {self.image_shape} is not divisible by 2^{n} ({n} {stage})")
+
+    @property
+    def spatial_dims(self) -> int:
+        return len(self.image_shape)
+
+    @property
+    def bottom_shape(self) -> tuple[int, ...]:
+        return tuple(s // 2 ** len(self.channels) for s in self.image_shape)
+
+    def to_dict(self) -> dict:
+        from dataclasses import asdict
+
+        d = asdict(self)  # type: ignore[call-overload]
+        d["image_shape"], d["channels"] = list(self.image_shape), list(self.channels)
+        return d

@@ -16,7 +16,7 @@ Training (Sec. 2.4): L2 loss, Adam lr 1e-4, batch 8, 200 epochs, L2 regularisati
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -26,7 +26,7 @@ from ctad_core.models import nd
 
 
 @dataclass
-class ResAEConfig:
+class ResAEConfig(nd.PyramidConfig):
     """Shapes and widths of Luo's residual AE.
 
     Attributes:
@@ -44,26 +44,10 @@ class ResAEConfig:
     spatial_channels: int = 16
 
     def __post_init__(self) -> None:
-        self.image_shape = tuple(int(s) for s in self.image_shape)
-        self.channels = tuple(int(c) for c in self.channels)
         if self.latent not in ("dense", "spatial"):
             raise ValueError(f"latent must be 'dense' or 'spatial', got {self.latent!r}")
-        n = len(self.channels)
-        if any(s % 2**n for s in self.image_shape):
-            raise ValueError(f"image shape {self.image_shape} is not divisible by 2^{n} ({n} residual blocks)")
+        self._normalise_pyramid("residual blocks")
 
-    @property
-    def spatial_dims(self) -> int:
-        return len(self.image_shape)
-
-    @property
-    def bottom_shape(self) -> tuple[int, ...]:
-        return tuple(s // 2 ** len(self.channels) for s in self.image_shape)
-
-    def to_dict(self) -> dict:
-        d = asdict(self)
-        d["image_shape"], d["channels"] = list(self.image_shape), list(self.channels)
-        return d
 
 
 def _group(sd: int, cin: int, cout: int, stride: int = 1, transpose: bool = False) -> nn.Sequential:
