@@ -93,10 +93,14 @@ def residual(x: ArrayLike, x_hat: ArrayLike, mode: str = "abs") -> ArrayLike:
 
 
 def threshold_maps(maps: ArrayLike, thr: float) -> ArrayLike:
-    """Binary mask ``maps > thr`` (uint8 for NumPy, bool for torch)."""
+    """Binary mask ``maps >= thr`` (uint8 for NumPy, bool for torch).
+
+    "At or above" is the rule :mod:`ctad_core.metrics` uses for ROC curves and Dice sweeps, so a threshold
+    chosen there gives the same mask here.
+    """
     if isinstance(maps, torch.Tensor):
-        return maps > thr
-    return (np.asarray(maps) > thr).astype(np.uint8)
+        return maps >= thr
+    return (np.asarray(maps) >= thr).astype(np.uint8)
 
 
 # ----------------------------------------------------------------------------------------- morphology

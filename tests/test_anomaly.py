@@ -25,8 +25,8 @@ def test_residual_abs_and_pos_numpy_and_torch():
 
 def test_threshold_maps():
     m = an.threshold_maps(np.array([0.1, 0.5, 0.6]), 0.5)
-    assert m.dtype == np.uint8 and m.tolist() == [0, 0, 1]
-    assert an.threshold_maps(torch.tensor([0.1, 0.7]), 0.5).tolist() == [False, True]
+    assert m.dtype == np.uint8 and m.tolist() == [0, 1, 1]  # at or above, as metrics.dice_vs_threshold
+    assert an.threshold_maps(torch.tensor([0.1, 0.5, 0.7]), 0.5).tolist() == [False, True, True]
 
 
 def test_closing_fills_gap_per_item_and_keeps_border_objects():
