@@ -1,13 +1,14 @@
 """Shared fixtures.
 
-``smoke_run_dir``: a run directory where the whole notebook chain ran with the ``smoke`` profile (once per
-test session). Every test that uses it is pinned to one xdist worker (group "chain"), so under
-``pytest -n 2 --dist loadgroup`` the chain still runs once. Set ``CTAD_SMOKE_RUN_DIR`` to reuse a run
+``smoke_run_dir``: a run directory where the whole notebook chain ran with the ``smoke`` profile, once per
+test run even under xdist (a shared directory and a file lock; tests using it are also grouped on one
+worker where ``--dist loadgroup`` honours the group). Set ``CTAD_SMOKE_RUN_DIR`` to reuse a run
 directory where the chain already ran (development only).
 """
 
 from __future__ import annotations
 
+import fcntl
 import os
 from pathlib import Path
 
@@ -24,19 +25,31 @@ def pytest_collection_modifyitems(config, items):
 
 @pytest.fixture(scope="session")
 def smoke_run_dir(tmp_path_factory) -> Path:
-    """Run the notebook chain (smoke profile, CPU) once and return its run_dir."""
+    """Run the notebook chain (smoke profile, CPU) once and return its run_dir.
+
+    Under xdist every worker has its own session, so the run lives in a directory shared by the workers
+    and a file lock lets exactly one of them execute the chain; the others wait and reuse it.
+    """
+    from ctad_core.workbook import run_chain
+
     reuse = os.environ.get("CTAD_SMOKE_RUN_DIR")
     if reuse:
         path = Path(reuse)
         if not (path / "chain.json").is_file():
-            from ctad_core.workbook import run_chain
-
             run_chain("smoke", path, overrides={"device": "cpu"}, progress=False)
         return path
-    from ctad_core.workbook import run_chain
-
-    path = tmp_path_factory.mktemp("smoke_run")
-    run_chain("smoke", path, overrides={"device": "cpu"}, progress=False)
+    root = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        root = root.parent  # shared by all workers of this run
+    path, done = root / "smoke_run", root / "smoke_run.done"
+    with open(root / "smoke_run.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            if not done.is_file():
+                run_chain("smoke", path, overrides={"device": "cpu"}, progress=False)
+                done.write_text("ok\n")
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
     return path
 
 
