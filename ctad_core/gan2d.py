@@ -41,7 +41,7 @@ from ctad_core.models.fastgan import (
     Generator,
     reconstruction_targets,
 )
-from ctad_core.train import EMA, Stopwatch, load_checkpoint, save_checkpoint
+from ctad_core.train import EMA, Stopwatch, load_checkpoint, restore_training, save_checkpoint
 from ctad_core.utils import resolve_device, seed_everything, write_json
 
 CKPT = "checkpoint.pt"
@@ -144,15 +144,9 @@ def train_fastgan(
     sample_steps: list[int] = []
     step = 0
     ckpt_path = out / CKPT
-    if resume and ckpt_path.is_file():
-        ck = load_checkpoint(ckpt_path, map_location=dev)
-        G.load_state_dict(ck["G"])
-        D.load_state_dict(ck["D"])
-        ema.load_state_dict(ck["G_ema"])
-        opt_g.load_state_dict(ck["opt_g"])
-        opt_d.load_state_dict(ck["opt_d"])
-        gen.set_state(ck["gen_state"])
-        torch.set_rng_state(ck["torch_rng"])
+    parts = {"G": G, "D": D, "G_ema": ema, "opt_g": opt_g, "opt_d": opt_d}
+    ck = restore_training(ckpt_path, parts, gen, dev) if resume else None
+    if ck is not None:
         history = {k: list(v) for k, v in ck["history"].items()}
         step = int(ck["step"])
         if (out / "samples.npz").is_file():
@@ -381,12 +375,8 @@ def train_encoder(
     history: dict[str, list[float]] = {"step": [], "loss": [], "mse": []}
     step = 0
     ckpt_path = out / CKPT
-    if resume and ckpt_path.is_file():
-        ck = load_checkpoint(ckpt_path, map_location=dev)
-        E.load_state_dict(ck["E"])
-        opt.load_state_dict(ck["opt"])
-        gen.set_state(ck["gen_state"])
-        torch.set_rng_state(ck["torch_rng"])
+    ck = restore_training(ckpt_path, {"E": E, "opt": opt}, gen, dev) if resume else None
+    if ck is not None:
         history = {k: list(v) for k, v in ck["history"].items()}
         step = int(ck["step"])
 

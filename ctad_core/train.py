@@ -92,3 +92,32 @@ class Stopwatch:
     def __exit__(self, *exc: object) -> None:
         self._sync()
         self.seconds = time.perf_counter() - self.start
+
+
+def restore_training(
+    path: str | os.PathLike,
+    parts: Mapping[str, Any],
+    generator: torch.Generator | None = None,
+    map_location: str | torch.device = "cpu",
+) -> dict[str, Any] | None:
+    """Resume from a checkpoint if one exists: load each part's state and the random-number states.
+
+    Args:
+        path: the checkpoint written by :func:`save_checkpoint`.
+        parts: ``{key: object with load_state_dict}`` (models, optimisers, :class:`EMA`) keyed as saved.
+        generator: a ``torch.Generator`` whose state was saved under ``"gen_state"``.
+        map_location: device for the tensors.
+
+    Returns:
+        The checkpoint dict (for ``step``, ``history`` …), or None when there is no checkpoint yet.
+    """
+    if not Path(path).is_file():
+        return None
+    ck = load_checkpoint(path, map_location=map_location)
+    for key, obj in parts.items():
+        obj.load_state_dict(ck[key])
+    if generator is not None:
+        generator.set_state(ck["gen_state"])
+    if "torch_rng" in ck:
+        torch.set_rng_state(ck["torch_rng"].cpu())
+    return ck
