@@ -88,6 +88,7 @@ def run_chain(
     overrides: dict[str, Any] | None = None,
     progress: bool = True,
     kernel_name: str | None = None,
+    cell_timeout: int | None = None,
 ) -> dict[str, float]:
     """Execute the notebooks in order with papermill.
 
@@ -98,6 +99,7 @@ def run_chain(
         overrides: parameter values applied to every notebook that declares them (e.g. ``device``).
         progress: papermill's cell progress bar.
         kernel_name: Jupyter kernel (default: the notebook's, i.e. ``python3`` of this environment).
+        cell_timeout: seconds a cell may run before the chain fails (default: no limit).
 
     Returns:
         Wall seconds per notebook.
@@ -137,7 +139,11 @@ def run_chain(
                 progress_bar=progress,
                 kernel_name=kernel_name,
                 request_save_on_cell_execute=True,
+                execution_timeout=cell_timeout,
             )
+        except TimeoutError as e:
+            raise ChainError(f"{nb.name}: a cell ran longer than {cell_timeout} s ({e})\n"
+                             f"executed notebook so far: {out}") from None
         except pm.PapermillExecutionError as e:
             raise ChainError(
                 f"{nb.name} failed at cell {e.cell_index} (execution count {e.exec_count}): {e.ename}: {e.evalue}\n"

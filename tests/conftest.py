@@ -14,6 +14,9 @@ from pathlib import Path
 
 import pytest
 
+#: A smoke cell that runs this long is stuck (they take seconds): fail instead of hanging CI.
+CELL_TIMEOUT = 600
+
 
 @pytest.hookimpl(tryfirst=True)  # before xdist's loadgroup reads the xdist_group marks
 def pytest_collection_modifyitems(config, items):
@@ -36,7 +39,7 @@ def smoke_run_dir(tmp_path_factory) -> Path:
     if reuse:
         path = Path(reuse)
         if not (path / "chain.json").is_file():
-            run_chain("smoke", path, overrides={"device": "cpu"}, progress=False)
+            run_chain("smoke", path, overrides={"device": "cpu"}, progress=False, cell_timeout=CELL_TIMEOUT)
         return path
     root = tmp_path_factory.getbasetemp()
     if os.environ.get("PYTEST_XDIST_WORKER"):
@@ -46,7 +49,7 @@ def smoke_run_dir(tmp_path_factory) -> Path:
         fcntl.flock(lock, fcntl.LOCK_EX)
         try:
             if not done.is_file():
-                run_chain("smoke", path, overrides={"device": "cpu"}, progress=False)
+                run_chain("smoke", path, overrides={"device": "cpu"}, progress=False, cell_timeout=CELL_TIMEOUT)
                 done.write_text("ok\n")
         finally:
             fcntl.flock(lock, fcntl.LOCK_UN)
