@@ -57,5 +57,11 @@ def smoke_run_dir(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def cell_timeout() -> int:
+    """Seconds a notebook cell may run in tests before the chain fails."""
+    return CELL_TIMEOUT
+
+
+@pytest.fixture(scope="session")
 def repo_root() -> Path:
     return Path(__file__).resolve().parents[1]

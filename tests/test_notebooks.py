@@ -69,7 +69,7 @@ def test_chain_rejects_unknown_profile_and_notebook(tmp_path):
 
 
 @pytest.mark.slow
-def test_notebook_01_reads_a_folder_of_real_scans_and_02_trains_on_it(tmp_path, smoke_run_dir):
+def test_notebook_01_reads_a_folder_of_real_scans_and_02_trains_on_it(tmp_path, smoke_run_dir, cell_timeout):
     """Notebook 01 pointed at a plain folder of NIfTI scans (with a labels CSV) writes the same contract,
     and notebook 02 runs on it unchanged.
 
@@ -77,7 +77,6 @@ def test_notebook_01_reads_a_folder_of_real_scans_and_02_trains_on_it(tmp_path, 
     Jupyter kernels launched at the same moment by two test processes can pick the same ports and stall.
     """
     import pandas as pd
-    from conftest import CELL_TIMEOUT
 
     from ctad_core.data.nifti import save_nifti
     from ctad_core.data.phantom import make_phantom
@@ -94,7 +93,7 @@ def test_notebook_01_reads_a_folder_of_real_scans_and_02_trains_on_it(tmp_path, 
     run = tmp_path / "run"
     prep = {"adapter_kwargs": {"labels_csv": str(tmp_path / "labels.csv")}, "progress": False}
     run_chain("smoke", run, only=["01", "02"], overrides={"source": "folder", "source_path": str(src), "prep": prep},
-              progress=False, cell_timeout=CELL_TIMEOUT)
+              progress=False, cell_timeout=cell_timeout)
     df = read_manifest(run)
     assert len(df) == 12 and set(df.source) == {"folder"}
     assert (df[df.split == "train"].label == 0).all() and set(df.split) == {"train", "val", "test"}
