@@ -12,6 +12,9 @@ Rules the numbers follow (and the notebook explains):
   reported only as an upper bound.
 - **items vs scans**: a 2D method's items are slices; its scan score is the **max** over the scan's
   slice scores (one clearly abnormal slice makes an abnormal scan). A 3D method's items are scans.
+- **two scan scores**: each method's own (``scan_auroc``: seed 001 Eq. 6, seed 002 I, …) and, for every
+  method with maps, the same map score (``scan_auroc_map``: mean of the top 1 % of the map inside the mask,
+  max over a scan's slices in 2D), so that methods can be compared on what their maps see.
 - **pixel metrics** (AUROC, AUPRC) pool all test items' pixels inside the evaluation (brain) mask,
   healthy items included. Dice is computed on test items with a lesion; predictions are ``map >= t``
   inside the mask.
@@ -30,12 +33,13 @@ import os
 import sys
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from ctad_core import anomaly
 from ctad_core import metrics as M
 from ctad_core.results import MethodResults, find_method_results, load_method_results
 from ctad_core.utils import read_json, write_json
@@ -202,6 +206,13 @@ def evaluate_method_full(
     m["scan_auroc_by_kind"] = M.per_kind_auroc(st["score"], st["kind"])
     hs = is_haemorrhage(st["kind"]) | (st["kind"] == HEALTHY)
     m["scan_auroc_haemorrhage"] = M.roc_auc(st["score"][hs], st["label"][hs]) if hs.any() else float("nan")
+    if res.maps is not None:
+        # the same scan score for every method, from its map: mean of the top 1 % inside the mask (2D: max
+        # over the scan's slices) — beside each method's own score, never instead
+        ms = anomaly.scan_score(res.maps, res.brain, top_fraction=0.01, spatial_dims=2 if res.level == "2d" else 3)
+        sm = scan_table(replace(res, scan_score=ms), "test")
+        m["scan_auroc_map"] = M.roc_auc(sm["score"], sm["label"])
+        m["scan_auroc_map_by_kind"] = M.per_kind_auroc(sm["score"], sm["kind"])
     yv = M.youden_threshold(sv["score"], sv["label"])
     op = M.operating_point(st["score"], st["label"], yv.threshold) if math.isfinite(yv.threshold) else yv
     m["scan_operating_point"] = {**op.as_dict(), "chosen_on": "val (Youden)"}
@@ -542,6 +553,11 @@ def markdown_tables(report: Mapping[str, Any]) -> dict[str, str]:
     rows = [[k, *[_fmt((meths[n].get("scan_auroc_by_kind") or {}).get(k)) for n in names]] for k in kinds]
     rows.append(["TOTAL", *[_fmt(meths[n].get("scan_auroc")) for n in names]])
     t["table1_seed002_auroc_by_kind"] = _md(["Pathology (scan AUROC)", *names], rows)
+    # the same with every method scored by its map (top 1 % inside the mask)
+    if any(meths[n].get("scan_auroc_map_by_kind") for n in names):
+        rows = [[k, *[_fmt((meths[n].get("scan_auroc_map_by_kind") or {}).get(k)) for n in names]] for k in kinds]
+        rows.append(["TOTAL", *[_fmt(meths[n].get("scan_auroc_map")) for n in names]])
+        t["table1_auroc_by_kind_map_score"] = _md(["Pathology (scan AUROC, map score)", *names], rows)
     # seed 004 Tables 2-3
     rows = [[n, _fmt(meths[n].get("slice_auroc")), _fmt(meths[n].get("slice_auprc")),
              _fmt(meths[n].get("slice_sensitivity")), _fmt(meths[n].get("dice_seed004"))] for n in names]
@@ -549,9 +565,9 @@ def markdown_tables(report: Mapping[str, Any]) -> dict[str, str]:
     # overview
     rows = [[n, meths[n]["level"], _fmt(meths[n].get("pixel_auroc")), _fmt(meths[n].get("pixel_auprc")),
              _fmt(meths[n].get("dice_mean")), _fmt(meths[n].get("dice_median")), _fmt(meths[n].get("scan_auroc")),
-             _fmt(meths[n].get("seconds_per_scan"), 2)] for n in names]
+             _fmt(meths[n].get("scan_auroc_map")), _fmt(meths[n].get("seconds_per_scan"), 2)] for n in names]
     t["summary"] = _md(["Method", "level", "pixel AUROC", "pixel AUPRC", "Dice mean", "Dice median", "scan AUROC",
-                        "s / scan"], rows)
+                        "scan AUROC (map score)", "s / scan"], rows)
     rows = []
     for n in names:
         for label, st in (meths[n].get("recon_error") or {}).items():

@@ -173,3 +173,24 @@ def test_aligned_inputs_resized_like_notebook04(tmp_path):
     got = E.aligned_inputs(res, tmp_path)
     assert got is not None and got.shape == res.maps.shape
     np.testing.assert_allclose(got, prepare_slices(big, 16)[:, 0].numpy(), atol=1e-5)
+
+
+def test_map_score_auroc_by_hand():
+    """scan_auroc_map: top-1 % mean of each item's map in its mask, max over a scan's slices, then sklearn AUROC."""
+    from sklearn.metrics import roc_auc_score
+
+    res = _synthetic("m", "2d", seed=3)
+    m = E.evaluate_method(res)
+    t = res.split == "test"
+    per_item = []
+    for mp, b in zip(res.maps, res.brain):
+        v = np.sort(mp[b > 0])[::-1]
+        per_item.append(v[: int(np.ceil(0.01 * v.size))].mean())
+    per_item = np.array(per_item)
+    ids = np.unique(res.scan_id[t])
+    s = np.array([per_item[t][res.scan_id[t] == i].max() for i in ids])
+    y = np.array([res.kind[t][res.scan_id[t] == i][0] != "healthy" for i in ids]).astype(int)
+    assert m["scan_auroc_map"] == pytest.approx(roc_auc_score(y, s))
+    assert sorted(m["scan_auroc_map_by_kind"]) == sorted(m["scan_auroc_by_kind"])
+    tables = E.markdown_tables({"methods": {"m": m}})
+    assert "scan AUROC (map score)" in tables["summary"] and "TOTAL" in tables["table1_auroc_by_kind_map_score"]
