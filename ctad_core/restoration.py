@@ -186,6 +186,7 @@ def restore_many(
     loss_fn: LossFn,
     batch_size: int = 64,
     progress: bool = True,
+    z0: torch.Tensor | None = None,
     **kwargs,
 ) -> RestorationResult:
     """:func:`restore` over a large set in batches of ``batch_size``; results concatenated.
@@ -196,6 +197,7 @@ def restore_many(
         loss_fn: see :func:`restore`.
         batch_size: images restored together.
         progress: a bar over batches.
+        z0: (N, nz) starting latents (e.g. the encoder's), split along with the images; None: zeros.
         **kwargs: passed to :func:`restore`.
 
     Returns:
@@ -203,9 +205,12 @@ def restore_many(
         batches padded with their last value; ``steps`` the largest step count.
     """
     device = next(generator.parameters()).device
+    if z0 is not None and z0.shape[0] != images.shape[0]:
+        raise ValueError(f"z0 has {z0.shape[0]} rows for {images.shape[0]} images")
     parts: list[RestorationResult] = []
     for i in tqdm(range(0, images.shape[0], batch_size), desc="restoring", disable=not progress):
-        parts.append(restore(generator, images[i : i + batch_size].to(device), loss_fn, **kwargs))
+        zi = None if z0 is None else z0[i : i + batch_size]
+        parts.append(restore(generator, images[i : i + batch_size].to(device), loss_fn, z0=zi, **kwargs))
     t = max(p.losses.shape[0] for p in parts)
     losses = np.concatenate(
         [np.concatenate([p.losses, np.repeat(p.losses[-1:], t - p.losses.shape[0], 0)]) for p in parts],

@@ -79,6 +79,16 @@ def test_restore_many_and_amp(nets):
     whole = restore(G, x, loss, steps=5, lr=0.05)
     torch.testing.assert_close(many.z, whole.z, atol=2e-5, rtol=1e-4)
     assert many.losses.shape == (6, 3)
+    # a start z0 (e.g. the encoder's) is split with the images: same z as restoring the whole set from it
+    z0 = torch.rand(3, NZ) * 2 - 1
+    many0 = restore_many(G, x, loss, batch_size=2, steps=5, lr=0.05, progress=False, z0=z0)
+    whole0 = restore(G, x, loss, steps=5, lr=0.05, z0=z0)
+    torch.testing.assert_close(many0.z, whole0.z, atol=2e-5, rtol=1e-4)
+    assert not torch.allclose(many0.z, many.z)
+    start = restore_many(G, x, loss, batch_size=2, steps=0, progress=False, z0=z0)
+    torch.testing.assert_close(start.z, z0)
+    with pytest.raises(ValueError, match="rows"):
+        restore_many(G, x, loss, z0=z0[:2], progress=False)
     amp = restore(G, x, loss, steps=3, lr=0.05, amp=True, channels_last=True)
     assert amp.recon.shape == x.shape and torch.isfinite(amp.recon).all()
     G.to(memory_format=torch.contiguous_format)
