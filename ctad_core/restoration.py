@@ -205,8 +205,8 @@ def restore_many(
         batches padded with their last value; ``steps`` the largest step count.
     """
     device = next(generator.parameters()).device
-    if z0 is not None and z0.shape[0] != images.shape[0]:
-        raise ValueError(f"z0 has {z0.shape[0]} rows for {images.shape[0]} images")
+    if z0 is not None and (z0.ndim != 2 or z0.shape[0] != images.shape[0]):
+        raise ValueError(f"z0 must be (N, nz) with N = {images.shape[0]} rows, got shape {tuple(z0.shape)}")
     parts: list[RestorationResult] = []
     for i in tqdm(range(0, images.shape[0], batch_size), desc="restoring", disable=not progress):
         zi = None if z0 is None else z0[i : i + batch_size]

@@ -24,7 +24,7 @@
 # 1. **Encoder** (notebook 03): $z = E(x)$, one forward pass (seed: ~0.02 s per 512² slice).
 # 2. **Latent restoration** (seed Eq. 4): solve, per slice,
 #    $$\min_{-1\le z_i\le 1}\ w_1\,\ell_{percept}(x, G(z)) + w_2\,\ell_{MSE}(x, G(z))$$
-#    with Adam from $z = 0$, clipping $z$ to $[-1, 1]$ after every step, for a fixed number of steps
+#    with Adam (the seed starts from $z = 0$), clipping $z$ to $[-1, 1]$ after every step, for a fixed number of steps
 #    (seed: 8000 steps, ~110 s per slice on their GPU). Here **all slices are restored at once**: the
 #    per-slice losses are summed, so each latent gets exactly its own gradient and the result equals
 #    one-at-a-time restoration (a test checks this) — only much faster.
@@ -46,9 +46,9 @@
 run_dir = "runs/quick"
 seed = 0
 device = "auto"
-steps = 100
+steps = 60
 lr = 0.05
-restoration_init = "zero"
+restoration_init = "encoder"
 batch_size = 128
 w_percept = 1.0
 w_mse = 10.0
@@ -127,10 +127,11 @@ for m, (g_dir, e_dir) in enumerate(zip(gan2d.member_dirs(gan_dir, n_members), ga
     D = gan2d.load_discriminator(g_dir, dev) if feature_space == "discriminator" else None
     loss_fn = ReconstructionLoss(make_feature_extractor(feature_space, D, vgg_weights or None), w_percept, w_mse)
     z_enc, r_enc, t_enc = encode_reconstruct(gan2d.load_encoder(e_dir, dev), G, x)
+    assert restoration_init in ("zero", "encoder"), f"restoration_init must be 'zero' or 'encoder', not {restoration_init!r}"
     z0 = z_enc if restoration_init == "encoder" else None
     res = restore_many(G, x, loss_fn, batch_size=batch_size, steps=steps, lr=lr, amp=amp, channels_last=channels_last, z0=z0)
     if z0 is not None:
-        res.seconds += t_enc  # the encoder pass is part of this restoration's cost
+        res.seconds += t_enc  # the encoder pass (E and G(E(x)), a slight overestimate) is part of this cost
     rec["encoder"].append(r_enc[:, 0].numpy())
     rec["restoration"].append(res.recon[:, 0].numpy())
     seconds["encoder"] += t_enc
@@ -181,7 +182,7 @@ def show_examples(idx, title):
     fig, axes = plt.subplots(len(idx), len(cols), figsize=(2.1 * len(cols), 2.1 * len(idx)), squeeze=False)
     # overlay only residuals above the 95th percentile of the healthy slices' (noise stays grey)
     healthy_px = (brain > 0) & ~has_lesion[:, None, None]
-    floor = {k: float(np.quantile(maps[k].mean(0)[healthy_px], 0.95)) for k in maps}
+    floor = {k: float(np.quantile(maps[k].mean(0)[healthy_px], 0.95)) if healthy_px.any() else 0.02 for k in maps}
     vmax = float(np.quantile(maps["restoration"].mean(0)[brain > 0], 0.999))
     for r, i in enumerate(idx):
         panels = [xn[i], rec["encoder"].mean(0)[i], rec["restoration"].mean(0)[i]]
@@ -274,6 +275,7 @@ for k, name in (("encoder", "fastgan_encoder"), ("restoration", "fastgan_restora
               "device": describe_device(dev), "feature_space": feature_space, "residual_mode": residual_mode,
               "n_members": n_members, "image_size": image_size, "threshold": summaries[k]["threshold"],
               "closing_radius": closing_radius, "restoration_steps": steps if k == "restoration" else 0,
+              "restoration_init": restoration_init if k == "restoration" else None,
               "slice_index": ev.slice_index.tolist()},
     ))
 sorted(p.name for p in (out_dir / "methods").iterdir())

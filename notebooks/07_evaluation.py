@@ -38,6 +38,10 @@
 # scores (one clearly abnormal slice makes the scan abnormal). Pixel metrics pool all test pixels inside
 # the brain mask. Haemorrhages are the kinds `iph, sdh, edh, sah, ivh`.
 #
+# **Two scan scores.** Each method's own (seed 001: Eq. 6; seed 002: I; Luo and the 2D FastGAN: the mean
+# of the top 1 % of the map) and, for every method, that same **map score** — so the f-AnoGAN and CTFSH
+# columns can also be read for what their maps see. For Luo and the 2D methods both tables agree.
+#
 # Everything lands in `run_dir/report/`: `metrics.json` (the regression surface of `tests/`), the tables as
 # Markdown and the figures as PNG.
 
@@ -147,7 +151,8 @@ plt.show()
 display(Markdown(tables["table1_seed002_auroc_by_kind"]))
 if "table1_auroc_by_kind_map_score" in tables:
     display(Markdown("The same, every method scored by its **map** (mean of the top 1 % inside the mask; 2D: max over "
-                     "a scan's slices) — the whole-volume scores of seeds 001 and 002 hardly move for a focal lesion:\n\n"
+                     "a scan's slices) — the whole-volume scores of seeds 001 and 002 hardly move for a focal lesion; Luo's and "
+                     "the 2D columns repeat the table above:\n\n"
                      + tables["table1_auroc_by_kind_map_score"]))
 
 # %% [markdown]

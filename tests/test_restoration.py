@@ -87,8 +87,9 @@ def test_restore_many_and_amp(nets):
     assert not torch.allclose(many0.z, many.z)
     start = restore_many(G, x, loss, batch_size=2, steps=0, progress=False, z0=z0)
     torch.testing.assert_close(start.z, z0)
-    with pytest.raises(ValueError, match="rows"):
-        restore_many(G, x, loss, z0=z0[:2], progress=False)
+    for bad in (z0[:2], z0[0]):
+        with pytest.raises(ValueError, match="rows"):
+            restore_many(G, x, loss, z0=bad, progress=False)
     amp = restore(G, x, loss, steps=3, lr=0.05, amp=True, channels_last=True)
     assert amp.recon.shape == x.shape and torch.isfinite(amp.recon).all()
     G.to(memory_format=torch.contiguous_format)

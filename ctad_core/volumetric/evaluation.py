@@ -153,13 +153,14 @@ def evaluate_method(
             scores = anomaly.scan_score(maps, brain, top_fraction=0.01, spatial_dims=3)
             err = np.abs(items.x - recon)
             extra["normality"] = np.stack([normality_score(slice_errors(e, 0, b)) for e, b in zip(err, items.brain)])
-        else:
-            # the map score of every family (Luo's scan score, above): comparable across families, and a
-            # focal lesion moves it where it barely moves a whole-volume mean such as Eq. 6 or I
-            extra["M"] = anomaly.scan_score(maps, brain, top_fraction=0.01, spatial_dims=3)
         if spec.family == "ctfsh":
             extra["I"], extra["F"] = scores, inf["F"]
     seconds = sw.seconds
+    if spec.family != "resae":
+        # the map score of every family (Luo's scan score, above), outside the timing: comparable across
+        # families, and a focal lesion moves it where it barely moves a whole-volume mean such as Eq. 6 or I
+        # (an item with an empty mask scores 0)
+        extra["M"] = anomaly.scan_score(maps, brain, top_fraction=0.01, spatial_dims=3)
 
     sel = np.flatnonzero(keep)
     res = MethodResults(
@@ -216,8 +217,9 @@ def _test(ev: MethodEvaluation, split: str = "test") -> np.ndarray:
 
 
 def test_metrics(ev: MethodEvaluation) -> dict[str, Any]:
-    """Test-split metrics of one method: per-kind AUROC (and AUROC(F) for CTFSH), overall AUROC, AUPRC,
-    the Youden operating point, and for Luo's AE the slice-level scores and [DICE]."""
+    """Test-split metrics of one method: per-kind AUROC of its own score, overall AUROC, AUPRC, the Youden
+    operating point, the same AUROCs for each of :data:`EXTRA_SCORES` it has (``auroc_F`` for CTFSH,
+    ``auroc_M`` for f-AnoGAN and CTFSH), and for Luo's AE the slice-level scores and [DICE]."""
     r = ev.results
     t = _test(ev)
     labels = (r.kind[t] != "healthy").astype(int)
