@@ -20,7 +20,8 @@ Rules the numbers follow (and the notebook explains):
   healthy items included. Dice is computed on test items with a lesion; predictions are ``map >= t``
   inside the mask.
 - haemorrhage kinds are :data:`HAEMORRHAGE_KINDS`; a combined kind ``"sdh+fracture"`` counts as
-  haemorrhage when any part is one.
+  haemorrhage when any part is one. As seed 000 did, the haemorrhage Dice (and ``pixel_auroc_haemorrhage``,
+  healthy + haemorrhage test items) uses the method's ``maps_haemorrhage`` (ρ = max(·, 0)) when it wrote them.
 
 CLI: ``python -m ctad_core.evaluate record-baseline --run-dir D --profile P`` copies the run's metrics into
 ``tests/baselines/P.json`` with tolerances (see :func:`record_baseline`).
@@ -53,6 +54,7 @@ SCAN_AGGREGATE = "max"
 #: metrics compared by the regression test, with (absolute tolerance) — see record_baseline.
 DEFAULT_TOLERANCES: dict[str, float] = {
     "pixel_auroc": 0.05,
+    "pixel_auroc_haemorrhage": 0.05,
     "pixel_auprc": 0.05,
     "dice_mean": 0.07,
     "dice_median": 0.08,
@@ -254,17 +256,26 @@ def evaluate_method_full(
         haem = is_haemorrhage(kind)
         grid = M._default_thresholds(maps[val & has_les][brain[val & has_les] != 0]
                                      if (val & has_les).any() else maps[brain != 0], dice_thresholds)
+        # seed 000: "when testing on hemorrhage data, only positive values are considered" — the haemorrhage
+        # subset uses the max(·, 0) maps where the method wrote them (its own threshold, from validation)
+        maps_h = res.maps_haemorrhage if res.maps_haemorrhage is not None else maps
+        h_items = test & ((kind == HEALTHY) | haem)
+        if (h_items & haem & has_les).any():
+            m["pixel_auroc_haemorrhage"] = M.roc_auc(maps_h[h_items], les[h_items], brain[h_items])
         for subset, sub in (("all", np.ones_like(has_les)), ("haemorrhage", haem)):
             vsel, tsel = val & has_les & sub, test & has_les & sub
             if not vsel.any() or not tsel.any():
                 m[f"dice_{subset}"] = {"n": int(tsel.sum()), "threshold": None, "mean": None, "median": None, "sd": None}
                 continue
-            sw = M.dice_vs_threshold(maps[vsel], les[vsel], brain[vsel], grid, reduce="mean")
+            mp = maps_h if subset == "haemorrhage" else maps
+            g = grid if mp is maps else M._default_thresholds(mp[vsel][brain[vsel] != 0], dice_thresholds)
+            sw = M.dice_vs_threshold(mp[vsel], les[vsel], brain[vsel], g, reduce="mean")
             ev.sweeps[subset] = sw
-            pred = (maps[tsel] >= sw.best_threshold) & (brain[tsel] != 0)
+            pred = (mp[tsel] >= sw.best_threshold) & (brain[tsel] != 0)
             d = M.dice_per_item(pred, les[tsel])
             ev.dice_test[subset] = (d, np.flatnonzero(tsel))
-            m[f"dice_{subset}"] = {**_summary(d), "threshold": sw.best_threshold, "val_mean_dice": sw.best_dice}
+            m[f"dice_{subset}"] = {**_summary(d), "threshold": sw.best_threshold, "val_mean_dice": sw.best_dice,
+                                   "residual": "max(x - x_hat, 0)" if mp is not maps else "the method's map"}
             if subset == "all":
                 m["dice_threshold"] = sw.best_threshold
                 m["dice_mean"], m["dice_median"] = float(np.mean(d)), float(np.median(d))
@@ -566,10 +577,13 @@ def markdown_tables(report: Mapping[str, Any]) -> dict[str, str]:
     t["table3_seed004"] = _md(["Method", "AUC (slice)", "AUPRC (slice)", "Sensitivity (val Youden)", "[DICE]"], rows)
     # overview
     rows = [[n, meths[n]["level"], _fmt(meths[n].get("pixel_auroc")), _fmt(meths[n].get("pixel_auprc")),
-             _fmt(meths[n].get("dice_mean")), _fmt(meths[n].get("dice_median")), _fmt(meths[n].get("scan_auroc")),
-             _fmt(meths[n].get("scan_auroc_map")), _fmt(meths[n].get("seconds_per_scan"), 2)] for n in names]
-    t["summary"] = _md(["Method", "level", "pixel AUROC", "pixel AUPRC", "Dice mean", "Dice median", "scan AUROC",
-                        "scan AUROC (map score)", "s / scan"], rows)
+             _fmt(meths[n].get("dice_mean")), _fmt(meths[n].get("dice_median")),
+             _fmt(meths[n].get("pixel_auroc_haemorrhage")), _fmt((meths[n].get("dice_haemorrhage") or {}).get("median")),
+             _fmt(meths[n].get("scan_auroc")), _fmt(meths[n].get("scan_auroc_map")),
+             _fmt(meths[n].get("seconds_per_scan"), 2)] for n in names]
+    t["summary"] = _md(["Method", "level", "pixel AUROC", "pixel AUPRC", "Dice mean", "Dice median",
+                        "pixel AUROC (haem.)", "Dice median (haem.)", "scan AUROC", "scan AUROC (map score)",
+                        "s / scan"], rows)
     rows = []
     for n in names:
         for label, st in (meths[n].get("recon_error") or {}).items():
@@ -671,7 +685,8 @@ def check_report(report: Mapping[str, Any]) -> list[str]:
         for k in REQUIRED_METHOD_KEYS:
             if k not in m:
                 problems.append(f"{name}: missing {k!r}")
-        for k in ("pixel_auroc", "pixel_auprc", "scan_auroc", "scan_auroc_map", "dice_mean", "dice_median", "slice_auroc"):
+        for k in ("pixel_auroc", "pixel_auroc_haemorrhage", "pixel_auprc", "scan_auroc", "scan_auroc_map", "dice_mean",
+                  "dice_median", "slice_auroc"):
             v = m.get(k)
             if v is not None and not (0.0 <= float(v) <= 1.0):
                 problems.append(f"{name}: {k} = {v} outside [0, 1]")

@@ -35,6 +35,8 @@ class MethodResults:
         lesion: (N, *spatial) uint8 ground truth, or None.
         brain: (N, *spatial) uint8 evaluation mask, or None (whole image).
         recon: (N, *spatial) float32 reconstructions in model range [-1, 1], or None.
+        maps_haemorrhage: (N, *spatial) float32 maps made with ρ = max(·, 0) (only tissue brighter than its
+            reconstruction), which seed 000 uses for its haemorrhage test set; None: ``maps`` serve there too.
         info: JSON-able extras: ``seconds_per_scan``, ``device``, ``feature_space``, parameters used, …
     """
 
@@ -49,6 +51,7 @@ class MethodResults:
     brain: np.ndarray | None = None
     recon: np.ndarray | None = None
     info: dict[str, Any] = field(default_factory=dict)
+    maps_haemorrhage: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         if self.level not in ("2d", "3d"):
@@ -57,12 +60,12 @@ class MethodResults:
         for k in ("split", "kind", "scan_score"):
             if len(getattr(self, k)) != n:
                 raise ValueError(f"{self.name}: {k} has {len(getattr(self, k))} items, scan_id has {n}")
-        for k in ("maps", "lesion", "brain", "recon"):
+        for k in ("maps", "lesion", "brain", "recon", "maps_haemorrhage"):
             a = getattr(self, k)
             if a is not None and a.shape[0] != n:
                 raise ValueError(f"{self.name}: {k} has shape {a.shape}, expected {n} items first")
 
-    _ARRAYS = ("scan_id", "split", "kind", "scan_score", "maps", "lesion", "brain", "recon")
+    _ARRAYS = ("scan_id", "split", "kind", "scan_score", "maps", "lesion", "brain", "recon", "maps_haemorrhage")
 
 
 def save_method_results(stage_dir: str | os.PathLike, res: MethodResults) -> Path:

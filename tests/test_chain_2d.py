@@ -55,6 +55,9 @@ def test_restoration_results(smoke_run_dir):
         assert np.isfinite(r.maps).all() and (r.maps >= 0).all() and np.isfinite(r.scan_score).all()
         assert r.info["seconds_per_scan"] > 0 and r.info["feature_space"] and r.info["device"]
         assert set(r.scan_id) <= set(sl.scan_id)
+        # seed 000's haemorrhage map: max(x - x_hat, 0) <= |x - x_hat| pixel by pixel (members' means of both)
+        assert r.maps_haemorrhage.shape == r.maps.shape and (r.maps_haemorrhage >= 0).all()
+        assert (r.maps_haemorrhage <= r.maps + 1e-6).all() and (r.maps_haemorrhage < r.maps - 1e-3).any()
     timings = json.loads((rdir / "timings.json").read_text())
     assert timings["restoration"]["seconds_per_slice"] > timings["encoder"]["seconds_per_slice"]
     metrics = json.loads((rdir / "metrics.json").read_text())

@@ -59,6 +59,9 @@ def test_volumetric_outputs(smoke_run_dir):
         assert r.level == "3d"
         assert r.maps.shape[1:] == shape and r.lesion.shape == r.maps.shape and r.brain.shape == r.maps.shape
         assert np.isfinite(r.scan_score).all() and np.isfinite(r.maps).all()
+        # positive residual for haemorrhages: never above the |residual| map (the median filter is monotone)
+        assert r.maps_haemorrhage.shape == r.maps.shape and (r.maps_haemorrhage >= 0).all()
+        assert (r.maps_haemorrhage <= r.maps + 1e-6).all()
         assert set(r.split) <= {"val", "test"} and (r.split == "test").any()
         assert r.info["seconds_per_scan"] > 0 and r.info["device"]
         assert "auroc_per_kind" in r.info and "youden" in r.info

@@ -194,3 +194,27 @@ def test_map_score_auroc_by_hand():
     assert sorted(m["scan_auroc_map_by_kind"]) == sorted(m["scan_auroc_by_kind"])
     tables = E.markdown_tables({"methods": {"m": m}})
     assert "scan AUROC (map score)" in tables["summary"] and "TOTAL" in tables["table1_auroc_by_kind_map_score"]
+
+
+def test_haemorrhage_subset_uses_the_positive_residual(tmp_path):
+    """Seed 000 scores haemorrhages on max(x - x_hat, 0): with maps_haemorrhage given, the haemorrhage Dice
+    and pixel AUROC come from it (threshold from validation), the all-lesion figures from ``maps``."""
+    from ctad_core.results import load_method_results
+
+    res = _synthetic("h", "2d", seed=5, noise=0.9)  # |residual| maps: noisy
+    clean = (res.lesion != 0) * 0.8 + np.random.default_rng(1).random(res.maps.shape).astype(np.float32) * 0.1
+    res.maps_haemorrhage = clean.astype(np.float32)
+    m = E.evaluate_method(res)
+    without = E.evaluate_method(_synthetic("h", "2d", seed=5, noise=0.9))
+    assert m["dice_haemorrhage"]["residual"] == "max(x - x_hat, 0)"
+    assert without["dice_haemorrhage"]["residual"] == "the method's map"
+    assert m["dice_haemorrhage"]["median"] > without["dice_haemorrhage"]["median"] + 0.2
+    assert m["dice_all"] == without["dice_all"] and m["pixel_auroc"] == without["pixel_auroc"]
+    t = res.split == "test"
+    h = t & np.isin(res.kind, ["healthy", "iph", "sdh", "iph+fracture"])
+    assert m["pixel_auroc_haemorrhage"] == pytest.approx(M.roc_auc(clean[h], res.lesion[h] != 0, res.brain[h]))
+    # the field survives the results files
+    back = load_method_results(save_method_results(tmp_path, res))
+    np.testing.assert_array_equal(back.maps_haemorrhage, res.maps_haemorrhage)
+    with pytest.raises(ValueError, match="maps_haemorrhage"):
+        MethodResults("bad", "2d", res.scan_id, res.split, res.kind, res.scan_score, maps_haemorrhage=res.maps[:3])

@@ -140,15 +140,20 @@ def evaluate_method(
         if band is not None:
             recon[:, : band[0]], recon[:, band[1] :] = items.x[:, : band[0]], items.x[:, band[1] :]
         brain = items.eval_mask(spec.skull_strip).copy()
-        maps = (np.abs(items.x - recon) * (brain > 0)).astype(np.float32)
+        signed = (items.x - recon) * (brain > 0)
+        maps = np.abs(signed).astype(np.float32)
+        maps_pos = np.maximum(signed, 0).astype(np.float32)  # seed 000's ρ = max(·, 0), for haemorrhages
+        del signed
         if band is not None:
             outside = np.ones(items.x.shape[1], bool)
             outside[band[0] : band[1]] = False
             maps[:, outside] = 0.0
+            maps_pos[:, outside] = 0.0
             brain[:, outside] = 0
         if spec.family == "resae":
             eroded = anomaly.erode_mask(brain, iterations=spec.post["erode"], spatial_dims=3) if spec.post["erode"] else brain
             maps = anomaly.median_filter(maps, spec.post["median"], spatial_dims=3) * eroded
+            maps_pos = anomaly.median_filter(maps_pos, spec.post["median"], spatial_dims=3) * eroded
             brain = eroded.astype(np.uint8)
             scores = anomaly.scan_score(maps, brain, top_fraction=0.01, spatial_dims=3)
             err = np.abs(items.x - recon)
@@ -171,6 +176,7 @@ def evaluate_method(
         kind=items.kind[sel],
         scan_score=np.asarray(scores, np.float64)[sel],
         maps=maps[sel],
+        maps_haemorrhage=maps_pos[sel].astype(np.float32),
         lesion=items.lesion[sel],
         brain=brain[sel].astype(np.uint8),
         info={
