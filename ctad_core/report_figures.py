@@ -94,14 +94,28 @@ def timing_figure(report: Mapping[str, Any]) -> Figure:
     return fig
 
 
-def _middle(a: np.ndarray) -> np.ndarray:
-    """A 2D view of one item: itself (2D) or its middle axial slice (3D)."""
-    return a if a.ndim == 2 else a[a.shape[0] // 2]
+def _view(a: np.ndarray, k: int | None) -> np.ndarray:
+    """A 2D view of one item: itself (2D) or its axial slice ``k`` (3D; the middle one when None)."""
+    if a.ndim == 2:
+        return a
+    return a[a.shape[0] // 2 if k is None else k]
+
+
+def _lesion_slice(lesion: np.ndarray) -> int | None:
+    """The axial slice of a 3D item with the most lesion voxels (None for 2D items)."""
+    if lesion.ndim == 2:
+        return None
+    return int(np.argmax(lesion.reshape(lesion.shape[0], -1).sum(1)))
 
 
 def qualitative_panel(results: Mapping[str, MethodResults], evals: Mapping[str, MethodEvaluation],
                       n_items: int = 3, seed: int = 0) -> Figure:
-    """Test items with a lesion: reconstruction, anomaly map, thresholded mask and reference, per method."""
+    """Test items with a lesion: reconstruction, anomaly map, thresholded mask and reference, per method.
+
+    2D and 3D methods score different items (slices, volumes), so each level gets its own rows: the same
+    ``n_items`` lesioned test items for every method of that level; a 3D item is shown at its axial slice
+    with the most lesion. 3D methods keep no reconstruction in their results: their first panel stays empty.
+    """
     names = [n for n, r in results.items() if r.maps is not None and r.lesion is not None and "all" in evals[n].dice_test]
     if not names:
         fig, ax = plt.subplots(figsize=(4, 1))
@@ -109,35 +123,42 @@ def qualitative_panel(results: Mapping[str, MethodResults], evals: Mapping[str, 
         ax.axis("off")
         return fig
     rng = np.random.default_rng(seed)
-    ref = results[names[0]]
-    idx_all = evals[names[0]].dice_test["all"][1]
-    idx = np.sort(rng.choice(idx_all, min(n_items, idx_all.size), replace=False))
-    cols = 1 + 3 * len(names)
-    fig, axes = plt.subplots(len(idx), cols, figsize=(1.9 * cols, 2.0 * len(idx)), squeeze=False)
-    for r, i in enumerate(idx):
-        les = _middle(ref.lesion[i])
-        ax = axes[r, 0]
-        base = _middle(ref.recon[i]) if ref.recon is not None else _middle(ref.maps[i])
-        ax.imshow(base, cmap="gray")
-        ax.contour(les, levels=[0.5], colors="lime", linewidths=0.8)
-        ax.set_title(f"{ref.kind[i]} · reference", fontsize=7)
-        for c, n in enumerate(names):
-            res = results[n]
-            j = i if res.maps.shape[0] == ref.maps.shape[0] else None
-            if j is None:
-                continue
-            t = evals[n].metrics.get("dice_threshold", float("nan"))
-            m = _middle(res.maps[j])
-            b = _middle(res.brain[j]) if res.brain is not None else np.ones_like(m)
-            pred = (m >= t) & (b != 0)
-            a1, a2, a3 = axes[r, 1 + 3 * c : 4 + 3 * c]
-            a1.imshow(_middle(res.recon[j]) if res.recon is not None else np.zeros_like(m), cmap="gray", vmin=-1, vmax=1)
-            a1.set_title(f"{n}\nreconstruction", fontsize=7)
-            a2.imshow(m, cmap="inferno")
-            a2.set_title("anomaly map", fontsize=7)
-            a3.imshow(pred, cmap="gray")
-            a3.contour(_middle(res.lesion[j]), levels=[0.5], colors="lime", linewidths=0.8)
-            a3.set_title(f"t={t:.3g}, Dice {M.dice(pred, _middle(res.lesion[j])):.2f}", fontsize=7)
+    groups = []
+    for level in ("2d", "3d"):
+        ns = [n for n in names if results[n].level == level]
+        ns = [n for n in ns if results[n].maps.shape[0] == results[ns[0]].maps.shape[0]] if ns else ns
+        if ns:
+            idx_all = evals[ns[0]].dice_test["all"][1]
+            groups.append((ns, np.sort(rng.choice(idx_all, min(n_items, idx_all.size), replace=False))))
+    cols = 1 + 3 * max(len(ns) for ns, _ in groups)
+    rows = sum(len(idx) for _, idx in groups)
+    fig, axes = plt.subplots(rows, cols, figsize=(1.9 * cols, 2.0 * rows), squeeze=False)
+    r = 0
+    for ns, idx in groups:
+        ref = results[ns[0]]
+        for i in idx:
+            k = _lesion_slice(ref.lesion[i])
+            les = _view(ref.lesion[i], k)
+            ax = axes[r, 0]
+            ax.imshow(_view(ref.recon[i], k) if ref.recon is not None else _view(ref.maps[i], k), cmap="gray")
+            ax.contour(les, levels=[0.5], colors="lime", linewidths=0.8)
+            ax.set_title(f"{ref.kind[i]} · reference" + ("" if k is None else f" (slice {k})"), fontsize=7)
+            for c, n in enumerate(ns):
+                res = results[n]
+                t = evals[n].metrics.get("dice_threshold", float("nan"))
+                m = _view(res.maps[i], k)
+                b = _view(res.brain[i], k) if res.brain is not None else np.ones_like(m)
+                pred = (m >= t) & (b != 0)
+                a1, a2, a3 = axes[r, 1 + 3 * c : 4 + 3 * c]
+                if res.recon is not None:
+                    a1.imshow(_view(res.recon[i], k), cmap="gray", vmin=-1, vmax=1)
+                a1.set_title(f"{n}\nreconstruction", fontsize=7)
+                a2.imshow(m, cmap="inferno")
+                a2.set_title("anomaly map", fontsize=7)
+                a3.imshow(pred, cmap="gray")
+                a3.contour(_view(res.lesion[i], k), levels=[0.5], colors="lime", linewidths=0.8)
+                a3.set_title(f"t={t:.3g}, Dice {M.dice(pred, les):.2f}", fontsize=7)
+            r += 1
     for ax in axes.ravel():
         ax.axis("off")
     fig.tight_layout()

@@ -40,7 +40,7 @@
 # The seed trains **three** GANs that differ only by their random seed: their three anomaly masks are
 # later combined by a majority vote. Seed settings (the `paper` profile): 512×512, batch 8, Adam 2e-4,
 # 100 000 steps. The `quick` profile trains tiny networks on 64×64 slices for about five minutes each on
-# a CPU (1000 steps, Adam 5e-4 instead of 2e-4 so that ventricles appear within that budget) — enough for
+# a CPU (900 steps, Adam 5e-4 instead of 2e-4 so that ventricles appear within that budget) — enough for
 # skull, brain and ventricles, not for fine anatomy.
 
 # %% tags=["parameters"]
@@ -49,7 +49,7 @@ seed = 0
 device = "auto"
 image_size = 64
 n_members = 3
-steps = 1000
+steps = 900
 batch_size = 8
 ngf = 8
 ndf = 8
