@@ -218,3 +218,23 @@ def test_haemorrhage_subset_uses_the_positive_residual(tmp_path):
     np.testing.assert_array_equal(back.maps_haemorrhage, res.maps_haemorrhage)
     with pytest.raises(ValueError, match="maps_haemorrhage"):
         MethodResults("bad", "2d", res.scan_id, res.split, res.kind, res.scan_score, maps_haemorrhage=res.maps[:3])
+
+
+def test_qualitative_panel_rows_per_level():
+    """2D and 3D methods score different items: each level gets its own rows, none left empty."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from ctad_core import report_figures as RF
+
+    res = {"a2": _synthetic("a2", "2d"), "b2": _synthetic("b2", "2d", seed=1), "v3": _synthetic("v3", "3d", seed=2)}
+    evals = {n: E.evaluate_method_full(r) for n, r in res.items()}
+    fig = RF.qualitative_panel(res, evals, n_items=2, seed=0)
+    axes = np.array(fig.axes).reshape(4, 1 + 3 * 2)
+    for row in axes:  # every row draws its reference and at least one method's map
+        assert row[0].images and row[2].images
+    assert not axes[2, 5].images and not axes[3, 5].images  # one 3D method: its second slot stays empty
+    les = np.zeros((6, 4, 4), np.uint8)
+    les[4, 1:3, 1:3] = 1
+    assert RF._lesion_slice(les) == 4 and RF._lesion_slice(les[0]) is None
+    matplotlib.pyplot.close(fig)
