@@ -286,17 +286,14 @@ if luo:
 #
 # The papers' own scores of f-AnoGAN and CTFSH are **means over the whole volume**: a haemorrhage of a few
 # hundred voxels in a 64³ head barely moves them, while healthy heads differ from each other by more (skull,
-# ventricles, head size). The second table scores every family the same way, by **M** = the mean of the top
-# 1 % of its own map inside the evaluation mask (Luo's score): it asks whether each model's *map* sees the
-# lesion, which is what the voxel-level metrics of notebook 07 measure too.
+# ventricles, head size). Notebook 07 also scores every method the same way, by the mean of the top 1 % of
+# its own map (Luo's score), to ask whether each model's *map* sees the lesion.
 
 # %%
 ev_all = [evals[m] for m in methods if m in evals]
 summary = write_summary(run_dir, ev_all)
 display(Markdown("**Scan AUROC, each method's own score** (test)"))
 display(auroc_table(ev_all).round(3))
-display(Markdown("**Scan AUROC, map score M for every family** (test)"))
-display(auroc_table(ev_all, "M").round(3))
 vfig.roc_figure(ev_all)
 plt.show()
 if "fanogan_2d_vs_3d" in summary:

@@ -186,27 +186,3 @@ def test_training_writes_i_and_f_scores(tmp_path):
     assert np.all(strip.x[strip.brain == 0] == -1.0)
     table = auroc_table(evs, "F")
     assert list(table.index) == ["infarct", "iph", "TOTAL"]
-
-
-def test_map_score_m_is_the_top_percent_of_the_map(tmp_path):
-    """M (beside I and F) = mean of the top 1 % of each scan's map inside its mask, by a direct computation."""
-    sys.path.insert(0, str(Path(__file__).parent))
-    from _volumetric_fake import make_fake_run
-
-    from ctad_core.volumetric import VolumeCache, auroc_table, run_method
-
-    cache = VolumeCache(make_fake_run(tmp_path, size=16, n_train=4, n_val=3, n_test=6))
-    p = {"ctfsh_channels": [2, 4], "ctfsh_latent_dim": 6, "ctfsh_steps": 2, "ctfsh_win_size": 3, "ctfsh_downsample": 1}
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        _, ev = run_method("ctfsh_ae_l1", cache, p, progress=False)
-    r = ev.results
-    for i in range(len(r.scan_id)):
-        v = np.sort(r.maps[i][r.brain[i] > 0])[::-1]
-        k = int(np.ceil(0.01 * v.size))
-        assert ev.extra["M"][i] == pytest.approx(v[:k].mean(), rel=1e-5)
-    assert set(r.info["auroc_M_per_kind"]) == {"iph", "infarct"}
-    table = auroc_table([ev], "M")
-    assert table.loc["TOTAL", "ctfsh_ae_l1"] == pytest.approx(r.info["auroc_M"])
-    with pytest.raises(ValueError, match="score must be"):
-        auroc_table([ev], "Q")

@@ -7,9 +7,6 @@ Per family (higher = more anomalous everywhere):
   the slices' Eq. 6), its maps are zero outside that band and its ``brain`` mask is restricted to the band;
   lesioned scans without lesion voxels in the band are left out, as Viana et al. did.
 - ``ctfsh``: scan score = **I** (ℓ_r of Eq. 1); **F** (Eq. 3) in ``info``; voxel map |x − x̂|.
-- ``fanogan`` and ``ctfsh`` also get **M**, the mean of the top 1 % of their map inside the evaluation mask
-  (Luo's scan score, below): the papers' scores are means over the whole volume, which a focal lesion of a
-  few hundred voxels barely moves; M is reported beside them (``auroc_M``), never instead.
 - ``resae``: voxel map = median-filtered |x − x̂| (Luo: 5³) inside the eroded brain mask (Luo's post-processing before
   the threshold); scan score = mean of the top 1 % of that map (Luo scored slices, not scans: this choice is
   ours); slice normality score s(u) (Appendix E1), slice-level AUC / AUPRC / sensitivity; the [DICE]
@@ -161,11 +158,6 @@ def evaluate_method(
         if spec.family == "ctfsh":
             extra["I"], extra["F"] = scores, inf["F"]
     seconds = sw.seconds
-    if spec.family != "resae":
-        # the map score of every family (Luo's scan score, above), outside the timing: comparable across
-        # families, and a focal lesion moves it where it barely moves a whole-volume mean such as Eq. 6 or I
-        # (an item with an empty mask scores 0)
-        extra["M"] = anomaly.scan_score(maps, brain, top_fraction=0.01, spatial_dims=3)
 
     sel = np.flatnonzero(keep)
     res = MethodResults(
@@ -176,7 +168,7 @@ def evaluate_method(
         kind=items.kind[sel],
         scan_score=np.asarray(scores, np.float64)[sel],
         maps=maps[sel],
-        maps_haemorrhage=maps_pos[sel].astype(np.float32),
+        maps_haemorrhage=maps_pos[sel],
         lesion=items.lesion[sel],
         brain=brain[sel].astype(np.uint8),
         info={
@@ -200,8 +192,6 @@ def evaluate_method(
         res.info["msssim_scales"] = _msssim_info(spec)
         res.info["latent_sigma2"] = float(tm.latent["sigma2"])
         res.info["scores"] = {"I": np.asarray(extra["I"]).tolist(), "F": np.asarray(extra["F"]).tolist()}
-    if "M" in extra:
-        res.info["score_M"] = "top-1% mean of the map inside the evaluation mask (ours, beside the paper's score)"
     res.info.update(test_metrics(ev))
     return ev
 
@@ -213,19 +203,13 @@ def _msssim_info(spec) -> dict[str, Any]:
     return {"used": True, "scales": n, "weights": list(w), "win_size": spec.train.win_size, "of": 5}
 
 
-#: Scan scores kept beside a method's own (``scan_score``): CTFSH's latent F (Eq. 3) and the map score M
-#: (top-1 % of the map; for Luo's AE it is the scan score itself, so it is not repeated).
-EXTRA_SCORES = ("F", "M")
-
-
 def _test(ev: MethodEvaluation, split: str = "test") -> np.ndarray:
     return ev.results.split == split
 
 
 def test_metrics(ev: MethodEvaluation) -> dict[str, Any]:
-    """Test-split metrics of one method: per-kind AUROC of its own score, overall AUROC, AUPRC, the Youden
-    operating point, the same AUROCs for each of :data:`EXTRA_SCORES` it has (``auroc_F`` for CTFSH,
-    ``auroc_M`` for f-AnoGAN and CTFSH), and for Luo's AE the slice-level scores and [DICE]."""
+    """Test-split metrics of one method: per-kind AUROC (and AUROC(F) for CTFSH), overall AUROC, AUPRC,
+    the Youden operating point, and for Luo's AE the slice-level scores and [DICE]."""
     r = ev.results
     t = _test(ev)
     labels = (r.kind[t] != "healthy").astype(int)
@@ -236,11 +220,10 @@ def test_metrics(ev: MethodEvaluation) -> dict[str, Any]:
         out["auprc"] = metrics.average_precision(r.scan_score[t], labels)
         out["auroc_per_kind"] = metrics.per_kind_auroc(r.scan_score[t], r.kind[t])
         out["youden"] = metrics.youden_threshold(r.scan_score[t], labels).as_dict()
-        for key in EXTRA_SCORES:
-            if key in ev.extra:
-                f = np.asarray(ev.extra[key])
-                out[f"auroc_{key}"] = metrics.roc_auc(f[t], labels)
-                out[f"auroc_{key}_per_kind"] = metrics.per_kind_auroc(f[t], r.kind[t])
+        if "F" in ev.extra:
+            f = np.asarray(ev.extra["F"])
+            out["auroc_F"] = metrics.roc_auc(f[t], labels)
+            out["auroc_F_per_kind"] = metrics.per_kind_auroc(f[t], r.kind[t])
         if "normality" in ev.extra:
             out.update(luo_metrics(ev))
     return out
@@ -337,7 +320,7 @@ def scores_frame(evals: list[MethodEvaluation]) -> pd.DataFrame:
         r = ev.results
         for i in range(len(r.scan_id)):
             row = {"method": r.name, "scan_id": r.scan_id[i], "split": r.split[i], "kind": r.kind[i], "score": float(r.scan_score[i])}
-            for k in ("I", *EXTRA_SCORES):
+            for k in ("I", "F"):
                 if k in ev.extra:
                     row[k] = float(ev.extra[k][i])
             rows.append(row)
@@ -355,20 +338,15 @@ def auroc_table(evals: list[MethodEvaluation], score: str = "scan") -> pd.DataFr
 
     Args:
         evals: evaluated methods.
-        score: ``"scan"`` (each method's own score; I for CTFSH), ``"F"`` (CTFSH latent score only) or
-            ``"M"`` (the map score; Luo's AE's own score stands in for it).
+        score: ``"scan"`` (each method's own score; I for CTFSH) or ``"F"`` (CTFSH latent score only).
     """
-    if score not in ("scan", *EXTRA_SCORES):
-        raise ValueError(f"score must be 'scan' or one of {EXTRA_SCORES}, got {score!r}")
     cols = {}
     for ev in evals:
         info = ev.results.info
-        if score == "M" and ev.results.info.get("family") == "resae":
-            per, total = info["auroc_per_kind"], info["auroc"]
-        elif score != "scan":
-            if f"auroc_{score}_per_kind" not in info:
+        if score == "F":
+            if "auroc_F_per_kind" not in info:
                 continue
-            per, total = info[f"auroc_{score}_per_kind"], info[f"auroc_{score}"]
+            per, total = info["auroc_F_per_kind"], info["auroc_F"]
         else:
             per, total = info["auroc_per_kind"], info["auroc"]
         cols[ev.name] = {**per, "TOTAL": total}

@@ -109,7 +109,7 @@ def write_summary(run_dir: str | os.PathLike, evals: list[MethodEvaluation]) -> 
     out = Path(run_dir) / "volumetric"
     write_scores_csv(out, evals)
     by = {ev.name: ev for ev in evals}
-    keys = ("auroc", "auprc", "auroc_per_kind", "auroc_F", "auroc_F_per_kind", "auroc_M", "auroc_M_per_kind", "youden", "seconds_per_scan",
+    keys = ("auroc", "auprc", "auroc_per_kind", "auroc_F", "auroc_F_per_kind", "youden", "seconds_per_scan",
             "train_seconds", "slice_auc", "slice_auprc", "slice_sensitivity", "dice_test_pooled", "dice_test_mean",
             "n_test", "n_test_lesioned", "device")
     summary: dict[str, Any] = {"methods": {n: {k: ev.results.info[k] for k in keys if k in ev.results.info} for n, ev in by.items()}}
