@@ -22,9 +22,9 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
-from tqdm.auto import tqdm
 
 from ctad_core.augment import diff_augment, random_erase
+from ctad_core.frontend import tqdm
 from ctad_core.losses import (
     ReconstructionLoss,
     d_reconstruction_loss,
@@ -41,6 +41,7 @@ from ctad_core.models.fastgan import (
     Generator,
     reconstruction_targets,
 )
+from ctad_core.probe import LoopProbe
 from ctad_core.train import EMA, Stopwatch, load_checkpoint, restore_training, save_checkpoint
 from ctad_core.utils import resolve_device, seed_everything, write_json
 
@@ -199,36 +200,38 @@ def train_fastgan(
     D.train()
     with Stopwatch(dev) as sw:
         bar = tqdm(total=cfg.steps, initial=step, desc=f"FastGAN {out.name}", disable=not progress)
-        while step < cfg.steps:
-            real = _batch(data, cfg.batch_size, gen, dev)
-            real_small = F.interpolate(real, size=small, mode="area")
-            z = sample_z(cfg.batch_size, cfg.nz, gen, dev)
-            fake, fake_small = G(z, with_small=True)
-            real_a, real_small_a = diff_augment(
-                [real, real_small], cfg.augment, cfg.translation, generator=gen
-            )
-            fake_a, fake_small_a = diff_augment(
-                [fake, fake_small], cfg.augment, cfg.translation, generator=gen
-            )
-            part = int(torch.randint(0, 4, (1,), generator=gen))
-            # discriminator step
-            logits_real, recs = D(real_a, real_small_a, part=part)
-            targets = reconstruction_targets(real_a, real_small_a, part, small)
-            logits_fake = D(fake_a.detach(), fake_small_a.detach())
-            loss_rec = d_reconstruction_loss(recs, targets)
-            loss_d = hinge_d_loss(logits_real, logits_fake) + cfg.rec_weight * loss_rec
-            opt_d.zero_grad(set_to_none=True)
-            loss_d.backward()
-            opt_d.step()
-            # generator step
-            loss_g = hinge_g_loss(D(fake_a, fake_small_a))
-            opt_g.zero_grad(set_to_none=True)
-            loss_g.backward()
-            opt_g.step()
+        probe = LoopProbe(f"fastgan_{out.name}", cfg.steps, step, {"G": G, "D": D}, cfg.batch_size, dev)
+        while step < probe.stop:
+            with probe.step():
+                real = _batch(data, cfg.batch_size, gen, dev)
+                real_small = F.interpolate(real, size=small, mode="area")
+                z = sample_z(cfg.batch_size, cfg.nz, gen, dev)
+                fake, fake_small = G(z, with_small=True)
+                real_a, real_small_a = diff_augment(
+                    [real, real_small], cfg.augment, cfg.translation, generator=gen
+                )
+                fake_a, fake_small_a = diff_augment(
+                    [fake, fake_small], cfg.augment, cfg.translation, generator=gen
+                )
+                part = int(torch.randint(0, 4, (1,), generator=gen))
+                # discriminator step
+                logits_real, recs = D(real_a, real_small_a, part=part)
+                targets = reconstruction_targets(real_a, real_small_a, part, small)
+                logits_fake = D(fake_a.detach(), fake_small_a.detach())
+                loss_rec = d_reconstruction_loss(recs, targets)
+                loss_d = hinge_d_loss(logits_real, logits_fake) + cfg.rec_weight * loss_rec
+                opt_d.zero_grad(set_to_none=True)
+                loss_d.backward()
+                opt_d.step()
+                # generator step
+                loss_g = hinge_g_loss(D(fake_a, fake_small_a))
+                opt_g.zero_grad(set_to_none=True)
+                loss_g.backward()
+                opt_g.step()
             ema.update(G)
             step += 1
             bar.update(1)
-            if step % cfg.log_every == 0 or step == cfg.steps:
+            if step % cfg.log_every == 0 or step == probe.stop:
                 for k, v in (
                     ("step", step),
                     ("loss_d", loss_d.item()),
@@ -239,11 +242,12 @@ def train_fastgan(
                 ):
                     history[k].append(float(v))
                 bar.set_postfix(d=f"{loss_d.item():.3f}", g=f"{loss_g.item():.3f}")
-            if step % cfg.sample_every == 0 or step == cfg.steps:
+            if step % cfg.sample_every == 0 or step == probe.stop:
                 snapshot()
-            if step % cfg.ckpt_every == 0 or step == cfg.steps:
+            if step % cfg.ckpt_every == 0 or step == probe.stop:
                 save()
         bar.close()
+        probe.close()
     if step == start and not ckpt_path.is_file():
         save()
     return TrainResult(out, history, step - start, sw.seconds)
@@ -401,24 +405,27 @@ def train_encoder(
     E.train()
     with Stopwatch(dev) as sw:
         bar = tqdm(total=cfg.steps, initial=step, desc=f"encoder {out.name}", disable=not progress)
-        while step < cfg.steps:
-            x = _batch(data, cfg.batch_size, gen, dev)
-            x_in, _ = random_erase(x, cfg.erase_p, cfg.erase_area, fill=-1.0, generator=gen)
-            x_hat = G(E(x_in))
-            loss = loss_fn(x, x_hat).mean()
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
+        probe = LoopProbe(f"encoder_{out.name}", cfg.steps, step, {"E": E, "G": G}, cfg.batch_size, dev)
+        while step < probe.stop:
+            with probe.step():
+                x = _batch(data, cfg.batch_size, gen, dev)
+                x_in, _ = random_erase(x, cfg.erase_p, cfg.erase_area, fill=-1.0, generator=gen)
+                x_hat = G(E(x_in))
+                loss = loss_fn(x, x_hat).mean()
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
             step += 1
             bar.update(1)
-            if step % cfg.log_every == 0 or step == cfg.steps:
+            if step % cfg.log_every == 0 or step == probe.stop:
                 history["step"].append(float(step))
                 history["loss"].append(loss.item())
                 history["mse"].append(float(F.mse_loss(x_hat.detach(), x).item()))
                 bar.set_postfix(loss=f"{loss.item():.4f}")
-            if step % cfg.ckpt_every == 0 or step == cfg.steps:
+            if step % cfg.ckpt_every == 0 or step == probe.stop:
                 save()
         bar.close()
+        probe.close()
     if step == start and not ckpt_path.is_file():
         save()
     return TrainResult(out, history, step - start, sw.seconds)

@@ -184,15 +184,76 @@ def fid_figure(fid: Mapping[str, Any]) -> Figure:
     return fig
 
 
+def _viewer_panels(axes, r: MethodResults, i: int, z: int, threshold: float, show_prediction: bool) -> float:
+    """Draw the report viewer's three panels for item ``i`` (slice ``z`` in 3D); return the item's Dice."""
+    maps = r.maps[i]
+    les = r.lesion[i] if r.lesion is not None else np.zeros(maps.shape, np.uint8)
+    brain = r.brain[i] if r.brain is not None else np.ones(maps.shape, np.uint8)
+    pred = (maps >= threshold) & (brain != 0)
+    if r.level == "3d":
+        m2, l2, p2 = maps[z], les[z], pred[z]
+        rec = r.recon[i][z] if r.recon is not None else None
+    else:
+        m2, l2, p2 = maps, les, pred
+        rec = r.recon[i] if r.recon is not None else None
+    axes[0].imshow(rec if rec is not None else m2, cmap="gray")
+    axes[0].set_title("reconstruction" if rec is not None else "anomaly map")
+    axes[1].imshow(m2, cmap="inferno")
+    axes[1].set_title("anomaly map")
+    axes[2].imshow(rec if rec is not None else m2, cmap="gray")
+    if show_prediction:
+        axes[2].imshow(np.ma.masked_where(~p2, p2), cmap="autumn", alpha=0.6)
+    if l2.any():
+        axes[2].contour(l2, levels=[0.5], colors="lime", linewidths=1)
+    axes[2].set_title("prediction (orange) vs reference (green)")
+    for ax in axes:
+        ax.axis("off")
+    return float(M.dice(pred, les))
+
+
 def viewer(results: Mapping[str, MethodResults], evals: Mapping[str, MethodEvaluation], split: str = "test") -> Any:
     """Interactive viewer: method, item (and slice for 3D) sliders, overlay, threshold slider with live Dice.
 
+    Headless (:func:`ctad_core.frontend.headless`, e.g. under ``ctad run``) it returns a static figure of
+    each method's most lesioned test item at its validation threshold instead, so a batch run creates no
+    widget.
+
     Returns:
-        An ipywidgets widget (display it as a cell's last expression).
+        An ipywidgets widget (display it as a cell's last expression), or a closed ``Figure`` when headless.
     """
-    import ipywidgets as W
+    from ctad_core.frontend import headless
 
     names = [n for n, r in results.items() if r.maps is not None]
+
+    def sel(name: str) -> np.ndarray:
+        return np.flatnonzero(np.asarray(results[name].split).astype(str) == split)
+
+    def threshold_of(name: str, idx: np.ndarray) -> float:
+        t = evals[name].metrics.get("dice_threshold")
+        lo, hi = float(np.min(results[name].maps[idx])), float(np.max(results[name].maps[idx]))
+        return float(np.clip(t if t is not None else (lo + hi) / 2, lo, max(hi, lo + 1e-6)))
+
+    if headless():
+        names = [n for n in names if sel(n).size]
+        fig, axes = plt.subplots(max(1, len(names)), 3, figsize=(9, 3.0 * max(1, len(names))), squeeze=False)
+        plt.close(fig)  # shown once, as the cell's value (see viz.slice_strip)
+        for row, name in zip(axes, names):
+            r, idx = results[name], sel(name)
+            sizes = [(r.lesion[j] > 0).sum() if r.lesion is not None else 0 for j in idx]
+            i = int(idx[int(np.argmax(sizes))])
+            z = int(np.argmax((r.lesion[i] > 0).reshape(r.lesion[i].shape[0], -1).sum(1))) if r.level == "3d" and r.lesion is not None else 0
+            t = threshold_of(name, idx)
+            d = _viewer_panels(row, r, i, z, t, True)
+            row[0].set_title(f"{name} · {r.scan_id[i]} ({r.kind[i]})\nDice {d:.3f} at t={t:.4g}", fontsize=8)
+        if not names:
+            axes[0, 0].text(0.5, 0.5, "no method with anomaly maps", ha="center")
+            for ax in axes[0]:
+                ax.axis("off")
+        fig.tight_layout()
+        return fig
+
+    import ipywidgets as W
+
     if not names:
         return W.HTML("no method with anomaly maps")
     method = W.Dropdown(options=names, description="method")
@@ -203,9 +264,6 @@ def viewer(results: Mapping[str, MethodResults], evals: Mapping[str, MethodEvalu
     overlay = W.Checkbox(True, description="overlay prediction")
     out = W.Output()
     info = W.HTML()
-
-    def sel(name: str) -> np.ndarray:
-        return np.flatnonzero(np.asarray(results[name].split).astype(str) == split)
 
     def on_method(*_: Any) -> None:
         r = results[method.value]
@@ -220,43 +278,21 @@ def viewer(results: Mapping[str, MethodResults], evals: Mapping[str, MethodEvalu
         else:
             thr.min, thr.max = new_min, new_max
         thr.step = (thr.max - thr.min) / 500
-        t = evals[method.value].metrics.get("dice_threshold")
-        thr.value = float(np.clip(t if t is not None else (lo + hi) / 2, thr.min, thr.max))
+        thr.value = threshold_of(method.value, idx)
         draw()
 
     def draw(*_: Any) -> None:
         r = results[method.value]
         i = sel(method.value)[item.value]
-        maps = r.maps[i]
-        les = r.lesion[i] if r.lesion is not None else np.zeros(maps.shape, np.uint8)
-        brain = r.brain[i] if r.brain is not None else np.ones(maps.shape, np.uint8)
-        pred = (maps >= thr.value) & (brain != 0)
         if r.level == "3d":
-            depth.max = maps.shape[0] - 1
-            z = depth.value
-            m2, l2, p2 = maps[z], les[z], pred[z]
-            rec = r.recon[i][z] if r.recon is not None else None
-        else:
-            m2, l2, p2 = maps, les, pred
-            rec = r.recon[i] if r.recon is not None else None
-        info.value = (f"<b>{r.scan_id[i]}</b> · kind <b>{r.kind[i]}</b> · item Dice at t={thr.value:.4g}: "
-                      f"<b>{M.dice(pred, les):.3f}</b> (validation threshold "
-                      f"{evals[method.value].metrics.get('dice_threshold', float('nan')):.4g})")
+            depth.max = r.maps[i].shape[0] - 1
         with out:
             out.clear_output(wait=True)
             fig, axes = plt.subplots(1, 3, figsize=(10, 3.4))
-            axes[0].imshow(rec if rec is not None else m2, cmap="gray")
-            axes[0].set_title("reconstruction" if rec is not None else "anomaly map")
-            axes[1].imshow(m2, cmap="inferno")
-            axes[1].set_title("anomaly map")
-            axes[2].imshow(rec if rec is not None else m2, cmap="gray")
-            if overlay.value:
-                axes[2].imshow(np.ma.masked_where(~p2, p2), cmap="autumn", alpha=0.6)
-            if l2.any():
-                axes[2].contour(l2, levels=[0.5], colors="lime", linewidths=1)
-            axes[2].set_title("prediction (orange) vs reference (green)")
-            for ax in axes:
-                ax.axis("off")
+            d = _viewer_panels(axes, r, i, depth.value, thr.value, overlay.value)
+            info.value = (f"<b>{r.scan_id[i]}</b> · kind <b>{r.kind[i]}</b> · item Dice at t={thr.value:.4g}: "
+                          f"<b>{d:.3f}</b> (validation threshold "
+                          f"{evals[method.value].metrics.get('dice_threshold', float('nan')):.4g})")
             plt.show()
 
     method.observe(on_method, "value")

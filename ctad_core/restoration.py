@@ -27,9 +27,10 @@ import numpy as np
 import torch
 from torch import nn
 from torch.nn.utils import parametrize
-from tqdm.auto import tqdm
 
+from ctad_core.frontend import tqdm
 from ctad_core.models.fastgan import NoiseInjection
+from ctad_core.probe import LoopProbe
 
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
@@ -145,14 +146,16 @@ def restore(
     _sync(device)
     t0 = time.perf_counter()
     with _InferenceMode([generator, feats], noise_mode), parametrize.cached():
-        bar = tqdm(range(steps), desc="restoration", disable=not progress, leave=False)
+        probe = LoopProbe("restoration", steps, 0, {"G": generator}, b, device, scales_with_data=True)
+        bar = tqdm(range(probe.stop), desc="restoration", disable=not progress, leave=False)
         for _ in bar:
-            opt.zero_grad(set_to_none=True)
-            with autocast:
-                per_item = loss_fn(x, generator(z)).float()
-            total = per_item.sum()
-            total.backward()
-            opt.step()
+            with probe.step():
+                opt.zero_grad(set_to_none=True)
+                with autocast:
+                    per_item = loss_fn(x, generator(z)).float()
+                total = per_item.sum()
+                total.backward()
+                opt.step()
             with torch.no_grad():
                 z.clamp_(-clip, clip)
             history.append(per_item.detach().cpu().numpy())
@@ -165,6 +168,7 @@ def restore(
                     since += 1
                     if since >= early_stop_patience:
                         break
+        probe.close()
         with torch.no_grad(), autocast:
             recon = generator(z)
             history.append(loss_fn(x, recon).float().cpu().numpy())

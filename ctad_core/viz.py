@@ -147,9 +147,49 @@ def loss_curves(history: dict[str, Sequence[float]], title: str = "losses", smoo
     return ax
 
 
+def slice_strip(volume: np.ndarray, window="brain", mask: np.ndarray | None = None,
+                anomaly: np.ndarray | None = None, n: int = 5, threshold: float | None = None):
+    """A static row of ``n`` axial slices through a volume (what :func:`slice_viewer` shows headless).
+
+    Slices are evenly spaced through the lesion's extent when ``mask`` has one, else through the middle
+    80 % of the volume.
+
+    Args:
+        volume: (z, y, x) HU.
+        window: window preset or (lower, upper) HU.
+        mask: optional (z, y, x) lesion mask to outline.
+        anomaly: optional (z, y, x) anomaly map shown over the CT above ``threshold``.
+        n: number of slices.
+        threshold: anomaly threshold (default: midway between the map's minimum and maximum).
+
+    Returns:
+        A closed ``matplotlib.figure.Figure``: a notebook shows it once, as the cell's value.
+    """
+    depth = volume.shape[0]
+    zs = np.flatnonzero(np.asarray(mask).reshape(depth, -1).any(1)) if mask is not None else np.zeros(0, int)
+    lo, hi = (zs.min(), zs.max()) if zs.size else (int(0.1 * depth), int(0.9 * depth) - 1)
+    picks = np.unique(np.linspace(lo, max(lo, hi), n).round().astype(int))
+    if anomaly is not None and threshold is None:
+        threshold = float(np.nanmin(anomaly) + np.nanmax(anomaly)) / 2
+    # through pyplot, so that the kernel's inline backend (and its figure formatter) is loaded; closed, so
+    # that it is shown once, as the cell's value, not again when the cell ends
+    fig, axes = plt.subplots(1, len(picks), figsize=(2.2 * len(picks), 2.4), squeeze=False)
+    axes = axes[0]
+    plt.close(fig)
+    for ax, z in zip(axes, picks):
+        show_ct(ax, volume[z], window, title=f"slice {z}", mask=None if mask is None else mask[z])
+        if anomaly is not None:
+            ax.imshow(axial(np.where(anomaly[z] >= threshold, 1.0, np.nan)), cmap="autumn", alpha=0.5, vmin=0, vmax=1)
+    fig.tight_layout()
+    return fig
+
+
 def slice_viewer(volume: np.ndarray, window="brain", mask: np.ndarray | None = None,
                  anomaly: np.ndarray | None = None):
     """An ipywidgets viewer: slice slider, window choice, overlay and threshold (JupyterLab).
+
+    Headless (:func:`ctad_core.frontend.headless`, e.g. under ``ctad run``) it returns the static
+    :func:`slice_strip` instead, so a batch run creates no widget.
 
     Args:
         volume: (z, y, x) HU.
@@ -158,8 +198,12 @@ def slice_viewer(volume: np.ndarray, window="brain", mask: np.ndarray | None = N
         anomaly: optional (z, y, x) anomaly map; a threshold slider shows it over the CT.
 
     Returns:
-        The widget (display it, or let the notebook show it as the cell's value).
+        The widget (display it, or let the notebook show it as the cell's value), or a static figure.
     """
+    from ctad_core.frontend import headless
+
+    if headless():
+        return slice_strip(volume, window if isinstance(window, str) else "brain", mask, anomaly)
     import ipywidgets as w
 
     from ctad_core.data.windows import WINDOWS

@@ -1,12 +1,24 @@
 """The papermill chain and the ``ctad`` command.
 
     ctad run --profile {smoke,quick,gpu,paper} --run-dir DIR [--only 01,02] [--device cuda] [--set key=value]
+             [--resume] [--notebook-timeout S] [--cell-timeout S] [--dry-run [--speed H100=40]]
     ctad list
 
 Each notebook ``notebooks/NN_name.ipynb`` runs with ``parameters/<profile>/NN_name.yaml`` plus
 ``run_dir`` (and ``profile``/``device``/``seed`` where its parameters cell declares them); the executed
 copy lands in ``DIR/NN_name.ipynb`` and wall times in ``DIR/chain.json``. A failing cell stops the chain
 with the notebook and cell named.
+
+An unattended run must never hang. Each notebook therefore runs in a child process (papermill inside)
+watched by a wall-clock limit (``--notebook-timeout``, default from ``parameters/<profile>/chain.yaml``):
+past it, the child and its kernel are killed and the chain fails naming the notebook and the running cell.
+Notebooks run headless (``CTAD_HEADLESS=1``): viewers are static figures and progress bars text, so no
+widget traffic can stall the kernel's messages (:mod:`ctad_core.frontend`).
+
+``--resume`` skips the notebooks already finished in ``DIR`` with the same profile and parameters and
+restarts at the first that is not (training inside a notebook resumes from its own checkpoints).
+``--dry-run`` runs the profile at its real sizes with a few scans and steps, and projects memory and time
+(:func:`dry_run_report`).
 """
 
 from __future__ import annotations
@@ -81,6 +93,158 @@ def _select(notebooks: list[Path], only: Sequence[str] | None) -> list[Path]:
     return chosen
 
 
+#: Executed notebook outputs that mark a stage as done (``--resume``), by notebook number.
+STAGE_OUTPUTS = {
+    "01": "data/manifest.csv",
+    "02": "gan",
+    "03": "encoder",
+    "04": "restoration",
+    "05": "volumetric",
+    "06": "turing",
+    "07": "report/metrics.json",
+}
+
+#: What a dry run changes, by notebook number: few scans, small galleries, no widgets. Image, model, batch
+#: and latent sizes stay the profile's; every training loop stops after ``dry_steps`` steps
+#: (:mod:`ctad_core.probe`).
+DRY_RUN_OVERRIDES: dict[str, dict[str, Any]] = {
+    "01": {"n_train": 6, "n_val_healthy": 2, "n_test_healthy": 2, "n_val_per_kind": 1, "n_test_per_kind": 1},
+    "06": {"n_per_class": 6, "machine_extra": 10, "machine_folds": 3},
+    "07": {"n_fid_generated": 32, "fid_num_points": 5, "interactive": False},
+}
+_SCAN_COUNTS = ("n_train", "n_val_healthy", "n_test_healthy", "n_val_per_kind", "n_test_per_kind")
+
+
+def _params_digest(profile: str, params: dict[str, Any]) -> str:
+    """A stable digest of what a notebook ran with (for ``--resume``)."""
+    import hashlib
+    import json
+
+    text = json.dumps({"profile": profile, "params": params}, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def _running_cell(executed: Path) -> str:
+    """Describe the cell papermill marked as running in a partly executed notebook (or the last one started)."""
+    import json
+
+    try:
+        cells = json.loads(executed.read_text())["cells"]
+    except (OSError, ValueError, KeyError):
+        return "cell unknown (the executed notebook could not be read)"
+    started = [
+        (i, c)
+        for i, c in enumerate(cells)
+        if c.get("cell_type") == "code"
+        and c.get("metadata", {}).get("papermill", {}).get("status") == "running"
+    ]
+    if not started:
+        return "no cell had started (kernel start-up or between cells)"
+    i, cell = started[-1]
+    src = "".join(cell.get("source", "")).strip().splitlines()
+    first = next(
+        (line for line in src if line.strip() and not line.lstrip().startswith("#")), src[0] if src else ""
+    )
+    return f"cell {i} ({first[:80]!r})"
+
+
+def _kill_tree(proc: Any) -> None:
+    """Kill a process and every descendant (the Jupyter kernel runs in its own session)."""
+    import psutil
+
+    try:
+        parent = psutil.Process(proc.pid)
+        procs = [*parent.children(recursive=True), parent]
+    except psutil.NoSuchProcess:
+        procs = []
+    for p in procs:
+        try:
+            p.kill()
+        except psutil.NoSuchProcess:
+            pass
+    psutil.wait_procs(procs, timeout=10)
+    proc.wait(timeout=10)
+
+
+def _execute_in_child(spec: dict[str, Any], notebook_timeout: float | None, env: dict[str, str]) -> None:
+    """Run one notebook in a child process under a wall-clock watchdog.
+
+    The child (``python -m ctad_core.workbook _execute SPEC``) runs papermill; on timeout the child and its
+    kernel are killed and :class:`ChainError` names the notebook and the cell that was running.
+    """
+    import subprocess
+    import tempfile
+
+    nb, out = Path(spec["notebook"]), Path(spec["output"])
+    with tempfile.TemporaryDirectory(prefix="ctad-exec-") as tmp:
+        spec_file, result_file = Path(tmp) / "spec.json", Path(tmp) / "result.json"
+        write_json(spec_file, {**spec, "result": str(result_file)})
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "ctad_core.workbook", "_execute", str(spec_file)], env=env
+        )
+        try:
+            proc.wait(timeout=notebook_timeout)
+        except subprocess.TimeoutExpired:
+            _kill_tree(proc)
+            raise ChainError(
+                f"{nb.name}: stopped by the watchdog after {notebook_timeout:g} s at {_running_cell(out)}\n"
+                f"executed notebook so far: {out}"
+            ) from None
+        except BaseException:  # Ctrl-C, SIGTERM turned into an exception: leave no kernel behind
+            _kill_tree(proc)
+            raise
+        result = read_json(result_file) if result_file.is_file() else None
+    if proc.returncode != 0 or result is None or result.get("status") != "ok":
+        message = (result or {}).get(
+            "message"
+        ) or f"the notebook process exited with status {proc.returncode}"
+        raise ChainError(f"{message}\nexecuted notebook: {out}")
+
+
+def _execute_child(spec_file: str) -> int:
+    """The child side of :func:`_execute_in_child`: execute one notebook with papermill, write the outcome."""
+    import papermill as pm
+
+    spec = read_json(spec_file)
+    nb, out, timeout = Path(spec["notebook"]), Path(spec["output"]), spec.get("cell_timeout")
+    result: dict[str, Any] = {"status": "ok"}
+    try:
+        pm.execute_notebook(
+            str(nb),
+            str(out),
+            parameters=spec["parameters"],
+            cwd=spec["cwd"],
+            progress_bar=spec.get("progress", True),
+            kernel_name=spec.get("kernel_name"),
+            request_save_on_cell_execute=True,
+            execution_timeout=timeout,
+            # no Output-widget emulation: nbclient would send comm messages on the shell socket while it
+            # waits there for the execute reply (see ctad_core.frontend)
+            widget_registry={},
+        )
+    except TimeoutError as e:
+        result = {"status": "error", "message": f"{nb.name}: a cell ran longer than {timeout} s ({e})"}
+    except pm.PapermillExecutionError as e:
+        result = {
+            "status": "error",
+            "message": f"{nb.name} failed at cell {e.cell_index} (execution count {e.exec_count}): {e.ename}: {e.evalue}",
+        }
+    except Exception as e:  # noqa: BLE001 — a dead kernel, a bad notebook: report it to the parent
+        result = {"status": "error", "message": f"{nb.name}: {type(e).__name__}: {e}"}
+    write_json(spec["result"], result)
+    return 0 if result["status"] == "ok" else 1
+
+
+def _stage_complete(run_dir: Path, nb: Path, profile: str, digest: str, record: dict[str, Any]) -> bool:
+    """Whether ``--resume`` may skip ``nb``: it finished with the same profile and parameters, and its
+    executed copy and its stage's outputs are still there."""
+    done = record.get("completed", {}).get(nb.stem)
+    if not done or done.get("profile") != profile or done.get("params") != digest:
+        return False
+    stage = STAGE_OUTPUTS.get(nb.name[:2])
+    return (run_dir / nb.name).is_file() and (stage is None or (run_dir / stage).exists())
+
+
 def run_chain(
     profile: str,
     run_dir: str | os.PathLike,
@@ -89,8 +253,16 @@ def run_chain(
     progress: bool = True,
     kernel_name: str | None = None,
     cell_timeout: int | None = None,
+    notebook_timeout: float | None = None,
+    resume: bool = False,
+    dry_run: bool = False,
+    dry_steps: int = 2,
+    speed: dict[str, float] | None = None,
 ) -> dict[str, float]:
-    """Execute the notebooks in order with papermill.
+    """Execute the notebooks in order with papermill, each in a child process under a watchdog.
+
+    Every notebook runs headless (``CTAD_HEADLESS=1``: static viewers, text progress bars; see
+    :mod:`ctad_core.frontend`).
 
     Args:
         profile: one of :data:`PROFILES`.
@@ -100,59 +272,224 @@ def run_chain(
         progress: papermill's cell progress bar.
         kernel_name: Jupyter kernel (default: the notebook's, i.e. ``python3`` of this environment).
         cell_timeout: seconds a cell may run before the chain fails (default: no limit).
+        notebook_timeout: wall-clock seconds a whole notebook may take, kernel start included; past it the
+            notebook's process and kernel are killed and the chain fails naming the running cell. Default:
+            the profile's ``parameters/<profile>/chain.yaml`` (``notebook_timeout_s``), else no limit.
+        resume: skip the notebooks that already finished in ``run_dir`` with the same profile and
+            parameters (their outputs still there), up to the first that did not; run the rest.
+        dry_run: the profile's image, model, batch and latent sizes with a few scans and ``dry_steps``
+            steps per training loop; ends with :func:`dry_run_report` (``run_dir/dry_run.md``).
+        dry_steps: steps per loop in a dry run (the first is warm-up; seconds per step come from the rest).
+        speed: for the dry-run report: device name → assumed speed-up over the measuring device.
 
     Returns:
-        Wall seconds per notebook.
+        Wall seconds per notebook that ran.
 
     Raises:
-        ChainError: a cell failed (message names notebook, cell and error).
+        ChainError: a cell failed or the watchdog fired (message names notebook, cell and error).
+        ValueError: unknown profile or notebook, or a parameter file sets a name the notebook lacks.
     """
-    import papermill as pm
-
     root = repo_root()
     run_dir = Path(run_dir).resolve()
+    chosen = _select(list_notebooks(root), only)
+    chain_cfg = load_chain_config(profile, root)
+    if notebook_timeout is None:
+        notebook_timeout = chain_cfg.get("notebook_timeout_s")
     run_dir.mkdir(parents=True, exist_ok=True)
     times: dict[str, float] = {}
     chain_file = run_dir / "chain.json"
     record = read_json(chain_file) if chain_file.is_file() else {}
-    for nb in _select(list_notebooks(root), only):
+    skipping = resume
+    for nb in chosen:
         declared = notebook_parameters(nb)
         params = load_profile(profile, nb, root)
         unknown = sorted(set(params) - set(declared))
         if unknown:
-            raise ValueError(f"parameters/{profile}/{nb.stem}.yaml sets {unknown}, not in {nb.name}'s parameters cell")
+            raise ValueError(
+                f"parameters/{profile}/{nb.stem}.yaml sets {unknown}, not in {nb.name}'s parameters cell"
+            )
+        if dry_run:
+            params.update({k: v for k, v in DRY_RUN_OVERRIDES.get(nb.name[:2], {}).items() if k in declared})
         params["run_dir"] = str(run_dir)
         if "profile" in declared:
             params["profile"] = profile
         for k, v in (overrides or {}).items():
             if k in declared:
                 params[k] = v
+        digest = _params_digest(profile, {**params, "dry_run": dry_steps if dry_run else 0})
+        if skipping and _stage_complete(run_dir, nb, profile, digest, record):
+            print(
+                f"[ctad] {profile}: {nb.name} already complete in {run_dir} — skipped (--resume)", flush=True
+            )
+            continue
+        skipping = False
         out = run_dir / nb.name
         print(f"[ctad] {profile}: {nb.name} -> {out}", flush=True)
-        t0 = time.perf_counter()
-        try:
-            pm.execute_notebook(
-                str(nb),
-                str(out),
-                parameters=params,
-                cwd=str(root),
-                progress_bar=progress,
-                kernel_name=kernel_name,
-                request_save_on_cell_execute=True,
-                execution_timeout=cell_timeout,
-            )
-        except TimeoutError as e:
-            raise ChainError(f"{nb.name}: a cell ran longer than {cell_timeout} s ({e})\n"
-                             f"executed notebook so far: {out}") from None
-        except pm.PapermillExecutionError as e:
-            raise ChainError(
-                f"{nb.name} failed at cell {e.cell_index} (execution count {e.exec_count}): {e.ename}: {e.evalue}\n"
-                f"executed notebook with the traceback: {out}"
-            ) from None
-        times[nb.stem] = round(time.perf_counter() - t0, 1)
-        record.setdefault(profile, {})[nb.stem] = times[nb.stem]
+        record.setdefault("completed", {}).pop(nb.stem, None)
         write_json(chain_file, record)
+        env = {**os.environ, "CTAD_HEADLESS": "1", "CTAD_ROOT": str(root)}
+        env.pop("CTAD_DRY_RUN_STEPS", None)
+        env.pop("CTAD_PROBE_DIR", None)
+        if dry_run:
+            probe_dir = run_dir / "dry_run" / nb.stem
+            if probe_dir.is_dir():
+                for old in probe_dir.glob("*.json"):
+                    old.unlink()
+            env.update({"CTAD_DRY_RUN_STEPS": str(dry_steps), "CTAD_PROBE_DIR": str(probe_dir)})
+        spec = {
+            "notebook": str(nb),
+            "output": str(out),
+            "parameters": params,
+            "cwd": str(root),
+            "progress": progress,
+            "kernel_name": kernel_name,
+            "cell_timeout": cell_timeout,
+        }
+        t0 = time.perf_counter()
+        _execute_in_child(spec, notebook_timeout, env)
+        times[nb.stem] = round(time.perf_counter() - t0, 1)
+        record.setdefault(profile if not dry_run else f"{profile}-dry-run", {})[nb.stem] = times[nb.stem]
+        record.setdefault("completed", {})[nb.stem] = {
+            "profile": profile,
+            "params": digest,
+            "finished": time.strftime("%Y-%m-%dT%H:%M:%S"),
+        }
+        write_json(chain_file, record)
+    if dry_run:
+        dry_run_report(run_dir, profile, speed, root=root)
     return times
+
+
+def load_chain_config(profile: str, root: Path | None = None) -> dict[str, Any]:
+    """``parameters/<profile>/chain.yaml``: settings of the chain itself (``notebook_timeout_s``), or {}."""
+    root = root or repo_root()
+    path = root / "parameters" / profile / "chain.yaml"
+    if not path.is_file():
+        return {}
+    data = yaml.safe_load(path.read_text()) or {}
+    if not isinstance(data, dict) or set(data) - {"notebook_timeout_s"}:
+        raise ValueError(f"{path}: expected a mapping with notebook_timeout_s only, got {data!r}")
+    return data
+
+
+def _scan_count(params: dict[str, Any]) -> int | None:
+    """Scans a notebook-01 parameter set asks for (phantoms), or None when they come from real data."""
+    if params.get("source", "phantom") != "phantom" or not all(k in params for k in _SCAN_COUNTS):
+        return None
+    kinds = len(params.get("kinds") or [])
+    return int(
+        params["n_train"]
+        + params["n_val_healthy"]
+        + params["n_test_healthy"]
+        + kinds * (params["n_val_per_kind"] + params["n_test_per_kind"])
+    )
+
+
+def _gib(n: float | None) -> str:
+    return "—" if n is None else f"{n / 2**30:.2f}"
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.1f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
+def dry_run_report(
+    run_dir: str | os.PathLike, profile: str, speed: dict[str, float] | None = None, root: Path | None = None
+) -> dict[str, Any]:
+    """Tables of a dry run: per notebook and loop, parameters, memory, seconds per step, projected time.
+
+    Projection: each loop's measured seconds per step × the profile's step count (× the scan-count ratio
+    for loops that run once per batch of images, such as restoration); the rest of the notebook's wall time
+    × the ratio of the profile's scans to the dry run's. ``speed`` maps a device name to how many times
+    faster than the measuring device it is assumed to be (e.g. ``{"H100": 40}``); the projected times are
+    divided by it. The factor is the user's assumption, stated beside the result.
+
+    Writes ``run_dir/dry_run.json`` and ``run_dir/dry_run.md`` and returns the JSON.
+    """
+    root = root or repo_root()
+    run_dir = Path(run_dir)
+    record = read_json(run_dir / "chain.json")
+    walls = record.get(f"{profile}-dry-run", {})
+    nb01 = next((nb for nb in list_notebooks(root) if nb.name.startswith("01")), None)
+    scale = 1.0
+    if nb01 is not None:
+        real = {**notebook_parameters(nb01), **load_profile(profile, nb01, root)}
+        dry = {**real, **DRY_RUN_OVERRIDES["01"]}
+        n_real, n_dry = _scan_count(real), _scan_count(dry)
+        scale = n_real / n_dry if n_real and n_dry else 1.0
+    speed = dict(speed or {})
+    report: dict[str, Any] = {"profile": profile, "scan_scale": scale, "speed": speed, "notebooks": {}}
+    lines = [
+        f"# Dry run of the `{profile}` profile",
+        "",
+        f"Scans: the profile asks for {scale:.1f}× the dry run's. Times are projected for the profile's "
+        "step counts and scans on the device that measured them"
+        + ("".join(f"; `{k}` assumes {v:g}× that speed" for k, v in speed.items()))
+        + ".",
+        "",
+    ]
+    header = (
+        "| notebook | loop | parameters (M) | batch | s/step | steps | peak memory (GiB) | "
+        "est. GPU memory (GiB) | projected |" + "".join(f" on {k} |" for k in speed)
+    )
+    lines += [header, "|" + "---|" * (header.count("|") - 1)]
+    total = 0.0
+    for stem, wall in walls.items():
+        loops = [read_json(p) for p in sorted((run_dir / "dry_run" / stem).glob("*.json"))]
+        measured = sum(
+            (lp["first_step_seconds"] or 0) + (lp["seconds_per_step"] or 0) * max(0, lp["steps_run"] - 1)
+            for lp in loops
+        )
+        projected_loops = 0.0
+        rows = []
+        for lp in loops:
+            left = lp["total_steps"] - lp["start"]
+            t = (lp["seconds_per_step"] or 0) * left * (scale if lp["scales_with_data"] else 1.0)
+            projected_loops += t
+            rows.append((lp, t))
+        projected = projected_loops + max(0.0, wall - measured) * scale
+        total += projected
+        peak = max([lp["peak_cuda_bytes"] or lp["peak_host_bytes"] for lp in loops], default=None)
+        gpu = max([lp["estimated_gpu_bytes"] for lp in loops], default=None)
+        report["notebooks"][stem] = {
+            "wall_seconds": wall,
+            "projected_seconds": projected,
+            "loops": loops,
+            "peak_bytes": peak,
+            "estimated_gpu_bytes": gpu,
+        }
+        extra = "".join(f" {_duration(projected / f)} |" for f in speed.values())
+        lines.append(
+            f"| **{stem}** | (whole notebook, dry run {wall:.0f} s) | | | | | {_gib(peak)} | {_gib(gpu)} | "
+            f"**{_duration(projected)}** |{extra}"
+        )
+        for lp, t in rows:
+            nparams = sum(lp["parameters"].values()) / 1e6
+            extra = "".join(f" {_duration(t / f)} |" for f in speed.values())
+            lines.append(
+                f"| | {lp['name']} | {nparams:.2f} | {lp['batch_size'] or '—'} | "
+                f"{(lp['seconds_per_step'] or 0):.3g} | {lp['total_steps'] - lp['start']} | "
+                f"{_gib(lp['peak_cuda_bytes'] or lp['peak_host_bytes'])} | "
+                f"{_gib(lp['estimated_gpu_bytes'])} | {_duration(t)} |{extra}"
+            )
+    report["projected_seconds"] = total
+    extra = "".join(f" **{_duration(total / f)}** |" for f in speed.values())
+    lines.append(f"| **chain** | | | | | | | | **{_duration(total)}** |{extra}")
+    lines += [
+        "",
+        "Peak memory is the notebook process's resident peak on CPU, `torch.cuda.max_memory_allocated` "
+        "on CUDA. The GPU estimate is weights + gradients + Adam moments + activations saved for backward "
+        "in one step + 1 GiB of CUDA context (`ctad_core.probe`).",
+    ]
+    write_json(run_dir / "dry_run.json", report)
+    from ctad_core.utils import atomic_write
+
+    atomic_write(run_dir / "dry_run.md", lambda p: p.write_text("\n".join(lines) + "\n"))
+    return report
 
 
 def _parse_set(items: Sequence[str]) -> dict[str, Any]:
@@ -165,17 +502,69 @@ def _parse_set(items: Sequence[str]) -> dict[str, Any]:
     return out
 
 
+def _parse_speed(items: Sequence[str]) -> dict[str, float]:
+    out: dict[str, float] = {}
+    for it in items:
+        name, _, factor = it.partition("=")
+        try:
+            out[name.strip()] = float(factor)
+        except ValueError:
+            raise SystemExit(f"--speed expects NAME=FACTOR (e.g. H100=40), got {it!r}") from None
+        if not name.strip() or out[name.strip()] <= 0:
+            raise SystemExit(f"--speed expects NAME=FACTOR with a positive factor, got {it!r}")
+    return out
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``ctad`` console script."""
-    ap = argparse.ArgumentParser(prog="ctad", description="ctad workbook: run the notebook chain with papermill")
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["_execute"] and len(argv) == 2:  # the watchdog's child process
+        return _execute_child(argv[1])
+    ap = argparse.ArgumentParser(
+        prog="ctad", description="ctad workbook: run the notebook chain with papermill"
+    )
     sub = ap.add_subparsers(dest="cmd", required=True)
     r = sub.add_parser("run", help="execute the notebooks in order")
     r.add_argument("--profile", choices=PROFILES, default="quick")
     r.add_argument("--run-dir", required=True, help="directory every notebook reads from and writes to")
     r.add_argument("--only", default="", help="comma-separated notebook numbers, e.g. 01,02")
     r.add_argument("--device", default=None, help="override the device parameter (auto, cpu, cuda, cuda:1)")
-    r.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a parameter in every notebook that declares it (YAML value)")
+    r.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a parameter in every notebook that declares it (YAML value)",
+    )
+    r.add_argument(
+        "--resume",
+        action="store_true",
+        help="skip notebooks that already finished in --run-dir with the same parameters",
+    )
+    r.add_argument(
+        "--notebook-timeout",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="wall-clock limit per notebook (default: parameters/<profile>/chain.yaml)",
+    )
+    r.add_argument("--cell-timeout", type=int, default=None, metavar="SECONDS", help="limit per cell")
+    r.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="the profile's sizes with a few scans and --dry-steps steps per training loop; "
+        "prints parameters, memory, seconds per step and projected wall time",
+    )
+    r.add_argument(
+        "--dry-steps", type=int, default=2, help="steps per training loop in a dry run (default 2)"
+    )
+    r.add_argument(
+        "--speed",
+        action="append",
+        default=[],
+        metavar="NAME=FACTOR",
+        help="dry run: also project for a device NAME assumed FACTOR times faster than this one",
+    )
     r.add_argument("--no-progress", action="store_true")
     sub.add_parser("list", help="list the notebooks of the chain")
     args = ap.parse_args(argv)
@@ -186,16 +575,33 @@ def main(argv: Sequence[str] | None = None) -> int:
     overrides = _parse_set(args.set)
     if args.device:
         overrides["device"] = args.device
+    speed = _parse_speed(args.speed)
+    if args.dry_steps < 1:
+        raise SystemExit("--dry-steps must be >= 1")
     only = [o for o in args.only.split(",") if o.strip()]
     t0 = time.perf_counter()
     try:
-        times = run_chain(args.profile, args.run_dir, only, overrides, progress=not args.no_progress)
+        times = run_chain(
+            args.profile,
+            args.run_dir,
+            only,
+            overrides,
+            progress=not args.no_progress,
+            cell_timeout=args.cell_timeout,
+            notebook_timeout=args.notebook_timeout,
+            resume=args.resume,
+            dry_run=args.dry_run,
+            dry_steps=args.dry_steps,
+            speed=speed,
+        )
     except ChainError as e:
         print(f"[ctad] chain stopped: {e}", file=sys.stderr)
         return 1
     for k, v in times.items():
         print(f"[ctad] {k}: {v:.1f} s")
     print(f"[ctad] chain done in {time.perf_counter() - t0:.1f} s; outputs in {Path(args.run_dir).resolve()}")
+    if args.dry_run:
+        print((Path(args.run_dir) / "dry_run.md").read_text())
     return 0
 
 

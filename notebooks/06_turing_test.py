@@ -1,10 +1,14 @@
 # ---
 # jupyter:
 #   jupytext:
+#     cell_metadata_filter: tags,-all
 #     formats: ipynb,py:percent
+#     notebook_metadata_filter: kernelspec,jupytext
 #     text_representation:
 #       extension: .py
 #       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
 #   kernelspec:
 #     display_name: Python 3 (ipykernel)
 #     language: python
@@ -61,6 +65,7 @@ from IPython.display import Markdown, display
 
 from ctad_core import turing
 from ctad_core.evaluate import generated_images, real_images
+from ctad_core.frontend import headless
 from ctad_core.utils import describe_device, resolve_device, seed_everything, write_json
 
 seed_everything(seed)
@@ -116,7 +121,9 @@ plt.show()
 # Readers should see only this widget — not the key, not this notebook's other outputs.
 
 # %%
-if reader:
+if reader and headless():
+    print(f"reader {reader!r} is set, but this run is headless (no JupyterLab): open the notebook to rate")
+elif reader:
     display(turing.rater(gallery, reader, group=reader_group))
 else:
     print("no reader set: skip rating (set `reader` in the parameters cell to rate)")

@@ -25,6 +25,26 @@ def test_chain_ran_every_notebook(smoke_run_dir, repo_root):
     assert set(chain) == {n[:-6] for n in nbs}
 
 
+def test_headless_chain_stores_no_widgets(smoke_run_dir):
+    """``ctad run`` executes headless: text progress bars and static viewers, no widget traffic (the stall
+    of issue 13 was a widget cell) and nothing in the executed notebooks that needs a live kernel."""
+    for executed in sorted(smoke_run_dir.glob("[0-9][0-9]_*.ipynb")):
+        nb = json.loads(executed.read_text())
+        views = [o for c in nb["cells"] for o in c.get("outputs", [])
+                 if "application/vnd.jupyter.widget-view+json" in o.get("data", {})]
+        assert not views, f"{executed.name} holds widget outputs"
+        assert "widgets" not in nb["metadata"], f"{executed.name} stores widget state"
+    viewer_cell = json.loads((smoke_run_dir / "01_data_prep.ipynb").read_text())["cells"][-1]
+    assert "slice_viewer" in "".join(viewer_cell["source"])
+    assert any("image/png" in o.get("data", {}) for o in viewer_cell["outputs"]), "static viewer not rendered"
+
+
+def test_resume_skips_a_finished_chain(smoke_run_dir):
+    from ctad_core.workbook import run_chain
+
+    assert run_chain("smoke", smoke_run_dir, overrides={"device": "cpu"}, progress=False, resume=True) == {}
+
+
 def test_data_prep_outputs(smoke_run_dir):
     df = read_manifest(smoke_run_dir)
     cfg = read_config(smoke_run_dir)

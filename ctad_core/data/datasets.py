@@ -37,11 +37,11 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 import pydicom
-from tqdm.auto import tqdm
 
 from ctad_core.data.io import ScanError, pseudonym
 from ctad_core.data.preprocess import Preprocessed, PreprocessParams, preprocess_path
 from ctad_core.data.windows import window_bounds
+from ctad_core.frontend import tqdm
 
 SOURCES = ("rsna", "cq500", "physionet", "folder")
 RSNA_SUBTYPES = {"epidural": "edh", "intraparenchymal": "iph", "intraventricular": "ivh",

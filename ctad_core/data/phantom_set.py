@@ -15,10 +15,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from tqdm.auto import tqdm
 
 from ctad_core.data.phantom import HAEMORRHAGE_KINDS, LESION_KINDS, make_phantom, sample_patient
 from ctad_core.data.prepare import PreparedScan
+from ctad_core.frontend import tqdm
 
 __all__ = ["PhantomSetSpec", "plan_phantom_set", "phantom_splits", "render_phantom_scan", "build_phantom_set"]
 

@@ -25,10 +25,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import torch
-from tqdm.auto import tqdm
 
 from ctad_core import anomaly, metrics
 from ctad_core.data.nifti import save_nifti
+from ctad_core.frontend import tqdm
 from ctad_core.models import ctfsh as ctfsh_lib
 from ctad_core.models.fanogan import encoder_loss_terms
 from ctad_core.models.resae import normality_score, slice_errors, slice_labels

@@ -25,9 +25,9 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 from torch.utils.data import TensorDataset
-from tqdm.auto import tqdm
 
 from ctad_core import distributed as ddp
+from ctad_core.frontend import tqdm
 from ctad_core.models import ctfsh as ctfsh_lib
 from ctad_core.models.ctfsh import CTFSH, ACAICritic, CTFSHConfig
 from ctad_core.models.fanogan import (
@@ -39,6 +39,7 @@ from ctad_core.models.fanogan import (
     gradient_penalty,
 )
 from ctad_core.models.resae import ResAE, ResAEConfig, weight_decay_groups
+from ctad_core.probe import LoopProbe
 from ctad_core.train import Stopwatch, load_checkpoint, save_checkpoint
 from ctad_core.volumetric.data import axial_slices, mid_axial_range
 from ctad_core.volumetric.methods import MethodSpec
@@ -80,6 +81,8 @@ class PhaseRunner:
         ckpt_every: checkpoint period in steps.
         resume: load a phase checkpoint if there is one.
         progress: show tqdm bars (rank 0 only).
+        name, batch_size, amp: the method's name, batch size and autocast, for its loop probes
+            (:mod:`ctad_core.probe`).
     """
 
     ckpt_dir: Path | None
@@ -88,6 +91,9 @@ class PhaseRunner:
     resume: bool = True
     progress: bool = True
     history: dict[str, list[dict[str, float]]] = field(default_factory=dict)
+    name: str = ""
+    batch_size: int | None = None
+    amp: bool = False
 
     def run(
         self,
@@ -109,17 +115,20 @@ class PhaseRunner:
                 o.load_state_dict(ck["optims"][k])
             start, hist = int(ck["step"]), list(ck["history"])
             torch.set_rng_state(ck["rng"].cpu())
+        probe = LoopProbe(f"{self.name}_{phase}" if self.name else phase, steps, start, modules,
+                          self.batch_size, self.info.device, bf16_on_gpu=self.amp)
         bar = tqdm(
-            range(start, steps), desc=desc, initial=start, total=steps, disable=not (self.progress and self.info.is_main),
-            leave=False,
+            range(start, probe.stop), desc=desc, initial=start, total=steps,
+            disable=not (self.progress and self.info.is_main), leave=False,
         )
         for step in bar:
-            logs = step_fn(step)
+            with probe.step():
+                logs = step_fn(step)
             hist.append(logs)
             if step % 10 == 0 or step == steps - 1:
                 bar.set_postfix({k: f"{v:.4g}" for k, v in logs.items()})
             done = step + 1
-            if path is not None and (done % max(1, self.ckpt_every) == 0 or done == steps):
+            if path is not None and (done % max(1, self.ckpt_every) == 0 or done == probe.stop):
                 if self.info.is_main:
                     save_checkpoint(
                         path,
@@ -133,6 +142,8 @@ class PhaseRunner:
                         },
                     )
                 ddp.barrier()
+        if self.info.is_main:
+            probe.close()
         self.history[phase] = hist
 
 
@@ -502,7 +513,8 @@ def train_method(
         ddp.barrier()
     torch.manual_seed(seed)  # the same initial weights on every rank (DDP also broadcasts rank 0's)
     model, critic = build_model(spec)
-    runner = PhaseRunner(out_dir / "models" / spec.name, info, spec.ckpt_every, resume, progress)
+    runner = PhaseRunner(out_dir / "models" / spec.name, info, spec.ckpt_every, resume, progress,
+                         name=spec.name, batch_size=spec.train.batch_size, amp=spec.amp)
     x = training_images(spec, x_train)
     with Stopwatch(info.device) as sw:
         if spec.family == "fanogan":

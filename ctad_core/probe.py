@@ -1,0 +1,189 @@
+"""Loop probes: seconds per step, peak memory and parameter counts of every training or optimisation loop,
+and the step cap of a dry run (``ctad run --dry-run``).
+
+Every long loop of the package (the 2D FastGAN and encoder trainers, latent restoration, the 3D phase
+runner) creates a :class:`LoopProbe`, iterates ``while step < probe.stop`` and wraps each step in
+``with probe.step():``. Outside a dry run the probe only counts; inside one it
+
+* stops the loop after ``CTAD_DRY_RUN_STEPS`` steps (the model, batch, image and latent sizes are the
+  profile's own — only the step count is cut), and
+* writes ``<CTAD_PROBE_DIR>/<name>.json``: parameters, measured seconds per step, peak memory on the device
+  used, the activation memory autograd saved in one step, and an estimate of GPU memory at this batch size.
+
+The GPU-memory estimate follows the usual accounting for training with Adam: weights (4 B per float32
+parameter) + gradients and two Adam moments for the trainable ones (3 × 4 B) + the tensors autograd saved for
+backward in one step (measured with :func:`torch.autograd.graph.saved_tensors_hooks`; halved when measured
+in float32 for a loop that runs under bf16 autocast on a GPU) + :data:`CUDA_OVERHEAD_BYTES` for the CUDA context and cuDNN workspaces. The saved tensors are
+summed over the whole step, so for a GAN step (D then G) it is an upper bound. On a CUDA device the probe
+also records ``torch.cuda.max_memory_allocated``, which is what to trust there.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import resource
+import sys
+import time
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from ctad_core.utils import write_json
+
+PROBE_DIR_ENV = "CTAD_PROBE_DIR"
+DRY_STEPS_ENV = "CTAD_DRY_RUN_STEPS"
+#: CUDA context, cuDNN/cuBLAS workspaces and allocator slack added to every GPU estimate (bytes).
+CUDA_OVERHEAD_BYTES = 1 << 30
+
+
+def dry_run_steps() -> int | None:
+    """Steps per loop in a dry run (``CTAD_DRY_RUN_STEPS``), or None outside one.
+
+    Raises:
+        ValueError: the variable is set but is not a positive integer.
+    """
+    value = os.environ.get(DRY_STEPS_ENV, "").strip()
+    if not value:
+        return None
+    try:
+        n = int(value)
+    except ValueError:
+        n = 0
+    if n < 1:
+        raise ValueError(f"{DRY_STEPS_ENV}={value!r}: expected a positive integer")
+    return n
+
+
+def _peak_host_bytes() -> int:
+    """Peak resident memory of this process (``ru_maxrss``: KiB on Linux, bytes on macOS)."""
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return int(rss if sys.platform == "darwin" else rss * 1024)
+
+
+class LoopProbe:
+    """Measures one loop and, in a dry run, caps it.
+
+    Args:
+        name: the loop's name, unique within a notebook (file name of its record), e.g. ``"fastgan_member_0"``.
+        total_steps: the steps the loop would run (the profile's value).
+        start: the step it starts from (after a resume).
+        modules: the networks it uses, by role (parameter counts and memory estimate).
+        batch_size: items per step.
+        device: where it runs.
+        bf16_on_gpu: the activations measured here are float32 but would be bf16 on a GPU (autocast there
+            only): the GPU estimate halves them.
+        scales_with_data: the number of such loops grows with the number of scans (restoration runs one per
+            batch of images); training loops have a fixed step count and do not.
+
+    Attributes:
+        stop: the step to stop at: ``total_steps``, or ``start + CTAD_DRY_RUN_STEPS`` in a dry run.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        total_steps: int,
+        start: int = 0,
+        modules: Mapping[str, nn.Module] | None = None,
+        batch_size: int | None = None,
+        device: torch.device | str | None = None,
+        bf16_on_gpu: bool = False,
+        scales_with_data: bool = False,
+    ) -> None:
+        self.name = name
+        self.total_steps, self.start = int(total_steps), int(start)
+        self.modules = dict(modules or {})
+        self.batch_size = batch_size
+        self.device = torch.device(device) if device is not None else torch.device("cpu")
+        self.bf16_on_gpu, self.scales_with_data = bf16_on_gpu, scales_with_data
+        dry = dry_run_steps()
+        self.stop = self.total_steps if dry is None else min(self.total_steps, self.start + dry)
+        self.step_seconds: list[float] = []
+        self.saved_bytes = 0
+        self._record = os.environ.get(PROBE_DIR_ENV)
+        if self._record and self.device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(self.device)
+
+    def _sync(self) -> None:
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+
+    @contextlib.contextmanager
+    def step(self) -> Iterator[None]:
+        """Time one step (and, on the first, count the bytes autograd saves for backward)."""
+        if not self._record:
+            yield
+            return
+        self._sync()
+        t0 = time.perf_counter()
+        if self.step_seconds:
+            yield
+        else:
+            seen: set[int] = set()
+
+            def pack(t: torch.Tensor) -> torch.Tensor:
+                try:
+                    storage = t.untyped_storage()
+                    key, nbytes = storage.data_ptr(), storage.nbytes()
+                except (RuntimeError, NotImplementedError):  # sparse, nested or functional tensors
+                    key, nbytes = id(t), t.numel() * t.element_size()
+                if key not in seen:
+                    seen.add(key)
+                    self.saved_bytes += nbytes
+                return t
+
+            with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+                yield
+        self._sync()
+        self.step_seconds.append(time.perf_counter() - t0)
+
+    def summary(self) -> dict[str, Any]:
+        """The loop's record (what :meth:`close` writes)."""
+        params = {k: sum(p.numel() for p in m.parameters()) for k, m in self.modules.items()}
+        trainable = sum(p.numel() for m in self.modules.values() for p in m.parameters() if p.requires_grad)
+        param_bytes = sum(p.numel() * p.element_size() for m in self.modules.values() for p in m.parameters())
+        # the first step carries one-off costs (allocator warm-up, cuDNN autotuning): time from the second
+        steady = self.step_seconds[1:] or self.step_seconds
+        per_step = float(sorted(steady)[len(steady) // 2]) if steady else None
+        activations = (
+            self.saved_bytes // 2 if self.bf16_on_gpu and self.device.type != "cuda" else self.saved_bytes
+        )
+        record: dict[str, Any] = {
+            "name": self.name,
+            "device": str(self.device),
+            "batch_size": self.batch_size,
+            "total_steps": self.total_steps,
+            "start": self.start,
+            "steps_run": len(self.step_seconds),
+            "seconds_per_step": per_step,
+            "first_step_seconds": self.step_seconds[0] if self.step_seconds else None,
+            "parameters": params,
+            "trainable_parameters": int(trainable),
+            "saved_activation_bytes": int(self.saved_bytes),
+            "estimated_gpu_bytes": int(param_bytes + 3 * 4 * trainable + activations + CUDA_OVERHEAD_BYTES),
+            "peak_host_bytes": _peak_host_bytes(),
+            "peak_cuda_bytes": int(torch.cuda.max_memory_allocated(self.device))
+            if self.device.type == "cuda"
+            else None,
+            "scales_with_data": self.scales_with_data,
+            "bf16_on_gpu": self.bf16_on_gpu,
+        }
+        return record
+
+    def close(self) -> dict[str, Any] | None:
+        """Write the record to ``$CTAD_PROBE_DIR/<name>.json`` (a numbered name if taken); None when not probing."""
+        if not self._record:
+            return None
+        out = Path(self._record)
+        out.mkdir(parents=True, exist_ok=True)
+        path, k = out / f"{self.name}.json", 1
+        while path.exists():
+            k += 1
+            path = out / f"{self.name}_{k}.json"
+        record = self.summary()
+        write_json(path, record)
+        return record

@@ -1,0 +1,206 @@
+"""The chain runner (``ctad run``): watchdog, headless execution, --resume and --dry-run, on tiny notebooks.
+
+Each test builds a throw-away checkout (``notebooks/`` + ``parameters/``) and points ``CTAD_ROOT`` at it,
+so the real chain is not involved; kernels start one at a time (xdist group), as in the chain tests.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import nbformat
+import psutil
+import pytest
+
+from ctad_core import workbook
+from ctad_core.workbook import ChainError, run_chain
+
+pytestmark = [pytest.mark.xdist_group("chain")]
+
+PARAMS = 'run_dir = "runs/x"\nseed = 0\ndevice = "auto"\nsteps = 3\n'
+
+
+def _notebook(path: Path, *cells: str) -> None:
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    first = nbformat.v4.new_code_cell(PARAMS)
+    first.metadata["tags"] = ["parameters"]
+    nb.cells = [first, *(nbformat.v4.new_code_cell(c) for c in cells)]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    nbformat.write(nb, path)
+
+
+@pytest.fixture
+def fake_root(tmp_path, monkeypatch):
+    root = tmp_path / "checkout"
+    for profile in workbook.PROFILES:
+        (root / "parameters" / profile).mkdir(parents=True)
+    monkeypatch.setenv("CTAD_ROOT", str(root))
+    return root
+
+
+def _kernels_of(pid: int) -> list[psutil.Process]:
+    try:
+        procs = psutil.Process(pid).children(recursive=True)
+    except psutil.NoSuchProcess:
+        return []
+    return [p for p in procs if "ipykernel" in " ".join(p.cmdline())]
+
+
+def test_watchdog_stops_a_cell_that_never_returns(fake_root, tmp_path):
+    _notebook(fake_root / "notebooks" / "01_hang.ipynb", "x = 1", "import time\nwhile True:\n    time.sleep(0.5)")
+    before = {p.pid for p in psutil.process_iter()}
+    t0 = time.monotonic()
+    with pytest.raises(ChainError) as err:
+        run_chain("smoke", tmp_path / "run", progress=False, notebook_timeout=25)
+    elapsed = time.monotonic() - t0
+    assert elapsed < 25 + 30, f"the watchdog fired after {elapsed:.0f} s"
+    msg = str(err.value)
+    assert "01_hang.ipynb" in msg and "watchdog" in msg and "cell 3 (" in msg and "import time" in msg
+    time.sleep(1)
+    left = [p for p in psutil.process_iter(["pid", "cmdline"]) if p.pid not in before
+            and "ipykernel" in " ".join(p.info["cmdline"] or [])]
+    assert not left, f"kernels left running: {[p.pid for p in left]}"
+
+
+def test_failing_cell_is_named_and_later_notebooks_do_not_run(fake_root, tmp_path):
+    _notebook(fake_root / "notebooks" / "01_fail.ipynb", "y = 2", "raise ValueError('bad scan xyz')")
+    _notebook(fake_root / "notebooks" / "02_next.ipynb", "z = 3")
+    with pytest.raises(ChainError, match=r"01_fail.ipynb failed at cell 3 .*ValueError: bad scan xyz"):
+        run_chain("smoke", tmp_path / "run", progress=False, notebook_timeout=120)
+    assert not (tmp_path / "run" / "02_next.ipynb").exists()
+
+
+def test_notebooks_run_headless_with_text_progress_and_static_viewers(fake_root, tmp_path):
+    code = (
+        "import os, numpy as np\n"
+        "from ctad_core import viz\n"
+        "from ctad_core.frontend import headless, tqdm\n"
+        "assert headless() and os.environ['CTAD_HEADLESS'] == '1'\n"
+        "for _ in tqdm(range(3)):\n    pass\n"
+        "viz.slice_viewer(np.zeros((4, 8, 8), np.float32))"
+    )
+    _notebook(fake_root / "notebooks" / "01_view.ipynb", code)
+    run_chain("smoke", tmp_path / "run", progress=False, notebook_timeout=120)
+    cells = json.loads((tmp_path / "run" / "01_view.ipynb").read_text())["cells"]
+    outputs = [o for c in cells for o in c.get("outputs", [])]
+    assert not [o for o in outputs if "application/vnd.jupyter.widget-view+json" in o.get("data", {})]
+    assert any("image/png" in o.get("data", {}) for o in outputs), "the static viewer figure is missing"
+    assert any("3/3" in "".join(o.get("text", "")) for o in outputs if o.get("output_type") == "stream")
+
+
+def test_resume_after_a_killed_chain(fake_root, tmp_path):
+    """Kill ``ctad run`` (SIGKILL to its process group) inside notebook 02, then ``--resume``: 01 is skipped,
+    02 and 03 run; a changed parameter makes 01 run again."""
+    block = tmp_path / "block"
+    block.write_text("")
+    count = (
+        "from pathlib import Path\n"
+        "def bump(name):\n"
+        "    p = Path(run_dir) / f'{name}.count'\n"
+        "    p.write_text(str(int(p.read_text()) + 1 if p.exists() else 1))\n"
+    )
+    nbdir = fake_root / "notebooks"
+    _notebook(nbdir / "01_data.ipynb", count + "bump('01')\n(Path(run_dir) / 'data').mkdir(exist_ok=True)\n"
+              "(Path(run_dir) / 'data' / 'manifest.csv').write_text('scan\\n')")
+    _notebook(nbdir / "02_gan.ipynb", count + "bump('02')\nimport time\n"
+              f"while Path({str(block)!r}).exists():\n    time.sleep(0.2)\n(Path(run_dir) / 'gan').mkdir()")
+    _notebook(nbdir / "03_encoder.ipynb", count + "bump('03')\n(Path(run_dir) / 'encoder').mkdir()")
+    run = tmp_path / "run"
+    env = {**os.environ, "CTAD_ROOT": str(fake_root)}
+    cmd = [sys.executable, "-m", "ctad_core.workbook", "run", "--profile", "smoke", "--run-dir", str(run),
+           "--no-progress", "--notebook-timeout", "120"]
+    proc = subprocess.Popen(cmd, env=env, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 120
+        while not (run / "02.count").exists():
+            assert proc.poll() is None and time.monotonic() < deadline, "notebook 02 never started"
+            time.sleep(0.2)
+        kernels = _kernels_of(proc.pid)
+        assert kernels, "notebook 02's kernel should be running"
+        os.killpg(proc.pid, signal.SIGKILL)  # a crash or a scheduler's kill: no clean-up at all
+        proc.wait(timeout=30)
+        # the kernel runs in its own session, out of reach of the kill; it must notice its parent is gone
+        _, alive = psutil.wait_procs(kernels, timeout=30)
+        assert not alive, f"kernels outlived the killed chain: {[k.pid for k in alive]}"
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    chain = json.loads((run / "chain.json").read_text())
+    assert set(chain["completed"]) == {"01_data"}
+    block.unlink()
+    first_01 = (run / "01_data.ipynb").stat().st_mtime_ns
+    out = subprocess.run([*cmd, "--resume"], env=env, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert "01_data.ipynb already complete" in out.stdout
+    assert (run / "01.count").read_text() == "1" and (run / "02.count").read_text() == "2"
+    assert (run / "03.count").read_text() == "1"
+    assert (run / "01_data.ipynb").stat().st_mtime_ns == first_01
+    assert set(json.loads((run / "chain.json").read_text())["completed"]) == {"01_data", "02_gan", "03_encoder"}
+    # another parameter value: nothing is complete for it, so 01 runs again (and everything after it)
+    out = subprocess.run([*cmd, "--resume", "--set", "steps=5", "--only", "01"], env=env, capture_output=True,
+                         text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert (run / "01.count").read_text() == "2"
+
+
+def test_resume_reruns_a_stage_whose_outputs_are_gone(fake_root, tmp_path):
+    _notebook(fake_root / "notebooks" / "01_data.ipynb",
+              "from pathlib import Path\n(Path(run_dir) / 'data').mkdir(exist_ok=True)\n"
+              "(Path(run_dir) / 'data' / 'manifest.csv').write_text('scan\\n')")
+    run = tmp_path / "run"
+    assert set(run_chain("smoke", run, progress=False, notebook_timeout=120)) == {"01_data"}
+    assert run_chain("smoke", run, progress=False, notebook_timeout=120, resume=True) == {}
+    (run / "data" / "manifest.csv").unlink()
+    assert set(run_chain("smoke", run, progress=False, notebook_timeout=120, resume=True)) == {"01_data"}
+
+
+def test_dry_run_caps_loops_and_projects_the_profile(fake_root, tmp_path):
+    loop = (
+        "import torch\n"
+        "from ctad_core.probe import LoopProbe\n"
+        "net = torch.nn.Linear(10, 5)\n"
+        "probe = LoopProbe('train', 1000, 0, {'net': net}, batch_size=4)\n"
+        "step = 0\n"
+        "while step < probe.stop:\n"
+        "    with probe.step():\n"
+        "        net(torch.randn(4, 10)).sum().backward()\n"
+        "    step += 1\n"
+        "probe.close()\n"
+        "print('steps run', step)"
+    )
+    _notebook(fake_root / "notebooks" / "02_train.ipynb", loop)
+    run = tmp_path / "run"
+    run_chain("gpu", run, progress=False, notebook_timeout=120, dry_run=True, dry_steps=3, speed={"fast": 10})
+    rec = json.loads((run / "dry_run" / "02_train" / "train.json").read_text())
+    assert rec["steps_run"] == 3 and rec["total_steps"] == 1000 and rec["parameters"] == {"net": 55}
+    report = json.loads((run / "dry_run.json").read_text())
+    nb = report["notebooks"]["02_train"]
+    assert nb["projected_seconds"] >= rec["seconds_per_step"] * 1000
+    md = (run / "dry_run.md").read_text()
+    assert "02_train" in md and "| 1000 |" in md and "on fast" in md
+    executed = json.loads((run / "02_train.ipynb").read_text())
+    assert any("steps run 3" in "".join(o.get("text", "")) for c in executed["cells"] for o in c.get("outputs", []))
+
+
+def test_chain_config_and_cli_arguments_are_checked(fake_root, tmp_path):
+    (fake_root / "parameters" / "smoke" / "chain.yaml").write_text("notebook_timeout_s: 5\nsurprise: 1\n")
+    with pytest.raises(ValueError, match="notebook_timeout_s only"):
+        workbook.load_chain_config("smoke", fake_root)
+    with pytest.raises(SystemExit, match="NAME=FACTOR"):
+        workbook.main(["run", "--profile", "smoke", "--run-dir", str(tmp_path), "--dry-run", "--speed", "H100"])
+    with pytest.raises(SystemExit, match="positive"):
+        workbook.main(["run", "--profile", "smoke", "--run-dir", str(tmp_path), "--dry-run", "--speed", "H100=0"])
+
+
+def test_every_profile_has_a_notebook_watchdog():
+    root = Path(__file__).resolve().parents[1]
+    for profile in workbook.PROFILES:
+        limit = workbook.load_chain_config(profile, root).get("notebook_timeout_s")
+        assert isinstance(limit, int) and limit > 0, f"parameters/{profile}/chain.yaml: no notebook_timeout_s"
