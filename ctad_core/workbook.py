@@ -203,11 +203,19 @@ def _execute_in_child(spec: dict[str, Any], notebook_timeout: float | None, env:
 
 def _execute_child(spec_file: str) -> int:
     """The child side of :func:`_execute_in_child`: execute one notebook with papermill, write the outcome."""
+    import tempfile
+
     import papermill as pm
+    from traitlets.config import Config
 
     spec = read_json(spec_file)
     nb, out, timeout = Path(spec["notebook"]), Path(spec["output"]), spec.get("cell_timeout")
     result: dict[str, Any] = {"status": "ok"}
+    # The kernel talks over Unix sockets in a private directory, not TCP ports: TCP ports are picked free,
+    # released and only then bound by the kernel, so two kernels (or a torchrun store) starting at the same
+    # moment can race for one port.
+    sockets = tempfile.mkdtemp(prefix="ctad-k-")
+    config = Config({"KernelManager": {"transport": "ipc", "ip": str(Path(sockets) / "k")}})
     try:
         pm.execute_notebook(
             str(nb),
@@ -221,6 +229,7 @@ def _execute_child(spec_file: str) -> int:
             # no Output-widget emulation: nbclient would send comm messages on the shell socket while it
             # waits there for the execute reply (see ctad_core.frontend)
             widget_registry={},
+            config=config,
         )
     except TimeoutError as e:
         result = {"status": "error", "message": f"{nb.name}: a cell ran longer than {timeout} s ({e})"}
@@ -231,6 +240,10 @@ def _execute_child(spec_file: str) -> int:
         }
     except Exception as e:  # noqa: BLE001 — a dead kernel, a bad notebook: report it to the parent
         result = {"status": "error", "message": f"{nb.name}: {type(e).__name__}: {e}"}
+    finally:
+        import shutil
+
+        shutil.rmtree(sockets, ignore_errors=True)
     write_json(spec["result"], result)
     return 0 if result["status"] == "ok" else 1
 

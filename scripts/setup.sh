@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Create .venv and install ctad_core with its test and lab extras.
-# CPU machine: torch==2.13.0 (the local CPU wheel). A GPU server: set TORCH_SPEC, e.g.
-#   TORCH_SPEC="torch --index-url https://download.pytorch.org/whl/cu124" bash scripts/setup.sh
-# or use environment.yml with conda.
+# torch==2.13.0 is pinned: on this project's CPU machines pip finds a local CPU wheel; on a Linux GPU server
+# PyPI's torch 2.13.0 wheel is the CUDA 13.0 build (driver >= 580), so the same command sets up a GPU server.
+# Another build: TORCH_SPEC="torch==2.13.0 --index-url <PyTorch wheel index for your CUDA>" bash scripts/setup.sh,
+# or use environment.yml with conda. Check: .venv/bin/python -c "import torch; print(torch.cuda.is_available())"
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}

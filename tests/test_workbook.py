@@ -77,12 +77,14 @@ def test_failing_cell_is_named_and_later_notebooks_do_not_run(fake_root, tmp_pat
     assert not (tmp_path / "run" / "02_next.ipynb").exists()
 
 
-def test_notebooks_run_headless_with_text_progress_and_static_viewers(fake_root, tmp_path):
+def test_notebooks_run_headless_over_ipc_with_text_progress_and_static_viewers(fake_root, tmp_path):
     code = (
         "import os, numpy as np\n"
         "from ctad_core import viz\n"
         "from ctad_core.frontend import headless, tqdm\n"
         "assert headless() and os.environ['CTAD_HEADLESS'] == '1'\n"
+        "import json\nfrom ipykernel.connect import get_connection_info\n"
+        "assert json.loads(get_connection_info())['transport'] == 'ipc'  # no TCP ports to race for\n"
         "for _ in tqdm(range(3)):\n    pass\n"
         "viz.slice_viewer(np.zeros((4, 8, 8), np.float32))"
     )
@@ -204,3 +206,20 @@ def test_every_profile_has_a_notebook_watchdog():
     for profile in workbook.PROFILES:
         limit = workbook.load_chain_config(profile, root).get("notebook_timeout_s")
         assert isinstance(limit, int) and limit > 0, f"parameters/{profile}/chain.yaml: no notebook_timeout_s"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("profile", ["gpu", "paper"])
+def test_profile_dry_run_completes(profile, tmp_path, repo_root):
+    """The real chain at the profile's sizes, a few scans and 2 steps per loop (tens of minutes on 2 CPU cores,
+    so not in CI): ``CTAD_TEST_DRY_RUN=gpu`` (or ``paper``, or ``gpu,paper``) runs it."""
+    if profile not in os.environ.get("CTAD_TEST_DRY_RUN", "").split(","):
+        pytest.skip(f"set CTAD_TEST_DRY_RUN={profile} to run the {profile} dry run (README: 'Before booking a GPU')")
+    run = tmp_path / "run"
+    run_chain(profile, run, progress=False, dry_run=True, dry_steps=2)
+    report = json.loads((run / "dry_run.json").read_text())
+    names = sorted(p.stem for p in (repo_root / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+    assert sorted(report["notebooks"]) == names
+    loops = [lp for nb in report["notebooks"].values() for lp in nb["loops"]]
+    assert loops and all(lp["steps_run"] == min(2, lp["total_steps"] - lp["start"]) for lp in loops)
+    assert report["projected_seconds"] > sum(nb["wall_seconds"] for nb in report["notebooks"].values())
