@@ -46,7 +46,7 @@ import pydicom
 from pydicom.errors import InvalidDicomError
 from scipy import ndimage
 
-from ctad_core.data.nifti import load_nifti, save_nifti
+from ctad_core.data.nifti import NiftiError, load_nifti, save_nifti
 from ctad_core.utils import write_json
 
 AIR_HU = -1000.0
@@ -210,10 +210,11 @@ def _load_nifti_scan(p: Path) -> Scan:
     try:
         hu, aff = load_nifti(p, np.float32)
         raw_aff = nib.load(str(p)).affine
-    except ScanError:
-        raise
-    except Exception as e:  # nibabel raises many types for broken files
-        raise ScanError(p, f"unreadable NIfTI ({type(e).__name__}: {e})") from e
+    except NiftiError as e:
+        raise ScanError(p, e.problem) from e
+    except Exception as e:  # nibabel raises many types for broken files; their messages may hold the path
+        detail = str(e).replace(f'"{p}"', "it").replace(str(p), "it")
+        raise ScanError(p, f"unreadable NIfTI ({type(e).__name__}: {detail})") from e
     _finite_or_raise(hu, p)
     # Where the file's storage slices (its 3rd axis) went in the canonical (z, y, x) array.
     ornt = nib.orientations.io_orientation(raw_aff)
@@ -241,11 +242,17 @@ def _load_itk_scan(p: Path) -> Scan:
     import SimpleITK as sitk
 
     try:
-        img = sitk.ReadImage(str(p), sitk.sitkFloat32)
+        img = sitk.ReadImage(str(p))
     except Exception as e:
         raise ScanError(p, f"unreadable image ({e})") from e
+    if img.GetNumberOfComponentsPerPixel() != 1:
+        raise ScanError(p, f"{img.GetNumberOfComponentsPerPixel()} components per pixel: not a CT volume")
+    size = list(img.GetSize())
+    if len(size) > 3 and all(n == 1 for n in size[3:]):  # (x, y, z, 1, …): drop the length-1 axes
+        img = sitk.Extract(img, size[:3] + [0] * (len(size) - 3), [0] * len(size))
     if img.GetDimension() != 3:
-        raise ScanError(p, f"expected a 3D image, got {img.GetDimension()}D")
+        raise ScanError(p, f"expected a 3D image, got size {tuple(size)}")
+    img = sitk.Cast(img, sitk.sitkFloat32)
     arr = sitk.GetArrayFromImage(img).astype(np.float32)
     _finite_or_raise(arr, p)
     d = np.array(img.GetDirection()).reshape(3, 3)
