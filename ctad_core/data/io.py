@@ -193,9 +193,18 @@ def load_scan(
             HU and carry no rescale, NaN/inf values. The message names the file.
         FileNotFoundError: ``path`` does not exist.
     """
-    opts = _Options(series, tilt, irregular, max_missing, fix_rsna, pad_below_hu, prefer_thickness_mm,
-                    None if default_rescale is None else (float(default_rescale[0]), float(default_rescale[1])),
-                    None if z_step_mm is None else float(z_step_mm), quiet)
+    opts = _Options(
+        series,
+        tilt,
+        irregular,
+        max_missing,
+        fix_rsna,
+        pad_below_hu,
+        prefer_thickness_mm,
+        None if default_rescale is None else (float(default_rescale[0]), float(default_rescale[1])),
+        None if z_step_mm is None else float(z_step_mm),
+        quiet,
+    )
     if opts.z_step_mm is not None and not opts.z_step_mm > 0:
         raise ValueError(f"z_step_mm must be positive, got {z_step_mm}")
     if not isinstance(path, (str, os.PathLike)):
@@ -317,8 +326,15 @@ def _load_itk_scan(p: Path) -> Scan:
     axis = perm.index(0)
     src = np.arange(arr.shape[0])[::-1] if flips[0] else np.arange(arr.shape[0])
     spacing = tuple(float(v) for v in np.linalg.norm(aff[:3, :3], axis=0))
-    meta = {"format": p.suffix.lstrip("."), "modality": "CT", "series_pseudonym": pseudonym(p.name),
-            "patient_pseudonym": "", "shape": list(hu.shape), "spacing": list(spacing), "fixes": []}
+    meta = {
+        "format": p.suffix.lstrip("."),
+        "modality": "CT",
+        "series_pseudonym": pseudonym(p.name),
+        "patient_pseudonym": "",
+        "shape": list(hu.shape),
+        "spacing": list(spacing),
+        "fixes": [],
+    }
     return Scan(hu, spacing, aff, meta, str(p), axis, src.astype(np.int64), ())
 
 
@@ -378,7 +394,10 @@ def _fg(ds: Any, frame: int, seq: str) -> Any:
     """Item 0 of a functional-group sequence for a frame: per-frame first, then shared."""
     per_frame = ds.get("PerFrameFunctionalGroupsSequence")
     shared = ds.get("SharedFunctionalGroupsSequence")
-    for item in (per_frame[frame] if per_frame and frame < len(per_frame) else None, shared[0] if shared else None):
+    for item in (
+        per_frame[frame] if per_frame and frame < len(per_frame) else None,
+        shared[0] if shared else None,
+    ):
         s = item.get(seq) if item is not None else None
         if s:
             return s[0]
@@ -393,6 +412,7 @@ def _floats(v: Any, n: int, what: str, f: Path) -> np.ndarray:
     if arr.shape != (n,):
         raise ScanError(f, f"{what} must have {n} values, got {v!r}")
     return arr
+
 
 def _rescale_of(*sources: Any) -> tuple[float, float, bool]:
     """(slope, intercept, given) from the first source holding Rescale Intercept; (1, 0, False) when none does."""
@@ -420,29 +440,60 @@ def _slices_of(ds: Any, f: Path, label: str) -> list[_Slice]:
             pm = _fg(ds, i, "PixelMeasuresSequence")
             pv = _fg(ds, i, "PixelValueTransformationSequence")
             if pos is None or ori is None or pm is None:
-                raise ScanError(f, f"multi-frame image lacks plane position/orientation/pixel measures for frame {i + 1}")
+                raise ScanError(
+                    f, f"multi-frame image lacks plane position/orientation/pixel measures for frame {i + 1}"
+                )
             ipp = _floats(pos.get("ImagePositionPatient"), 3, f"ImagePositionPatient of frame {i + 1}", f)
-            iop = _floats(ori.get("ImageOrientationPatient"), 6, f"ImageOrientationPatient of frame {i + 1}", f)
+            iop = _floats(
+                ori.get("ImageOrientationPatient"), 6, f"ImageOrientationPatient of frame {i + 1}", f
+            )
             ps = _floats(pm.get("PixelSpacing"), 2, f"PixelSpacing of frame {i + 1}", f)
             slope, icpt, given = _rescale_of(pv, ds)
             th = _get(pm, "SliceThickness", _get(ds, "SliceThickness"))
-            out.append(_Slice(f, f"{label} frame {i + 1}" if nframes > 1 else label, i, ipp, iop,
-                              (float(ps[0]), float(ps[1])), (rows, cols), slope, icpt, given,
-                              float(th) if th is not None else None))
+            out.append(
+                _Slice(
+                    f,
+                    f"{label} frame {i + 1}" if nframes > 1 else label,
+                    i,
+                    ipp,
+                    iop,
+                    (float(ps[0]), float(ps[1])),
+                    (rows, cols),
+                    slope,
+                    icpt,
+                    given,
+                    float(th) if th is not None else None,
+                )
+            )
         return out
     ipp = _floats(ds.get("ImagePositionPatient"), 3, "ImagePositionPatient", f)
     iop = _floats(ds.get("ImageOrientationPatient"), 6, "ImageOrientationPatient", f)
     ps = _floats(ds.get("PixelSpacing"), 2, "PixelSpacing", f)
     th = _get(ds, "SliceThickness")
     slope, icpt, given = _rescale_of(ds)
-    out.append(_Slice(f, label, 0, ipp, iop, (float(ps[0]), float(ps[1])), (rows, cols), slope, icpt, given,
-                      float(th) if th is not None else None))
+    out.append(
+        _Slice(
+            f,
+            label,
+            0,
+            ipp,
+            iop,
+            (float(ps[0]), float(ps[1])),
+            (rows, cols),
+            slope,
+            icpt,
+            given,
+            float(th) if th is not None else None,
+        )
+    )
     return out
 
 
 def _is_localizer(ds: Any) -> bool:
     it = ds.get("ImageType")
-    vals = [str(v).upper() for v in (it if isinstance(it, (list, tuple, pydicom.multival.MultiValue)) else [it])]
+    vals = [
+        str(v).upper() for v in (it if isinstance(it, (list, tuple, pydicom.multival.MultiValue)) else [it])
+    ]
     return "LOCALIZER" in vals or "SCOUT" in vals
 
 
@@ -466,9 +517,11 @@ class SeriesInfo:
     def summary(self) -> str:
         """One line for warnings and listings (no identifiers)."""
         th = f"{self.thickness:g} mm" if self.thickness else "? mm"
-        return (f"series #{self.series_number} {self.description!r} [{self.pseudonym}] {self.modality}, "
-                f"{self.n_images} images, {th}, kernel {self.kernel or '?'}"
-                f"{', contrast' if self.contrast else ''}")
+        return (
+            f"series #{self.series_number} {self.description!r} [{self.pseudonym}] {self.modality}, "
+            f"{self.n_images} images, {th}, kernel {self.kernel or '?'}"
+            f"{', contrast' if self.contrast else ''}"
+        )
 
 
 _SHARP_WORDS = ("BONE", "SHARP", "LUNG", "EDGE", "DETAIL", "HIGH", "ULTRA", "BONEPLUS", "YB", "YC")
@@ -495,12 +548,47 @@ def is_sharp_kernel(kernel: str, description: str = "") -> bool:
 
 #: Transfer syntax of a dataset read without file meta, from the encoding the reader found:
 #: (implicit VR, little endian) → UID (PS3.5 Annex A).
-_TS_OF_ENCODING = {(True, True): ImplicitVRLittleEndian, (False, True): ExplicitVRLittleEndian,
-                   (False, False): ExplicitVRBigEndian}
+_TS_OF_ENCODING = {
+    (True, True): ImplicitVRLittleEndian,
+    (False, True): ExplicitVRLittleEndian,
+    (False, False): ExplicitVRBigEndian,
+}
 #: Files with these suffixes that do not parse as DICOM are documents, not lost slices.
-_DOCUMENT_SUFFIXES = {".txt", ".csv", ".json", ".xml", ".html", ".htm", ".pdf", ".md", ".ini", ".log", ".cfg",
-                      ".yaml", ".yml", ".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".zip", ".gz",
-                      ".nii", ".py", ".sh", ".bat", ".exe", ".xls", ".xlsx", ".doc", ".docx", ".db", ".inf"}
+_DOCUMENT_SUFFIXES = {
+    ".txt",
+    ".csv",
+    ".json",
+    ".xml",
+    ".html",
+    ".htm",
+    ".pdf",
+    ".md",
+    ".ini",
+    ".log",
+    ".cfg",
+    ".yaml",
+    ".yml",
+    ".jpg",
+    ".jpeg",
+    ".png",
+    ".bmp",
+    ".gif",
+    ".tif",
+    ".tiff",
+    ".zip",
+    ".gz",
+    ".nii",
+    ".py",
+    ".sh",
+    ".bat",
+    ".exe",
+    ".xls",
+    ".xlsx",
+    ".doc",
+    ".docx",
+    ".db",
+    ".inf",
+}
 
 
 def _dcmread(f: Path, header_only: bool) -> Any:
@@ -520,8 +608,11 @@ def _dcmread(f: Path, header_only: bool) -> Any:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 ds = pydicom.dcmread(f, stop_before_pixels=header_only, force=True)
-                is_image = "Rows" in ds and "Columns" in ds and any(
-                    k in ds for k in ("SOPClassUID", "Modality", "ImagePositionPatient"))
+                is_image = (
+                    "Rows" in ds
+                    and "Columns" in ds
+                    and any(k in ds for k in ("SOPClassUID", "Modality", "ImagePositionPatient"))
+                )
         except Exception:
             is_image = False
         if not is_image:
@@ -553,8 +644,9 @@ def _rel(f: Path, where: Path) -> str:
         return f.name
 
 
-def _read_headers(files: Sequence[Path], explicit: bool, where: Path
-                  ) -> tuple[dict[str, list[tuple[Path, Any]]], list[_Skip]]:
+def _read_headers(
+    files: Sequence[Path], explicit: bool, where: Path
+) -> tuple[dict[str, list[tuple[Path, Any]]], list[_Skip]]:
     groups: dict[str, list[tuple[Path, Any]]] = {}
     skipped: list[_Skip] = []
     for f in files:
@@ -595,11 +687,17 @@ def _info(uid: str, members: list[tuple[Path, Any]]) -> SeriesInfo:
     agent = str(_get(ds0, "ContrastBolusAgent", "")).strip()
     sn = _get(ds0, "SeriesNumber")
     return SeriesInfo(
-        uid=uid, pseudonym=pseudonym(uid), modality=str(_get(ds0, "Modality", "?")), n_images=n,
-        thickness=float(th) if th is not None else None, kernel=str(kernel), description=desc,
+        uid=uid,
+        pseudonym=pseudonym(uid),
+        modality=str(_get(ds0, "Modality", "?")),
+        n_images=n,
+        thickness=float(th) if th is not None else None,
+        kernel=str(kernel),
+        description=desc,
         series_number=int(sn) if sn is not None else None,
         contrast=bool(agent) or bool(_CONTRAST_WORDS.search(desc)),
-        sharp_kernel=is_sharp_kernel(str(kernel), desc), files=[m[0] for m in members],
+        sharp_kernel=is_sharp_kernel(str(kernel), desc),
+        files=[m[0] for m in members],
         headers=[m[1] for m in members],
     )
 
@@ -619,7 +717,9 @@ def list_series(path: str | os.PathLike) -> list[SeriesInfo]:
     return sorted((_info(u, m) for u, m in groups.items()), key=lambda s: -s.n_images)
 
 
-def choose_series(candidates: Sequence[SeriesInfo], prefer_thickness_mm: float | None = None) -> tuple[SeriesInfo, str]:
+def choose_series(
+    candidates: Sequence[SeriesInfo], prefer_thickness_mm: float | None = None
+) -> tuple[SeriesInfo, str]:
     """Pick one series by a stated rule.
 
     The rule, in priority order: CT modality; at least 3 images (a volume); non-contrast (no
@@ -643,26 +743,35 @@ def choose_series(candidates: Sequence[SeriesInfo], prefer_thickness_mm: float |
     why = ["CT"] if best.modality == "CT" else []
     why.append("non-contrast" if not best.contrast else "contrast (no non-contrast series)")
     why.append("soft-tissue kernel" if not best.sharp_kernel else "sharp kernel (no soft-tissue series)")
-    why.append("thinnest slices" if prefer_thickness_mm is None else f"thickness closest to {prefer_thickness_mm} mm")
+    why.append(
+        "thinnest slices" if prefer_thickness_mm is None else f"thickness closest to {prefer_thickness_mm} mm"
+    )
     others = "; ".join(s.summary() for s in ranked[1:])
     return best, f"picked {best.summary()} ({', '.join(why)}) over: {others}"
 
 
-def _select(groups: dict[str, list[tuple[Path, Any]]], where: Path, opts: _Options) -> tuple[SeriesInfo, str | None]:
+def _select(
+    groups: dict[str, list[tuple[Path, Any]]], where: Path, opts: _Options
+) -> tuple[SeriesInfo, str | None]:
     infos = [_info(u, m) for u, m in groups.items()]
     series = opts.series
     if series is not None:
         for s in infos:
             hit = (isinstance(series, int) and s.series_number == series) or (
-                isinstance(series, str) and series in (s.uid, s.pseudonym, s.description))
+                isinstance(series, str) and series in (s.uid, s.pseudonym, s.description)
+            )
             if hit:
                 return s, None
-        raise ScanError(where, f"series {series!r} not found; available: " + "; ".join(i.summary() for i in infos))
+        raise ScanError(
+            where, f"series {series!r} not found; available: " + "; ".join(i.summary() for i in infos)
+        )
     if len(infos) == 1:
         return infos[0], None
     ct = [s for s in infos if s.modality == "CT"]
     if not ct:
-        raise ScanError(where, "no CT series; found modalities " + ", ".join(sorted({s.modality for s in infos})))
+        raise ScanError(
+            where, "no CT series; found modalities " + ", ".join(sorted({s.modality for s in infos}))
+        )
     best, reason = choose_series(ct, opts.prefer_thickness_mm)
     msg = f"{where}: {len(infos)} series; {reason}. Pass series= to choose another."
     if not opts.quiet:
@@ -712,16 +821,24 @@ def _read_pixels(f: Path, nframes: int) -> tuple[np.ndarray, Any]:
         arr = ds.pixel_array
     except Exception as e:
         ts = ds.file_meta.TransferSyntaxUID
-        raise ScanError(f, f"pixel data cannot be decoded (transfer syntax {getattr(ts, 'name', ts)}): {e}") from e
+        raise ScanError(
+            f, f"pixel data cannot be decoded (transfer syntax {getattr(ts, 'name', ts)}): {e}"
+        ) from e
     rows, cols = int(ds.Rows), int(ds.Columns)
     if arr.ndim == 2:
         arr = arr[None]
     if arr.shape != (nframes, rows, cols):
-        raise ScanError(f, f"pixel data shape {arr.shape} is not frames × rows × columns ({nframes}, {rows}, {cols}) "
-                        "(colour or corrupt?)")
+        raise ScanError(
+            f,
+            f"pixel data shape {arr.shape} is not frames × rows × columns ({nframes}, {rows}, {cols}) "
+            "(colour or corrupt?)",
+        )
     if "PixelData" in ds:
-        arr = stored_values(arr, int(_get(ds, "BitsStored", arr.dtype.itemsize * 8)),
-                            int(_get(ds, "PixelRepresentation", 0)) == 1)
+        arr = stored_values(
+            arr,
+            int(_get(ds, "BitsStored", arr.dtype.itemsize * 8)),
+            int(_get(ds, "PixelRepresentation", 0)) == 1,
+        )
     return arr, ds
 
 
@@ -741,7 +858,9 @@ class _Linear:
             self.lo, self.hi = min(self.lo, float(hu.min())), max(self.hi, float(hu.max()))
 
 
-def _to_hu(raw: np.ndarray, ds: Any, s: _Slice, opts: _Options, fixes: set[str], linear: _Linear) -> np.ndarray:
+def _to_hu(
+    raw: np.ndarray, ds: Any, s: _Slice, opts: _Options, fixes: set[str], linear: _Linear
+) -> np.ndarray:
     """Stored values → HU for one image (see module docstring, step 4)."""
     raw = raw.astype(np.int32) if raw.dtype.kind in "iu" else raw.astype(np.float64)
     pad = np.zeros(raw.shape, bool)
@@ -756,8 +875,14 @@ def _to_hu(raw: np.ndarray, ds: Any, s: _Slice, opts: _Options, fixes: set[str],
     slope, intercept = s.slope, s.intercept
     if not s.has_rescale and opts.default_rescale is not None:
         slope, intercept = opts.default_rescale
-    if (opts.fix_rsna and s.has_rescale and int(_get(ds, "BitsStored", 16)) == 12
-            and int(_get(ds, "PixelRepresentation", 1)) == 0 and intercept > -100 and raw.dtype.kind == "i"):
+    if (
+        opts.fix_rsna
+        and s.has_rescale
+        and int(_get(ds, "BitsStored", 16)) == 12
+        and int(_get(ds, "PixelRepresentation", 1)) == 0
+        and intercept > -100
+        and raw.dtype.kind == "i"
+    ):
         # Signed 12-bit data stored as unsigned (RSNA 2019): undo the wrap, then the intercept is −1000.
         raw = raw + 1000
         raw[raw >= 4096] -= 4096
@@ -775,13 +900,25 @@ def _to_hu(raw: np.ndarray, ds: Any, s: _Slice, opts: _Options, fixes: set[str],
 
 
 _META_TAGS = {
-    "Modality": "modality", "Manufacturer": "manufacturer", "ManufacturerModelName": "model",
-    "ConvolutionKernel": "kernel", "SliceThickness": "slice_thickness", "KVP": "kvp",
-    "XRayTubeCurrent": "tube_current_ma", "Exposure": "exposure_mas", "SeriesDescription": "series_description",
-    "SeriesNumber": "series_number", "BodyPartExamined": "body_part", "GantryDetectorTilt": "gantry_tilt_tag_deg",
-    "PhotometricInterpretation": "photometric", "BitsStored": "bits_stored",
-    "PixelRepresentation": "pixel_representation", "PatientPosition": "patient_position",
-    "ScanOptions": "scan_options", "ContrastBolusAgent": "contrast_agent", "ImageType": "image_type",
+    "Modality": "modality",
+    "Manufacturer": "manufacturer",
+    "ManufacturerModelName": "model",
+    "ConvolutionKernel": "kernel",
+    "SliceThickness": "slice_thickness",
+    "KVP": "kvp",
+    "XRayTubeCurrent": "tube_current_ma",
+    "Exposure": "exposure_mas",
+    "SeriesDescription": "series_description",
+    "SeriesNumber": "series_number",
+    "BodyPartExamined": "body_part",
+    "GantryDetectorTilt": "gantry_tilt_tag_deg",
+    "PhotometricInterpretation": "photometric",
+    "BitsStored": "bits_stored",
+    "PixelRepresentation": "pixel_representation",
+    "PatientPosition": "patient_position",
+    "ScanOptions": "scan_options",
+    "ContrastBolusAgent": "contrast_agent",
+    "ImageType": "image_type",
 }
 
 
@@ -833,13 +970,18 @@ class _Notes:
 def _load_dicom(files: Sequence[Path], where: Path, opts: _Options, explicit_list: bool) -> Scan:
     groups, skipped = _read_headers(files, explicit_list and len(files) == 1, where)
     if not groups:
-        raise ScanError(where, "no DICOM images found" + (
-            f" (skipped: {', '.join(f'{k.label} ({k.reason})' for k in skipped[:5])})" if skipped else ""))
+        raise ScanError(
+            where,
+            "no DICOM images found"
+            + (f" (skipped: {', '.join(f'{k.label} ({k.reason})' for k in skipped[:5])})" if skipped else ""),
+        )
     info, choice_msg = _select(groups, where, opts)
     bad = [(f, ds) for f, ds in zip(info.files, info.headers) if str(_get(ds, "Modality", "?")) != "CT"]
     if bad:
         f, ds = bad[0]
-        raise ScanError(f, f"modality is {_get(ds, 'Modality', 'missing')!r}, not CT: only CT scans are supported")
+        raise ScanError(
+            f, f"modality is {_get(ds, 'Modality', 'missing')!r}, not CT: only CT scans are supported"
+        )
     header = dict(zip(info.files, info.headers))
     slices, unplaced = _placed_slices(header, where)
     slices, left_out = _majority_geometry(slices, where)
@@ -850,7 +992,10 @@ def _load_dicom(files: Sequence[Path], where: Path, opts: _Options, explicit_lis
     if choice_msg:
         meta["series_choice"] = choice_msg
     if skipped:
-        notes.warn(f"{where}: skipped {len(skipped)} file(s): " + ", ".join(f"{k.label} ({k.reason})" for k in skipped))
+        notes.warn(
+            f"{where}: skipped {len(skipped)} file(s): "
+            + ", ".join(f"{k.label} ({k.reason})" for k in skipped)
+        )
     # --- order by position along the slice normal (PS3.3 C.7.6.2.1.1) ---------------------------------------
     iop = slices[0].iop
     r, c = iop[:3] / np.linalg.norm(iop[:3]), iop[3:] / np.linalg.norm(iop[3:])
@@ -896,8 +1041,11 @@ def _load_dicom(files: Sequence[Path], where: Path, opts: _Options, explicit_lis
     meta["tilt_deg"] = round(tilt_deg, 3)
     if tilt_deg > 0.5:
         if opts.tilt == "error":
-            raise ScanError(where, f"gantry tilt of {tilt_deg:.1f}° (slices stack obliquely to their normal); "
-                            "pass tilt='correct' to resample onto an orthogonal grid")
+            raise ScanError(
+                where,
+                f"gantry tilt of {tilt_deg:.1f}° (slices stack obliquely to their normal); "
+                "pass tilt='correct' to resample onto an orthogonal grid",
+            )
         off = (ipp - ipp[0]) - np.outer(d - d[0], n)  # in-plane offset of each slice (mm)
         for k in range(len(slices)):
             dy, dx = off[k] @ c / sy, off[k] @ r / sx
@@ -912,17 +1060,25 @@ def _load_dicom(files: Sequence[Path], where: Path, opts: _Options, explicit_lis
     step = plan.step
     if not plan.regular:
         if opts.irregular == "error":
-            raise ScanError(where, f"{plan.what}; pass irregular='resample' to interpolate onto a uniform "
-                            f"{step:.2f} mm grid")
+            raise ScanError(
+                where,
+                f"{plan.what}; pass irregular='resample' to interpolate onto a uniform {step:.2f} mm grid",
+            )
         too_big = [k for _, k, _ in plan.gaps if k > opts.max_missing]
         if too_big:
-            raise ScanError(where, f"{plan.what}: more than max_missing={opts.max_missing} missing slices, too "
-                            "large to interpolate")
+            raise ScanError(
+                where,
+                f"{plan.what}: more than max_missing={opts.max_missing} missing slices, too "
+                "large to interpolate",
+            )
         unread = [k.label for k in skipped if k.maybe_slice] + [label for label, _ in unplaced]
         if plan.gaps and unread:
-            raise ScanError(where, f"{plan.what}, and {', '.join(unread)} could not be read as DICOM or placed: it may "
-                            "be the missing slice, and a gap is never interpolated over a file that exists; repair "
-                            "or remove it")
+            raise ScanError(
+                where,
+                f"{plan.what}, and {', '.join(unread)} could not be read as DICOM or placed: it may "
+                "be the missing slice, and a gap is never interpolated over a file that exists; repair "
+                "or remove it",
+            )
         hu, src_index = _resample_z(hu, d, step)
         meta["fixes"].append("z_resampled")
         meta["z_resampling"] = plan.record(d, len(hu))
@@ -937,8 +1093,16 @@ def _load_dicom(files: Sequence[Path], where: Path, opts: _Options, explicit_lis
         src_index = src_index[::-1]
     spacing = tuple(float(v) for v in np.linalg.norm(aff[:3, :3], axis=0))
     meta.update(shape=list(hu.shape), spacing=list(spacing))
-    return Scan(hu, spacing, aff, meta, str(where), axis, np.ascontiguousarray(src_index, dtype=np.int64),
-                tuple(str(s.file) for s in slices))
+    return Scan(
+        hu,
+        spacing,
+        aff,
+        meta,
+        str(where),
+        axis,
+        np.ascontiguousarray(src_index, dtype=np.int64),
+        tuple(str(s.file) for s in slices),
+    )
 
 
 # ----------------------------------------------------------------------------------------------- series rules
@@ -969,13 +1133,18 @@ def _placed_slices(header: dict[Path, Any], where: Path) -> tuple[list[_Slice], 
 
 
 def _same_geometry(a: _Slice, b: _Slice) -> bool:
-    return (a.shape == b.shape and float(np.abs(a.iop - b.iop).max()) <= 1e-3
-            and float(np.abs(np.subtract(a.pixel_spacing, b.pixel_spacing)).max()) <= 1e-3)
+    return (
+        a.shape == b.shape
+        and float(np.abs(a.iop - b.iop).max()) <= 1e-3
+        and float(np.abs(np.subtract(a.pixel_spacing, b.pixel_spacing)).max()) <= 1e-3
+    )
 
 
 def _geometry(s: _Slice) -> str:
-    return (f"{s.shape[0]}×{s.shape[1]} pixels, orientation {np.round(s.iop, 4).tolist()}, "
-            f"pixel spacing {s.pixel_spacing[0]:g}×{s.pixel_spacing[1]:g} mm")
+    return (
+        f"{s.shape[0]}×{s.shape[1]} pixels, orientation {np.round(s.iop, 4).tolist()}, "
+        f"pixel spacing {s.pixel_spacing[0]:g}×{s.pixel_spacing[1]:g} mm"
+    )
 
 
 def _majority_geometry(slices: list[_Slice], where: Path) -> tuple[list[_Slice], list[str]]:
@@ -999,9 +1168,14 @@ def _majority_geometry(slices: list[_Slice], where: Path) -> tuple[list[_Slice],
     groups.sort(key=len, reverse=True)
     major = groups[0]
     if 2 * len(major) <= len(slices):
-        raise ScanError(where, "no geometry is shared by most images of the series: " + "; ".join(
-            f"{len(g)} image(s) of {_geometry(g[0])} ({', '.join(s.label for s in g[:3])}{', …' if len(g) > 3 else ''})"
-            for g in groups))
+        raise ScanError(
+            where,
+            "no geometry is shared by most images of the series: "
+            + "; ".join(
+                f"{len(g)} image(s) of {_geometry(g[0])} ({', '.join(s.label for s in g[:3])}{', …' if len(g) > 3 else ''})"
+                for g in groups
+            ),
+        )
     ref = major[0]
     out = []
     for g in groups[1:]:
@@ -1014,7 +1188,9 @@ def _majority_geometry(slices: list[_Slice], where: Path) -> tuple[list[_Slice],
             if float(np.abs(np.subtract(s.pixel_spacing, ref.pixel_spacing)).max()) > 1e-3:
                 what.append(f"pixel spacing {s.pixel_spacing[0]:g}×{s.pixel_spacing[1]:g} mm")
             verb = "differ" if len(what) > 1 else "differs"
-            out.append(f"{s.label}: {' and '.join(what)} {verb} from the {len(major)} images of {_geometry(ref)}")
+            out.append(
+                f"{s.label}: {' and '.join(what)} {verb} from the {len(major)} images of {_geometry(ref)}"
+            )
     keep = {id(s) for s in major}
     return [s for s in slices if id(s) in keep], out
 
@@ -1039,13 +1215,18 @@ def _drop_duplicates(slices: list[_Slice], hu: np.ndarray, d: np.ndarray) -> tup
             keep[i] = False
             out.append(f"{slices[i].label}: duplicate of {slices[first].label} (same position, same pixels)")
         else:
-            raise ScanError(slices[i].file, f"same position ({d[i]:.2f} mm along the normal) as "
-                            f"{slices[first].label} but different pixels: two images at one place (repeated "
-                            "acquisition or mixed series?)")
+            raise ScanError(
+                slices[i].file,
+                f"same position ({d[i]:.2f} mm along the normal) as "
+                f"{slices[first].label} but different pixels: two images at one place (repeated "
+                "acquisition or mixed series?)",
+            )
     return keep, out
 
 
-def _check_rescale(slices: list[_Slice], linear: _Linear, opts: _Options, fixes: set[str], notes: _Notes) -> None:
+def _check_rescale(
+    slices: list[_Slice], linear: _Linear, opts: _Options, fixes: set[str], notes: _Notes
+) -> None:
     """Images without Rescale Slope/Intercept: the identity (PS3.3 C.11.1.1) only when the values look like HU."""
     missing = [s for s in slices if not s.has_rescale]
     if not missing:
@@ -1054,13 +1235,18 @@ def _check_rescale(slices: list[_Slice], linear: _Linear, opts: _Options, fixes:
         fixes.add("rescale_default_given")
         return
     if linear.air < 0.01 * linear.n:
-        raise ScanError(missing[0].file, f"no Rescale Slope/Intercept in {len(missing)} image(s), and the stored "
-                        f"values ({linear.lo:g} … {linear.hi:g}) are not HU: only {linear.air / linear.n:.1%} of the "
-                        "pixels are at or below −500 (air). Pass default_rescale=(slope, intercept) if you know "
-                        "them (unsigned storage often means (1, -1024))")
+        raise ScanError(
+            missing[0].file,
+            f"no Rescale Slope/Intercept in {len(missing)} image(s), and the stored "
+            f"values ({linear.lo:g} … {linear.hi:g}) are not HU: only {linear.air / linear.n:.1%} of the "
+            "pixels are at or below −500 (air). Pass default_rescale=(slope, intercept) if you know "
+            "them (unsigned storage often means (1, -1024))",
+        )
     fixes.add("rescale_missing_identity")
-    notes.warn(f"{missing[0].file}: no Rescale Slope/Intercept in {len(missing)} image(s); the stored values hold "
-               "air below −500 and are read as HU (slope 1, intercept 0)")
+    notes.warn(
+        f"{missing[0].file}: no Rescale Slope/Intercept in {len(missing)} image(s); the stored values hold "
+        "air below −500 and are read as HU (slope 1, intercept 0)"
+    )
 
 
 @dataclass
@@ -1069,19 +1255,29 @@ class _ZPlan:
 
     step: float
     regular: bool
-    gaps: list[tuple[int, int, float]] = field(default_factory=list)  # (step i: d[i] → d[i + 1], missing, expected)
-    slabs: list[tuple[float, int, float | None]] = field(default_factory=list)  # (step mm, slices, thickness mm)
+    gaps: list[tuple[int, int, float]] = field(
+        default_factory=list
+    )  # (step i: d[i] → d[i + 1], missing, expected)
+    slabs: list[tuple[float, int, float | None]] = field(
+        default_factory=list
+    )  # (step mm, slices, thickness mm)
     reasons: list[str] = field(default_factory=list)
     what: str = ""
 
     def record(self, d: np.ndarray, n_out: int) -> dict[str, Any]:
         """What was done, for ``Scan.meta``."""
         s = np.diff(d)
-        return {"step_mm": round(self.step, 4), "reasons": self.reasons, "n_source_slices": len(d),
-                "n_slices": n_out,
-                "slabs": [{"step_mm": round(a, 4), "slices": b, "thickness_mm": t} for a, b, t in self.slabs],
-                "gaps": [{"after_mm": round(float(d[i] - d[0]), 3), "step_mm": round(float(s[i]), 3), "missing": k}
-                         for i, k, _ in self.gaps]}
+        return {
+            "step_mm": round(self.step, 4),
+            "reasons": self.reasons,
+            "n_source_slices": len(d),
+            "n_slices": n_out,
+            "slabs": [{"step_mm": round(a, 4), "slices": b, "thickness_mm": t} for a, b, t in self.slabs],
+            "gaps": [
+                {"after_mm": round(float(d[i] - d[0]), 3), "step_mm": round(float(s[i]), 3), "missing": k}
+                for i, k, _ in self.gaps
+            ],
+        }
 
 
 def _tol(step: float) -> float:
@@ -1112,7 +1308,9 @@ def _plan_z(d: np.ndarray, thick: np.ndarray, labels: Sequence[str], z_step: flo
     if (np.abs(s - med) <= _tol(med)).all():
         return _ZPlan(med, True)
     mean_t = (thick[:-1] + thick[1:]) / 2
-    contiguous = bool(np.isfinite(mean_t).all() and (mean_t > 0).all() and abs(np.median(s / mean_t) - 1) <= 0.1)
+    contiguous = bool(
+        np.isfinite(mean_t).all() and (mean_t > 0).all() and abs(np.median(s / mean_t) - 1) <= 0.1
+    )
     gaps = []
     for i in range(len(s)):
         if contiguous:
@@ -1125,15 +1323,21 @@ def _plan_z(d: np.ndarray, thick: np.ndarray, labels: Sequence[str], z_step: flo
     in_gap = {i for i, _, _ in gaps}
     runs: list[list[int]] = []
     for i in range(len(s)):
-        if i not in in_gap and runs and runs[-1] and abs(s[i] - np.mean(s[runs[-1]])) <= _tol(np.mean(s[runs[-1]])):
+        if (
+            i not in in_gap
+            and runs
+            and runs[-1]
+            and abs(s[i] - np.mean(s[runs[-1]])) <= _tol(np.mean(s[runs[-1]]))
+        ):
             runs[-1].append(i)
         else:
             runs.append([] if i in in_gap else [i])
     slabs = []
     for run in (r for r in runs if len(r) >= 2):
-        t = thick[run[0]: run[-1] + 2]
-        slabs.append((float(np.mean(s[run])), len(run) + 1,
-                      float(np.median(t)) if np.isfinite(t).all() else None))
+        t = thick[run[0] : run[-1] + 2]
+        slabs.append(
+            (float(np.mean(s[run])), len(run) + 1, float(np.median(t)) if np.isfinite(t).all() else None)
+        )
     ok = [i for i in range(len(s)) if i not in in_gap]
     candidates = [a for a, _, _ in slabs] + [e for _, _, e in gaps]  # a gap's expected step is a slab's step
     step = z_step or (min(candidates) if candidates else float(np.median(s[ok] if ok else s)))
@@ -1144,12 +1348,19 @@ def _plan_z(d: np.ndarray, thick: np.ndarray, labels: Sequence[str], z_step: flo
     parts, reasons = [], []
     if gaps:
         reasons.append("missing_slices")
-        parts += [f"gap of {s[i]:.2f} mm (≈{k} missing slice(s)) between {labels[i]} and {labels[i + 1]}"
-                  for i, k, _ in gaps]
+        parts += [
+            f"gap of {s[i]:.2f} mm (≈{k} missing slice(s)) between {labels[i]} and {labels[i + 1]}"
+            for i, k, _ in gaps
+        ]
     if len(distinct) > 1:
         reasons.append("slabs")
-        parts.append("slice spacing changes within the series (contiguous slabs: " + ", ".join(
-            f"{m} slices {a:g} mm apart" + (f", {t:g} mm thick" if t else "") for a, m, t in slabs) + ")")
+        parts.append(
+            "slice spacing changes within the series (contiguous slabs: "
+            + ", ".join(
+                f"{m} slices {a:g} mm apart" + (f", {t:g} mm thick" if t else "") for a, m, t in slabs
+            )
+            + ")"
+        )
     if not parts:
         reasons.append("uneven")
         parts.append(f"uneven slice spacing (steps {s.min():.2f}–{s.max():.2f} mm, median {med:.2f})")

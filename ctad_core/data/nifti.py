@@ -19,7 +19,9 @@ from ctad_core.utils import atomic_write
 _SWAP = np.array([[0, 0, 1, 0], [0, 1, 0, 0], [1, 0, 0, 0], [0, 0, 0, 1]], dtype=np.float64)
 
 
-def zyx_affine(spacing: tuple[float, float, float], origin: tuple[float, float, float] | None = None) -> np.ndarray:
+def zyx_affine(
+    spacing: tuple[float, float, float], origin: tuple[float, float, float] | None = None
+) -> np.ndarray:
     """Affine for an axial (z, y, x) volume in RAS+: x→R, y→A, z→S with the given spacing (mm).
 
     ``origin`` is the world position of voxel (0, 0, 0); by default the volume is centred on 0.

@@ -12,12 +12,17 @@ from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import CTImageStorage, EnhancedCTImageStorage, ExplicitVRLittleEndian, generate_uid
 
 
-def toy_head(shape: Sequence[int] = (24, 40, 40), spacing: Sequence[float] = (6.0, 5.0, 5.0), seed: int = 0,
-             shift: Sequence[float] = (0.0, 0.0, 0.0)) -> np.ndarray:
+def toy_head(
+    shape: Sequence[int] = (24, 40, 40),
+    spacing: Sequence[float] = (6.0, 5.0, 5.0),
+    seed: int = 0,
+    shift: Sequence[float] = (0.0, 0.0, 0.0),
+) -> np.ndarray:
     """(z, y, x) HU: air, scalp 40, skull 1500, brain 32, a ventricle 8, with noise; head centred + shift (mm)."""
     rng = np.random.default_rng(seed)
-    z, y, x = (np.indices(shape).astype(float) - (np.asarray(shape)[:, None, None, None] - 1) / 2) * np.asarray(
-        spacing)[:, None, None, None]
+    z, y, x = (
+        np.indices(shape).astype(float) - (np.asarray(shape)[:, None, None, None] - 1) / 2
+    ) * np.asarray(spacing)[:, None, None, None]
     z, y, x = z - shift[0], y - shift[1], x - shift[2]
     r = np.sqrt((x / 70) ** 2 + (y / 88) ** 2 + (z / 62) ** 2)
     hu = np.full(shape, -1000.0)
@@ -28,12 +33,29 @@ def toy_head(shape: Sequence[int] = (24, 40, 40), spacing: Sequence[float] = (6.
     return (hu + rng.normal(0, 3, shape)).astype(np.float32)
 
 
-def write_slice(path: Path, hu: np.ndarray, *, ipp: Sequence[float], iop: Sequence[float] = (1, 0, 0, 0, 1, 0),
-                pixel_spacing: Sequence[float] = (5.0, 5.0), series_uid: str, study_uid: str = "1.2.3.4",
-                patient_id: str = "PAT-001", modality: str = "CT", instance: int = 1, thickness: float | None = 6.0,
-                kernel: str = "STANDARD", description: str = "HEAD PLAIN", series_number: int = 2,
-                intercept: float = -1024.0, stored: np.ndarray | None = None, bits_stored: int = 16,
-                signed: bool = True, rescale: bool = True, extra: dict | None = None) -> Path:
+def write_slice(
+    path: Path,
+    hu: np.ndarray,
+    *,
+    ipp: Sequence[float],
+    iop: Sequence[float] = (1, 0, 0, 0, 1, 0),
+    pixel_spacing: Sequence[float] = (5.0, 5.0),
+    series_uid: str,
+    study_uid: str = "1.2.3.4",
+    patient_id: str = "PAT-001",
+    modality: str = "CT",
+    instance: int = 1,
+    thickness: float | None = 6.0,
+    kernel: str = "STANDARD",
+    description: str = "HEAD PLAIN",
+    series_number: int = 2,
+    intercept: float = -1024.0,
+    stored: np.ndarray | None = None,
+    bits_stored: int = 16,
+    signed: bool = True,
+    rescale: bool = True,
+    extra: dict | None = None,
+) -> Path:
     """Write one single-frame CT slice (stored = HU − intercept unless ``stored`` is given).
 
     ``rescale=False`` leaves out Rescale Intercept/Slope (``stored`` then holds what is written).
@@ -83,10 +105,18 @@ def write_slice(path: Path, hu: np.ndarray, *, ipp: Sequence[float], iop: Sequen
     return path
 
 
-def write_series(folder: Path, vol: np.ndarray, *, spacing: Sequence[float] = (6.0, 5.0, 5.0),
-                 origin: Sequence[float] = (-100.0, -100.0, -70.0), series_uid: str | None = None,
-                 shear_per_slice: Sequence[float] = (0.0, 0.0, 0.0), positions: Sequence[float] | None = None,
-                 names: Sequence[str] | None = None, **kw) -> list[Path]:
+def write_series(
+    folder: Path,
+    vol: np.ndarray,
+    *,
+    spacing: Sequence[float] = (6.0, 5.0, 5.0),
+    origin: Sequence[float] = (-100.0, -100.0, -70.0),
+    series_uid: str | None = None,
+    shear_per_slice: Sequence[float] = (0.0, 0.0, 0.0),
+    positions: Sequence[float] | None = None,
+    names: Sequence[str] | None = None,
+    **kw,
+) -> list[Path]:
     """Write (z, y, x) HU as an axial series (LPS: x → patient left, y → posterior, z → superior)."""
     folder.mkdir(parents=True, exist_ok=True)
     uid = series_uid or generate_uid()
@@ -95,14 +125,32 @@ def write_series(folder: Path, vol: np.ndarray, *, spacing: Sequence[float] = (6
     for k, zpos in enumerate(zs):
         ipp = (origin[0] + shear_per_slice[0] * k, origin[1] + shear_per_slice[1] * k, zpos)
         name = names[k] if names is not None else f"IM{k:04d}.dcm"
-        out.append(write_slice(folder / name, vol[k], ipp=ipp, pixel_spacing=(spacing[1], spacing[2]),
-                               series_uid=uid, instance=k + 1, thickness=spacing[0], **kw))
+        out.append(
+            write_slice(
+                folder / name,
+                vol[k],
+                ipp=ipp,
+                pixel_spacing=(spacing[1], spacing[2]),
+                series_uid=uid,
+                instance=k + 1,
+                thickness=spacing[0],
+                **kw,
+            )
+        )
     return out
 
 
-def write_multiframe(path: Path, vol: np.ndarray, *, spacing: Sequence[float] = (6.0, 5.0, 5.0),
-                     order: Sequence[int] | None = None, origin: Sequence[float] = (-100.0, -100.0, -70.0),
-                     series_uid: str | None = None, study_uid: str | None = None, intercept: float = -1024.0) -> Path:
+def write_multiframe(
+    path: Path,
+    vol: np.ndarray,
+    *,
+    spacing: Sequence[float] = (6.0, 5.0, 5.0),
+    order: Sequence[int] | None = None,
+    origin: Sequence[float] = (-100.0, -100.0, -70.0),
+    series_uid: str | None = None,
+    study_uid: str | None = None,
+    intercept: float = -1024.0,
+) -> Path:
     """Enhanced CT (one file, frames in ``order``) with positions in per-frame functional groups.
 
     Frame ``k`` of ``vol`` lies at ``origin + k · spacing[0]`` along z; orientation, pixel measures and rescale
@@ -157,8 +205,9 @@ def write_multiframe(path: Path, vol: np.ndarray, *, spacing: Sequence[float] = 
     return path
 
 
-def pixel_world_ras(ipp: Sequence[float], iop: Sequence[float], pixel_spacing: Sequence[float],
-                    shape: Sequence[int]) -> np.ndarray:
+def pixel_world_ras(
+    ipp: Sequence[float], iop: Sequence[float], pixel_spacing: Sequence[float], shape: Sequence[int]
+) -> np.ndarray:
     """(rows, columns, 3) RAS+ mm of each pixel centre of one DICOM image.
 
     PS3.3 C.7.6.2.1.1: P = S + c·Δc·X + r·Δr·Y, with S = ImagePositionPatient, X and Y the row and column
@@ -171,8 +220,11 @@ def pixel_world_ras(ipp: Sequence[float], iop: Sequence[float], pixel_spacing: S
     return p * np.array([-1.0, -1.0, 1.0])
 
 
-def assert_matches_standard(scan, images: Sequence[tuple[np.ndarray, Sequence[float], Sequence[float],
-                                                         Sequence[float]]], atol: float = 0.5) -> None:
+def assert_matches_standard(
+    scan,
+    images: Sequence[tuple[np.ndarray, Sequence[float], Sequence[float], Sequence[float]]],
+    atol: float = 0.5,
+) -> None:
     """Every pixel of every source image lies on a voxel of ``scan`` (through its affine) holding its HU.
 
     Args:

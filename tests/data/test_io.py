@@ -66,7 +66,14 @@ def test_jpeg2000_twin_matches(unci: Scan) -> None:
 def test_meta_has_no_identifiers(unci: Scan) -> None:
     ds = pydicom.dcmread(get_testdata_file("693_UNCI.dcm"), stop_before_pixels=True)
     text = json.dumps(unci.meta)
-    for tag in ("PatientName", "PatientID", "StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID", "StudyDate"):
+    for tag in (
+        "PatientName",
+        "PatientID",
+        "StudyInstanceUID",
+        "SeriesInstanceUID",
+        "SOPInstanceUID",
+        "StudyDate",
+    ):
         v = str(ds.get(tag, "")).strip()
         if len(v) > 3:
             assert v not in text, tag
@@ -108,10 +115,22 @@ def test_two_series_pick_and_select(tmp_path, dicom, head) -> None:
     vol = head()
     soft_uid, bone_uid, thick_uid = generate_uid(), generate_uid(), generate_uid()
     dicom.series(tmp_path / "a", vol, series_uid=soft_uid, series_number=3, description="SOFT THIN")
-    dicom.series(tmp_path / "b", vol + 100, series_uid=bone_uid, kernel="BONE", series_number=4,
-                 description="BONE THIN")
-    dicom.series(tmp_path / "c", vol[::2], spacing=(12.0, 5.0, 5.0), series_uid=thick_uid, series_number=5,
-                 description="SOFT THICK")
+    dicom.series(
+        tmp_path / "b",
+        vol + 100,
+        series_uid=bone_uid,
+        kernel="BONE",
+        series_number=4,
+        description="BONE THIN",
+    )
+    dicom.series(
+        tmp_path / "c",
+        vol[::2],
+        spacing=(12.0, 5.0, 5.0),
+        series_uid=thick_uid,
+        series_number=5,
+        description="SOFT THICK",
+    )
     with pytest.warns(UserWarning, match="picked series #3 'SOFT THIN'"):
         scan = load_scan(tmp_path)
     assert np.abs(scan.hu - written(vol)).max() <= 0.5
@@ -131,7 +150,12 @@ def test_two_series_pick_and_select(tmp_path, dicom, head) -> None:
 
 def test_kernel_rule() -> None:
     assert not is_sharp_kernel("STANDARD") and not is_sharp_kernel("H30s") and not is_sharp_kernel("FC21")
-    assert is_sharp_kernel("BONEPLUS") and is_sharp_kernel("H70h") and is_sharp_kernel("Hr64") and is_sharp_kernel("FC35")
+    assert (
+        is_sharp_kernel("BONEPLUS")
+        and is_sharp_kernel("H70h")
+        and is_sharp_kernel("Hr64")
+        and is_sharp_kernel("FC35")
+    )
     with pytest.raises(ValueError):
         choose_series([])
 
@@ -140,7 +164,9 @@ def test_missing_slice(tmp_path, dicom, head) -> None:
     vol = head()
     files = dicom.series(tmp_path / "s", vol)
     files[10].unlink()
-    with pytest.raises(ScanError, match=r"gap of 12.00 mm \(≈1 missing slice\(s\)\) between IM0009.dcm and IM0011.dcm"):
+    with pytest.raises(
+        ScanError, match=r"gap of 12.00 mm \(≈1 missing slice\(s\)\) between IM0009.dcm and IM0011.dcm"
+    ):
         load_scan(tmp_path / "s", irregular="error")
     with pytest.warns(UserWarning, match="resampled to a uniform 6.00 mm grid"):
         scan = load_scan(tmp_path / "s")
@@ -190,8 +216,16 @@ def test_rsna_signed_as_unsigned(tmp_path, dicom, head) -> None:
     folder.mkdir()
     uid = generate_uid()
     for k in range(len(vol)):
-        dicom.slice(folder / f"ID_{k:09x}.dcm", vol[k], ipp=(-60, -60, 6.0 * k), series_uid=uid, stored=stored[k],
-                    bits_stored=12, signed=False, intercept=0.0)
+        dicom.slice(
+            folder / f"ID_{k:09x}.dcm",
+            vol[k],
+            ipp=(-60, -60, 6.0 * k),
+            series_uid=uid,
+            stored=stored[k],
+            bits_stored=12,
+            signed=False,
+            intercept=0.0,
+        )
     scan = load_scan(folder)
     assert "rsna_signed_12bit" in scan.meta["fixes"]
     assert np.abs(scan.hu - written(vol)).max() <= 0.5
@@ -222,8 +256,13 @@ def test_localizer_and_junk_skipped(tmp_path, dicom, head) -> None:
     vol = head(shape=(4, 24, 24))
     files = dicom.series(tmp_path / "s", vol)
     (tmp_path / "s" / "README.txt").write_text("not dicom")
-    dicom.slice(tmp_path / "s" / "scout.dcm", vol[0], ipp=(0, 0, 0), series_uid=pydicom.dcmread(files[0]).SeriesInstanceUID,
-                extra={"ImageType": ["ORIGINAL", "PRIMARY", "LOCALIZER"]})
+    dicom.slice(
+        tmp_path / "s" / "scout.dcm",
+        vol[0],
+        ipp=(0, 0, 0),
+        series_uid=pydicom.dcmread(files[0]).SeriesInstanceUID,
+        extra={"ImageType": ["ORIGINAL", "PRIMARY", "LOCALIZER"]},
+    )
     scan = load_scan(tmp_path / "s")
     assert scan.hu.shape == vol.shape and scan.meta["n_skipped"] == 2
 
@@ -251,7 +290,9 @@ def test_corrupt_pixel_data(tmp_path, dicom, head) -> None:
     ds = pydicom.dcmread(files[2])
     ds.PixelData = ds.PixelData[:100]
     ds.save_as(files[2])
-    with pytest.raises(ScanError, match=rf"{files[2].name}: pixel data cannot be decoded.*less than expected"):
+    with pytest.raises(
+        ScanError, match=rf"{files[2].name}: pixel data cannot be decoded.*less than expected"
+    ):
         load_scan(tmp_path / "s")
 
 

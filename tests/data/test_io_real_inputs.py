@@ -42,9 +42,13 @@ def images_of(files: list[Path]) -> list[tuple[np.ndarray, list, list, list]]:
     out = []
     for f in files:
         ds = pydicom.dcmread(f, force=True)  # also files without preamble and file meta
-        stored = np.frombuffer(ds.PixelData, "<i2" if ds.PixelRepresentation else "<u2").reshape(ds.Rows, ds.Columns)
+        stored = np.frombuffer(ds.PixelData, "<i2" if ds.PixelRepresentation else "<u2").reshape(
+            ds.Rows, ds.Columns
+        )
         hu = stored * float(ds.get("RescaleSlope", 1)) + float(ds.get("RescaleIntercept", 0))
-        out.append((hu, list(ds.ImagePositionPatient), list(ds.ImageOrientationPatient), list(ds.PixelSpacing)))
+        out.append(
+            (hu, list(ds.ImagePositionPatient), list(ds.ImageOrientationPatient), list(ds.PixelSpacing))
+        )
     return out
 
 
@@ -62,13 +66,22 @@ def test_enhanced_ct_one_frame_per_file(tmp_path, dicom, head) -> None:
     uid, study = generate_uid(), generate_uid()
     files = []
     for k in range(4):  # names run against the positions: E3.dcm holds the lowest slice
-        files.append(dicom.multiframe(tmp_path / f"E{3 - k}.dcm", vol[k: k + 1], origin=(-50.0, -50.0, 6.0 * k),
-                                      series_uid=uid, study_uid=study))
+        files.append(
+            dicom.multiframe(
+                tmp_path / f"E{3 - k}.dcm",
+                vol[k : k + 1],
+                origin=(-50.0, -50.0, 6.0 * k),
+                series_uid=uid,
+                study_uid=study,
+            )
+        )
     assert all(int(pydicom.dcmread(f).NumberOfFrames) == 1 for f in files)
     before = file_hashes(files)
     scan = load_scan(tmp_path)
     assert scan.hu.shape == (4, 20, 20)
-    assert_matches_standard(scan, [(vol[k], (-50.0, -50.0, 6.0 * k), AXIAL, (5.0, 5.0)) for k in range(4)], atol=0)
+    assert_matches_standard(
+        scan, [(vol[k], (-50.0, -50.0, 6.0 * k), AXIAL, (5.0, 5.0)) for k in range(4)], atol=0
+    )
     # the slices stack inferior → superior: E3 (z = 0) first
     assert [Path(scan.sources[i]).name for i in scan.source_index] == ["E3.dcm", "E2.dcm", "E1.dcm", "E0.dcm"]
     assert file_hashes(files) == before
@@ -112,10 +125,15 @@ def test_unreadable_file_is_named_and_never_interpolated_over(tmp_path, dicom, h
     (tmp_path / "s" / "notes.txt").write_text("scanned on the old console")
     files[2].write_bytes(b"\x00\x01garbage" * 20)  # a broken slice where IM0002.dcm was
     before = file_hashes(files)
-    with pytest.raises(ScanError, match=r"gap of 12.00 mm .* between IM0001.dcm and IM0003.dcm.*IM0002.dcm could "
-                                        r"not be read as DICOM or placed"):
+    with pytest.raises(
+        ScanError,
+        match=r"gap of 12.00 mm .* between IM0001.dcm and IM0003.dcm.*IM0002.dcm could "
+        r"not be read as DICOM or placed",
+    ):
         load_quietly(tmp_path / "s")
-    with pytest.warns(UserWarning, match=r"skipped 2 file\(s\): IM0002.dcm \(not DICOM\), notes.txt \(not DICOM\)"):
+    with pytest.warns(
+        UserWarning, match=r"skipped 2 file\(s\): IM0002.dcm \(not DICOM\), notes.txt \(not DICOM\)"
+    ):
         with pytest.raises(ScanError):
             load_scan(tmp_path / "s")
     files[2].unlink()  # really missing: interpolated, and the document is named but not blamed
@@ -132,11 +150,20 @@ def test_scout_without_localizer_type_is_left_out(tmp_path, dicom, head) -> None
     vol = head(shape=(4, 20, 20))
     files = dicom.series(tmp_path / "s", vol)
     uid = pydicom.dcmread(files[0]).SeriesInstanceUID
-    scout = dicom.slice(tmp_path / "s" / "0000.dcm", head(shape=(1, 32, 20))[0], ipp=(-100, 0, 50), iop=CORONAL,
-                        series_uid=uid, extra={"ImageType": ["ORIGINAL", "PRIMARY", "AXIAL"]})
+    scout = dicom.slice(
+        tmp_path / "s" / "0000.dcm",
+        head(shape=(1, 32, 20))[0],
+        ipp=(-100, 0, 50),
+        iop=CORONAL,
+        series_uid=uid,
+        extra={"ImageType": ["ORIGINAL", "PRIMARY", "AXIAL"]},
+    )
     before = file_hashes(files + [scout])
-    with pytest.warns(UserWarning, match=r"left out 1 image\(s\) of the series: 0000.dcm: image shape 32×20 and "
-                                         r"orientation .* differ from the 4 images of 20×20"):
+    with pytest.warns(
+        UserWarning,
+        match=r"left out 1 image\(s\) of the series: 0000.dcm: image shape 32×20 and "
+        r"orientation .* differ from the 4 images of 20×20",
+    ):
         scan = load_scan(tmp_path / "s")
     assert scan.meta["n_images"] == 4 and str(scout) not in scan.sources
     assert_matches_standard(scan, images_of(files))
@@ -151,8 +178,11 @@ def test_identical_duplicates_are_dropped(tmp_path, dicom, head) -> None:
     ds = pydicom.dcmread(files[2])
     ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = generate_uid()  # re-sent with a new UID
     ds.save_as(tmp_path / "s" / "resent.dcm")
-    with pytest.warns(UserWarning, match=r"left out 2 image\(s\).*again/IM0001.dcm: duplicate of IM0001.dcm.*"
-                                         r"resent.dcm: duplicate of IM0002.dcm"):
+    with pytest.warns(
+        UserWarning,
+        match=r"left out 2 image\(s\).*again/IM0001.dcm: duplicate of IM0001.dcm.*"
+        r"resent.dcm: duplicate of IM0002.dcm",
+    ):
         scan = load_scan(tmp_path / "s")
     assert scan.hu.shape == (4, 20, 20) and scan.meta["n_left_out"] == 2
     assert_matches_standard(scan, images_of(files))
@@ -166,12 +196,17 @@ def test_image_without_geometry_is_left_out_but_never_interpolated_over(tmp_path
     ds = pydicom.dcmread(screen)
     del ds.ImagePositionPatient  # a screen capture filed under the series
     ds.save_as(screen)
-    with pytest.warns(UserWarning, match=r"left out 1 image\(s\) of the series: dose.dcm: ImagePositionPatient is "
-                                         r"missing"):
+    with pytest.warns(
+        UserWarning,
+        match=r"left out 1 image\(s\) of the series: dose.dcm: ImagePositionPatient is "
+        r"missing",
+    ):
         scan = load_scan(tmp_path / "s")
     assert_matches_standard(scan, images_of(files))
     files[2].unlink()  # now a slice is missing: dose.dcm could be it
-    with pytest.raises(ScanError, match=r"gap of 12.00 mm .*, and dose.dcm could not be read as DICOM or placed"):
+    with pytest.raises(
+        ScanError, match=r"gap of 12.00 mm .*, and dose.dcm could not be read as DICOM or placed"
+    ):
         load_quietly(tmp_path / "s")
     screen.unlink()
     with pytest.warns(UserWarning, match="resampled to a uniform 6.00 mm grid"):
@@ -183,8 +218,16 @@ def test_stray_orientation_sorting_first_is_named(tmp_path, dicom, head, series_
     vol = head(shape=(4, 20, 20))
     uid = generate_uid()
     normal = np.cross(series_iop[:3], series_iop[3:])
-    files = [dicom.slice(tmp_path / f"IM{k}.dcm", vol[k], ipp=tuple(np.array([-50.0, -50.0, -50.0]) + 6.0 * k * normal),
-                         iop=series_iop, series_uid=uid) for k in range(4)]
+    files = [
+        dicom.slice(
+            tmp_path / f"IM{k}.dcm",
+            vol[k],
+            ipp=tuple(np.array([-50.0, -50.0, -50.0]) + 6.0 * k * normal),
+            iop=series_iop,
+            series_uid=uid,
+        )
+        for k in range(4)
+    ]
     dicom.slice(tmp_path / "000.dcm", vol[0], ipp=(-50, -50, 0), iop=stray_iop, series_uid=uid)
     with pytest.warns(UserWarning, match=r"left out 1 image\(s\) of the series: 000.dcm: orientation") as rec:
         scan = load_scan(tmp_path)
@@ -208,10 +251,18 @@ def test_no_majority_geometry_is_refused(tmp_path, dicom, head) -> None:
     vol = head(shape=(4, 20, 20))
     uid = generate_uid()
     for k in range(4):
-        dicom.slice(tmp_path / f"IM{k}.dcm", vol[k], ipp=(-50, -50 + 6 * (k % 2), 6.0 * k), iop=(AXIAL, CORONAL)[k % 2],
-                    series_uid=uid)
-    with pytest.raises(ScanError, match=r"no geometry is shared by most images.*2 image\(s\).*IM0.dcm, IM2.dcm.*"
-                                        r"2 image\(s\).*IM1.dcm, IM3.dcm"):
+        dicom.slice(
+            tmp_path / f"IM{k}.dcm",
+            vol[k],
+            ipp=(-50, -50 + 6 * (k % 2), 6.0 * k),
+            iop=(AXIAL, CORONAL)[k % 2],
+            series_uid=uid,
+        )
+    with pytest.raises(
+        ScanError,
+        match=r"no geometry is shared by most images.*2 image\(s\).*IM0.dcm, IM2.dcm.*"
+        r"2 image\(s\).*IM1.dcm, IM3.dcm",
+    ):
         load_quietly(tmp_path)
 
 
@@ -229,8 +280,17 @@ def write_positions(folder: Path, dicom, z: list[float], thickness: list[float |
     folder.mkdir()
     uid = generate_uid()
     vol = linear_in_z(np.array(z))
-    return [dicom.slice(folder / f"IM{k}.dcm", vol[k], ipp=(-50.0, -50.0, z[k]), series_uid=uid,
-                        thickness=thickness[k], pixel_spacing=(5.0, 5.0)) for k in range(len(z))]
+    return [
+        dicom.slice(
+            folder / f"IM{k}.dcm",
+            vol[k],
+            ipp=(-50.0, -50.0, z[k]),
+            series_uid=uid,
+            thickness=thickness[k],
+            pixel_spacing=(5.0, 5.0),
+        )
+        for k in range(len(z))
+    ]
 
 
 def assert_on_grid(scan, z0: float, step: float, n: int) -> None:
@@ -242,7 +302,9 @@ def assert_on_grid(scan, z0: float, step: float, n: int) -> None:
         world = pixel_world_ras((-50.0, -50.0, z[k]), AXIAL, (5.0, 5.0), (20, 20))
         idx = np.rint(world @ inv[:3, :3].T + inv[:3, 3]).astype(int)
         assert (idx[..., 0] == k).all()
-        assert np.abs(scan.hu[idx[..., 0], idx[..., 1], idx[..., 2]] - linear_in_z(z[k: k + 1])[0]).max() < 0.01
+        assert (
+            np.abs(scan.hu[idx[..., 0], idx[..., 1], idx[..., 2]] - linear_in_z(z[k : k + 1])[0]).max() < 0.01
+        )
 
 
 THIN_THICK = [0.0, 2.5, 5.0, 7.5, 11.25, 16.25, 21.25, 26.25]  # 4 × 2.5 mm then 4 × 5 mm, contiguous
@@ -252,8 +314,11 @@ THIN_THICK_T = [2.5] * 4 + [5.0] * 4
 def test_thin_then_thick_slabs_are_contiguous(tmp_path, dicom) -> None:
     files = write_positions(tmp_path / "s", dicom, THIN_THICK, THIN_THICK_T)
     before = file_hashes(files)
-    with pytest.raises(ScanError, match=r"slice spacing changes within the series \(contiguous slabs: 4 slices 2.5 "
-                                        r"mm apart, 2.5 mm thick, 4 slices 5 mm apart, 5 mm thick\)") as err:
+    with pytest.raises(
+        ScanError,
+        match=r"slice spacing changes within the series \(contiguous slabs: 4 slices 2.5 "
+        r"mm apart, 2.5 mm thick, 4 slices 5 mm apart, 5 mm thick\)",
+    ) as err:
         load_scan(tmp_path / "s", irregular="error")
     assert "missing" not in str(err.value)
     with pytest.warns(UserWarning, match="resampled to a uniform 2.50 mm grid") as rec:
@@ -262,7 +327,10 @@ def test_thin_then_thick_slabs_are_contiguous(tmp_path, dicom) -> None:
     assert_on_grid(scan, 0.0, 2.5, 11)  # 0 … 25 mm; 26.25 is not on the grid
     rs = scan.meta["z_resampling"]
     assert rs["reasons"] == ["slabs"] and rs["step_mm"] == 2.5 and rs["gaps"] == []
-    assert [(s["step_mm"], s["slices"], s["thickness_mm"]) for s in rs["slabs"]] == [(2.5, 4, 2.5), (5.0, 4, 5.0)]
+    assert [(s["step_mm"], s["slices"], s["thickness_mm"]) for s in rs["slabs"]] == [
+        (2.5, 4, 2.5),
+        (5.0, 4, 5.0),
+    ]
     assert_on_grid(load_quietly(tmp_path / "s", z_step_mm=1.25), 0.0, 1.25, 22)  # a step the user asks for
     assert file_hashes(files) == before
 
@@ -277,12 +345,23 @@ def test_5_10_protocol_is_not_put_on_a_7_5_grid(tmp_path, dicom, thickness) -> N
     assert scan.meta["z_resampling"]["reasons"] == ["slabs"]
 
 
-@pytest.mark.parametrize("z, t, gap", [
-    (THIN_THICK[:2] + THIN_THICK[3:], THIN_THICK_T[:2] + THIN_THICK_T[3:], r"gap of 5.00 mm \(≈1 missing slice\(s\)\) "
-     r"between IM1.dcm and IM2.dcm"),  # a thin slice missing, thickness known
-    ([0.0, 5.0, 10.0, 15.0, 22.5, 32.5, 52.5, 62.5], [None] * 8, r"gap of 20.00 mm \(≈1 missing slice\(s\)\) "
-     r"between IM5.dcm and IM6.dcm"),  # a thick slice missing, no thickness given
-])
+@pytest.mark.parametrize(
+    "z, t, gap",
+    [
+        (
+            THIN_THICK[:2] + THIN_THICK[3:],
+            THIN_THICK_T[:2] + THIN_THICK_T[3:],
+            r"gap of 5.00 mm \(≈1 missing slice\(s\)\) "
+            r"between IM1.dcm and IM2.dcm",
+        ),  # a thin slice missing, thickness known
+        (
+            [0.0, 5.0, 10.0, 15.0, 22.5, 32.5, 52.5, 62.5],
+            [None] * 8,
+            r"gap of 20.00 mm \(≈1 missing slice\(s\)\) "
+            r"between IM5.dcm and IM6.dcm",
+        ),  # a thick slice missing, no thickness given
+    ],
+)
 def test_missing_slice_within_slabs_is_still_a_gap(tmp_path, dicom, z, t, gap) -> None:
     write_positions(tmp_path / "s", dicom, z, t)
     with pytest.raises(ScanError, match=gap):
@@ -318,11 +397,26 @@ def decoded_by_gdcm(path: str | Path) -> np.ndarray:
     return sitk.GetArrayFromImage(sitk.ReadImage(str(path), sitk.sitkFloat64))[0]
 
 
-@pytest.mark.parametrize("name, syntax, twin, intercept, atol", [
-    ("JPEG-LL.dcm", "1.2.840.10008.1.2.4.70", None, 0.0, 0),  # JPEG Lossless P14 SV1
-    ("JPGExtended.dcm", "1.2.840.10008.1.2.4.51", None, -1024.0, 1),  # JPEG Extended 12-bit (lossy: rounding)
-    ("MR_small_jpeg_ls_lossless.dcm", "1.2.840.10008.1.2.4.80", "MR_small.dcm", -1024.0, 0),  # JPEG-LS Lossless
-])
+@pytest.mark.parametrize(
+    "name, syntax, twin, intercept, atol",
+    [
+        ("JPEG-LL.dcm", "1.2.840.10008.1.2.4.70", None, 0.0, 0),  # JPEG Lossless P14 SV1
+        (
+            "JPGExtended.dcm",
+            "1.2.840.10008.1.2.4.51",
+            None,
+            -1024.0,
+            1,
+        ),  # JPEG Extended 12-bit (lossy: rounding)
+        (
+            "MR_small_jpeg_ls_lossless.dcm",
+            "1.2.840.10008.1.2.4.80",
+            "MR_small.dcm",
+            -1024.0,
+            0,
+        ),  # JPEG-LS Lossless
+    ],
+)
 def test_compressed_transfer_syntaxes(tmp_path, name, syntax, twin, intercept, atol) -> None:
     src = local_testdata(name)
     before = file_hashes([Path(src)])
@@ -331,7 +425,9 @@ def test_compressed_transfer_syntaxes(tmp_path, name, syntax, twin, intercept, a
     scan = load_scan(f)
     if twin is not None:  # the same image stored uncompressed: decoded by plain NumPy, no plugin
         ref = pydicom.dcmread(local_testdata(twin))
-        expect = np.frombuffer(ref.PixelData, "<i2" if ref.PixelRepresentation else "<u2").reshape(ref.Rows, ref.Columns)
+        expect = np.frombuffer(ref.PixelData, "<i2" if ref.PixelRepresentation else "<u2").reshape(
+            ref.Rows, ref.Columns
+        )
         expect = expect + intercept
     else:
         expect = decoded_by_gdcm(f)
@@ -360,8 +456,11 @@ def test_real_ct_jpeg_lossless(tmp_path) -> None:
         scan = load_scan(src)
         ds = pydicom.dcmread(src, stop_before_pixels=True)
     assert str(ds.file_meta.TransferSyntaxUID) == "1.2.840.10008.1.2.4.70" and ds.Modality == "CT"
-    assert_matches_standard(scan, [(decoded_by_gdcm(src), ds.ImagePositionPatient, ds.ImageOrientationPatient,
-                                    ds.PixelSpacing)], atol=0)
+    assert_matches_standard(
+        scan,
+        [(decoded_by_gdcm(src), ds.ImagePositionPatient, ds.ImageOrientationPatient, ds.PixelSpacing)],
+        atol=0,
+    )
     assert file_hashes([Path(src)]) == before
 
 
@@ -369,31 +468,60 @@ def test_real_ct_jpeg_lossless(tmp_path) -> None:
 
 
 def test_unsigned_ct_without_rescale_is_refused(tmp_path, dicom, head) -> None:
-    vol = np.rint(head(shape=(4, 20, 20), spacing=(6.0, 10.0, 10.0)))  # air around the head: stored as 24 or so
+    vol = np.rint(
+        head(shape=(4, 20, 20), spacing=(6.0, 10.0, 10.0))
+    )  # air around the head: stored as 24 or so
     assert (vol < -500).mean() > 0.1
     uid = generate_uid()
-    files = [dicom.slice(tmp_path / f"IM{k}.dcm", vol[k], ipp=(-100, -100, 6.0 * k), series_uid=uid, signed=False,
-                         stored=vol[k] + 1024, rescale=False, pixel_spacing=(10.0, 10.0)) for k in range(4)]
+    files = [
+        dicom.slice(
+            tmp_path / f"IM{k}.dcm",
+            vol[k],
+            ipp=(-100, -100, 6.0 * k),
+            series_uid=uid,
+            signed=False,
+            stored=vol[k] + 1024,
+            rescale=False,
+            pixel_spacing=(10.0, 10.0),
+        )
+        for k in range(4)
+    ]
     before = file_hashes(files)
-    with pytest.raises(ScanError, match=r"IM0.dcm: no Rescale Slope/Intercept in 4 image\(s\), and the stored values "
-                                        r"\(\d+ … \d+\) are not HU"):
+    with pytest.raises(
+        ScanError,
+        match=r"IM0.dcm: no Rescale Slope/Intercept in 4 image\(s\), and the stored values "
+        r"\(\d+ … \d+\) are not HU",
+    ):
         load_scan(tmp_path)
     scan = load_scan(tmp_path, default_rescale=(1, -1024))
-    assert_matches_standard(scan, [(vol[k], (-100, -100, 6.0 * k), AXIAL, (10.0, 10.0)) for k in range(4)], atol=0)
+    assert_matches_standard(
+        scan, [(vol[k], (-100, -100, 6.0 * k), AXIAL, (10.0, 10.0)) for k in range(4)], atol=0
+    )
     assert "rescale_default_given" in scan.meta["fixes"]
     assert file_hashes(files) == before
 
 
 def test_signed_ct_without_rescale_is_read_as_hu(tmp_path, dicom, head) -> None:
-    vol = np.rint(head(shape=(4, 20, 20), spacing=(6.0, 10.0, 10.0)))  # 200 mm field of view: air around the head
+    vol = np.rint(
+        head(shape=(4, 20, 20), spacing=(6.0, 10.0, 10.0))
+    )  # 200 mm field of view: air around the head
     uid = generate_uid()
     for k in range(4):
-        dicom.slice(tmp_path / f"IM{k}.dcm", vol[k], ipp=(-100, -100, 6.0 * k), series_uid=uid, stored=vol[k],
-                    rescale=False, pixel_spacing=(10.0, 10.0))
+        dicom.slice(
+            tmp_path / f"IM{k}.dcm",
+            vol[k],
+            ipp=(-100, -100, 6.0 * k),
+            series_uid=uid,
+            stored=vol[k],
+            rescale=False,
+            pixel_spacing=(10.0, 10.0),
+        )
     with pytest.warns(UserWarning, match="no Rescale Slope/Intercept in 4 image"):
         scan = load_scan(tmp_path)
     # no Modality LUT: the output of the modality transformation is the stored value (PS3.3 C.11.1)
-    assert_matches_standard(scan, [(vol[k], (-100, -100, 6.0 * k), AXIAL, (10.0, 10.0)) for k in range(4)], atol=0)
+    assert_matches_standard(
+        scan, [(vol[k], (-100, -100, 6.0 * k), AXIAL, (10.0, 10.0)) for k in range(4)], atol=0
+    )
     assert "rescale_missing_identity" in scan.meta["fixes"]
 
 
@@ -411,7 +539,9 @@ def test_nifti_with_trailing_unit_axes(tmp_path) -> None:
     assert scan.hu.shape == (20, 4, 20)  # storage axes (x, y, z) = (R, S, A) reordered to (S, A, R)
     i, j, k = np.indices(data.shape[:3])
     world = np.stack([i, j, k], -1) @ sform[:3, :3].T + sform[:3, 3]  # NIfTI-1: sform maps (i, j, k) → RAS+
-    idx = np.rint(world @ np.linalg.inv(scan.affine)[:3, :3].T + np.linalg.inv(scan.affine)[:3, 3]).astype(int)
+    idx = np.rint(world @ np.linalg.inv(scan.affine)[:3, :3].T + np.linalg.inv(scan.affine)[:3, 3]).astype(
+        int
+    )
     assert np.array_equal(scan.hu[idx[..., 0], idx[..., 1], idx[..., 2]], data[..., 0, 0])
     assert file_hashes([tmp_path / "x.nii.gz"]) == before
     nib.save(nib.Nifti1Image(np.zeros((20, 20, 4, 2), np.int16), sform), str(tmp_path / "t.nii.gz"))
@@ -449,28 +579,54 @@ def test_stored_values_mask_and_sign_extend() -> None:
 
 def test_garbage_above_bits_stored_is_ignored(tmp_path, dicom, head) -> None:
     vol = np.clip(np.rint(head(shape=(4, 20, 20))), -1024, 3071)
-    garbage = np.random.default_rng(2).integers(1, 16, size=vol.shape) << 12  # bits 12–15 set, never all clear
+    garbage = (
+        np.random.default_rng(2).integers(1, 16, size=vol.shape) << 12
+    )  # bits 12–15 set, never all clear
     uid = generate_uid()
-    files = [dicom.slice(tmp_path / f"IM{k}.dcm", vol[k], ipp=(-50, -50, 6.0 * k), series_uid=uid, bits_stored=12,
-                         signed=False, stored=(vol[k] + 1024).astype(np.int64) | garbage[k]) for k in range(4)]
+    files = [
+        dicom.slice(
+            tmp_path / f"IM{k}.dcm",
+            vol[k],
+            ipp=(-50, -50, 6.0 * k),
+            series_uid=uid,
+            bits_stored=12,
+            signed=False,
+            stored=(vol[k] + 1024).astype(np.int64) | garbage[k],
+        )
+        for k in range(4)
+    ]
     raw_max = max(int(np.frombuffer(pydicom.dcmread(f).PixelData, "<u2").max()) for f in files)
     assert raw_max > 4095  # really garbage in the high bits
     scan = load_scan(tmp_path)
-    assert_matches_standard(scan, [(vol[k], (-50, -50, 6.0 * k), AXIAL, (5.0, 5.0)) for k in range(4)], atol=0)
+    assert_matches_standard(
+        scan, [(vol[k], (-50, -50, 6.0 * k), AXIAL, (5.0, 5.0)) for k in range(4)], atol=0
+    )
 
 
 @pytest.mark.parametrize("high_bits", [0x0, 0xA])
 def test_negative_stored_values_are_sign_extended(tmp_path, dicom, head, high_bits) -> None:
     vol = np.clip(np.rint(head(shape=(4, 20, 20))), -2048, 2047)
     assert (vol < 0).any()
-    stored = (vol.astype(np.int64) & 0x0FFF) | (high_bits << 12)  # 12-bit two's complement, bits 12–15 = high_bits
+    stored = (vol.astype(np.int64) & 0x0FFF) | (
+        high_bits << 12
+    )  # 12-bit two's complement, bits 12–15 = high_bits
     uid = generate_uid()
     for k in range(4):
-        dicom.slice(tmp_path / f"IM{k}.dcm", vol[k], ipp=(-50, -50, 6.0 * k), series_uid=uid, bits_stored=12,
-                    signed=False, stored=stored[k], intercept=0.0,
-                    extra={"PixelRepresentation": 1})
+        dicom.slice(
+            tmp_path / f"IM{k}.dcm",
+            vol[k],
+            ipp=(-50, -50, 6.0 * k),
+            series_uid=uid,
+            bits_stored=12,
+            signed=False,
+            stored=stored[k],
+            intercept=0.0,
+            extra={"PixelRepresentation": 1},
+        )
     scan = load_scan(tmp_path)
-    assert_matches_standard(scan, [(vol[k], (-50, -50, 6.0 * k), AXIAL, (5.0, 5.0)) for k in range(4)], atol=0)
+    assert_matches_standard(
+        scan, [(vol[k], (-50, -50, 6.0 * k), AXIAL, (5.0, 5.0)) for k in range(4)], atol=0
+    )
 
 
 def test_pydicom_floor_handles_bits_stored(tmp_path, dicom, head) -> None:
@@ -478,9 +634,17 @@ def test_pydicom_floor_handles_bits_stored(tmp_path, dicom, head) -> None:
     text = (Path(__file__).parents[2] / "pyproject.toml").read_text()
     floor = re.search(r'"pydicom>=(\d+)\.(\d+)', text)
     assert floor and (int(floor[1]), int(floor[2])) >= (3, 0)
-    f = dicom.slice(tmp_path / "IM.dcm", np.zeros((4, 4)), ipp=(0, 0, 0), series_uid=generate_uid(), bits_stored=12,
-                    signed=False, stored=np.array([[0xF800, 0x0FFF, 0x1001, 0x0000]] * 4), intercept=0.0,
-                    extra={"PixelRepresentation": 1})
+    f = dicom.slice(
+        tmp_path / "IM.dcm",
+        np.zeros((4, 4)),
+        ipp=(0, 0, 0),
+        series_uid=generate_uid(),
+        bits_stored=12,
+        signed=False,
+        stored=np.array([[0xF800, 0x0FFF, 0x1001, 0x0000]] * 4),
+        intercept=0.0,
+        extra={"PixelRepresentation": 1},
+    )
     arr = pydicom.pixels.pixel_array(str(f))
     assert arr[0].tolist() == [-2048, -1, 1, 0]
 
@@ -494,4 +658,6 @@ def test_nifti_errors_name_the_path_once(tmp_path) -> None:
     for name in ("four_d.nii.gz", "broken.nii"):
         with pytest.raises(ScanError) as err:
             load_scan(tmp_path / name)
-        assert str(err.value).count(str(tmp_path / name)) == 1 and str(err.value).startswith(str(tmp_path / name))
+        assert str(err.value).count(str(tmp_path / name)) == 1 and str(err.value).startswith(
+            str(tmp_path / name)
+        )
