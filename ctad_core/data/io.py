@@ -266,6 +266,21 @@ def _finite_or_raise(arr: np.ndarray, path: Path | str) -> None:
         raise ScanError(path, f"{int(bad.sum())} voxels are NaN or infinite")
 
 
+def _volume_file_meta(
+    fmt: str, p: Path, shape: tuple[int, ...], spacing: tuple[float, ...]
+) -> dict[str, Any]:
+    """``Scan.meta`` of a volume file (NIfTI, MHA, NRRD): no identifiers but a pseudonym of its name."""
+    return {
+        "format": fmt,
+        "modality": "CT",
+        "series_pseudonym": pseudonym(p.name),
+        "patient_pseudonym": "",
+        "shape": list(shape),
+        "spacing": list(spacing),
+        "fixes": [],
+    }
+
+
 def _load_nifti_scan(p: Path) -> Scan:
     try:
         hu, aff = load_nifti(p, np.float32)
@@ -282,15 +297,7 @@ def _load_nifti_scan(p: Path) -> Scan:
     n = hu.shape[axis]
     src = np.arange(n) if ornt[2, 1] > 0 else np.arange(n)[::-1]
     spacing = tuple(float(v) for v in np.linalg.norm(aff[:3, :3], axis=0))
-    meta = {
-        "format": "nifti",
-        "modality": "CT",
-        "series_pseudonym": pseudonym(p.name),
-        "patient_pseudonym": "",
-        "shape": list(hu.shape),
-        "spacing": list(spacing),
-        "fixes": [],
-    }
+    meta = _volume_file_meta("nifti", p, hu.shape, spacing)
     if float(np.percentile(hu, 1)) > -500:
         msg = f"{p}: no air below -500 HU in this volume; is it in HU?"
         warnings.warn(msg, stacklevel=3)
@@ -326,15 +333,7 @@ def _load_itk_scan(p: Path) -> Scan:
     axis = perm.index(0)
     src = np.arange(arr.shape[0])[::-1] if flips[0] else np.arange(arr.shape[0])
     spacing = tuple(float(v) for v in np.linalg.norm(aff[:3, :3], axis=0))
-    meta = {
-        "format": p.suffix.lstrip("."),
-        "modality": "CT",
-        "series_pseudonym": pseudonym(p.name),
-        "patient_pseudonym": "",
-        "shape": list(hu.shape),
-        "spacing": list(spacing),
-        "fixes": [],
-    }
+    meta = _volume_file_meta(p.suffix.lstrip("."), p, hu.shape, spacing)
     return Scan(hu, spacing, aff, meta, str(p), axis, src.astype(np.int64), ())
 
 
@@ -432,60 +431,51 @@ def _slices_of(ds: Any, f: Path, label: str) -> list[_Slice]:
     if rows <= 0 or cols <= 0:
         raise ScanError(f, "no Rows/Columns: not an image")
     nframes = int(_get(ds, "NumberOfFrames", 1) or 1)
+    enhanced = (
+        nframes > 1 or "PerFrameFunctionalGroupsSequence" in ds or "SharedFunctionalGroupsSequence" in ds
+    )
     out = []
-    if nframes > 1 or "PerFrameFunctionalGroupsSequence" in ds or "SharedFunctionalGroupsSequence" in ds:
-        for i in range(nframes):
-            pos = _fg(ds, i, "PlanePositionSequence")
-            ori = _fg(ds, i, "PlaneOrientationSequence")
-            pm = _fg(ds, i, "PixelMeasuresSequence")
-            pv = _fg(ds, i, "PixelValueTransformationSequence")
+    for i in range(nframes if enhanced else 1):
+        if enhanced:
+            pos, ori, pm, pv = (
+                _fg(ds, i, seq)
+                for seq in (
+                    "PlanePositionSequence",
+                    "PlaneOrientationSequence",
+                    "PixelMeasuresSequence",
+                    "PixelValueTransformationSequence",
+                )
+            )
             if pos is None or ori is None or pm is None:
                 raise ScanError(
                     f, f"multi-frame image lacks plane position/orientation/pixel measures for frame {i + 1}"
                 )
-            ipp = _floats(pos.get("ImagePositionPatient"), 3, f"ImagePositionPatient of frame {i + 1}", f)
-            iop = _floats(
-                ori.get("ImageOrientationPatient"), 6, f"ImageOrientationPatient of frame {i + 1}", f
-            )
-            ps = _floats(pm.get("PixelSpacing"), 2, f"PixelSpacing of frame {i + 1}", f)
+            of = f" of frame {i + 1}"
             slope, icpt, given = _rescale_of(pv, ds)
             th = _get(pm, "SliceThickness", _get(ds, "SliceThickness"))
-            out.append(
-                _Slice(
-                    f,
-                    f"{label} frame {i + 1}" if nframes > 1 else label,
-                    i,
-                    ipp,
-                    iop,
-                    (float(ps[0]), float(ps[1])),
-                    (rows, cols),
-                    slope,
-                    icpt,
-                    given,
-                    float(th) if th is not None else None,
-                )
+        else:
+            pos = ori = pm = ds
+            of = ""
+            slope, icpt, given = _rescale_of(ds)
+            th = _get(ds, "SliceThickness")
+        ipp = _floats(pos.get("ImagePositionPatient"), 3, f"ImagePositionPatient{of}", f)
+        iop = _floats(ori.get("ImageOrientationPatient"), 6, f"ImageOrientationPatient{of}", f)
+        ps = _floats(pm.get("PixelSpacing"), 2, f"PixelSpacing{of}", f)
+        out.append(
+            _Slice(
+                f,
+                f"{label} frame {i + 1}" if nframes > 1 else label,
+                i,
+                ipp,
+                iop,
+                (float(ps[0]), float(ps[1])),
+                (rows, cols),
+                slope,
+                icpt,
+                given,
+                float(th) if th is not None else None,
             )
-        return out
-    ipp = _floats(ds.get("ImagePositionPatient"), 3, "ImagePositionPatient", f)
-    iop = _floats(ds.get("ImageOrientationPatient"), 6, "ImageOrientationPatient", f)
-    ps = _floats(ds.get("PixelSpacing"), 2, "PixelSpacing", f)
-    th = _get(ds, "SliceThickness")
-    slope, icpt, given = _rescale_of(ds)
-    out.append(
-        _Slice(
-            f,
-            label,
-            0,
-            ipp,
-            iop,
-            (float(ps[0]), float(ps[1])),
-            (rows, cols),
-            slope,
-            icpt,
-            given,
-            float(th) if th is not None else None,
         )
-    )
     return out
 
 

@@ -115,9 +115,13 @@ def write_series(
     shear_per_slice: Sequence[float] = (0.0, 0.0, 0.0),
     positions: Sequence[float] | None = None,
     names: Sequence[str] | None = None,
+    stored: np.ndarray | None = None,
     **kw,
 ) -> list[Path]:
-    """Write (z, y, x) HU as an axial series (LPS: x → patient left, y → posterior, z → superior)."""
+    """Write (z, y, x) HU as an axial series (LPS: x → patient left, y → posterior, z → superior).
+
+    ``stored``: (z, y, x) values to write instead of HU − intercept; ``kw`` go to :func:`write_slice`.
+    """
     folder.mkdir(parents=True, exist_ok=True)
     uid = series_uid or generate_uid()
     zs = positions if positions is not None else [origin[2] + k * spacing[0] for k in range(vol.shape[0])]
@@ -134,10 +138,28 @@ def write_series(
                 series_uid=uid,
                 instance=k + 1,
                 thickness=spacing[0],
+                stored=None if stored is None else stored[k],
                 **kw,
             )
         )
     return out
+
+
+def series_images(
+    hu: np.ndarray,
+    spacing: Sequence[float] = (6.0, 5.0, 5.0),
+    origin: Sequence[float] = (-100.0, -100.0, -70.0),
+) -> list[tuple[np.ndarray, tuple, tuple, tuple]]:
+    """What :func:`write_series` wrote, for :func:`assert_matches_standard`: per slice (HU, IPP, IOP, PixelSpacing)."""
+    return [
+        (
+            hu[k],
+            (origin[0], origin[1], origin[2] + k * spacing[0]),
+            (1, 0, 0, 0, 1, 0),
+            (spacing[1], spacing[2]),
+        )
+        for k in range(len(hu))
+    ]
 
 
 def write_multiframe(

@@ -19,7 +19,7 @@ import nibabel as nib
 import numpy as np
 import pydicom
 import pytest
-from conftest import assert_matches_standard, file_hashes, pixel_world_ras
+from conftest import assert_matches_standard, file_hashes, pixel_world_ras, series_images
 from pydicom.data import get_testdata_file
 from pydicom.dataset import FileMetaDataset
 from pydicom.uid import generate_uid
@@ -467,61 +467,32 @@ def test_real_ct_jpeg_lossless(tmp_path) -> None:
 # ------------------------------------------------------------------------- 6. CT without Rescale Slope/Intercept
 
 
+WIDE = (6.0, 10.0, 10.0)  # 200 mm field of view: air around the toy head, as around every real head
+
+
 def test_unsigned_ct_without_rescale_is_refused(tmp_path, dicom, head) -> None:
-    vol = np.rint(
-        head(shape=(4, 20, 20), spacing=(6.0, 10.0, 10.0))
-    )  # air around the head: stored as 24 or so
-    assert (vol < -500).mean() > 0.1
-    uid = generate_uid()
-    files = [
-        dicom.slice(
-            tmp_path / f"IM{k}.dcm",
-            vol[k],
-            ipp=(-100, -100, 6.0 * k),
-            series_uid=uid,
-            signed=False,
-            stored=vol[k] + 1024,
-            rescale=False,
-            pixel_spacing=(10.0, 10.0),
-        )
-        for k in range(4)
-    ]
+    vol = np.rint(head(shape=(4, 20, 20), spacing=WIDE))
+    assert (vol < -500).mean() > 0.1  # air, stored as ≈ 24 below
+    files = dicom.series(tmp_path, vol, spacing=WIDE, signed=False, stored=vol + 1024, rescale=False)
     before = file_hashes(files)
     with pytest.raises(
         ScanError,
-        match=r"IM0.dcm: no Rescale Slope/Intercept in 4 image\(s\), and the stored values "
-        r"\(\d+ … \d+\) are not HU",
+        match=r"IM0000.dcm: no Rescale Slope/Intercept in 4 image\(s\), and the stored values \(\d+ … \d+\) are not HU",
     ):
         load_scan(tmp_path)
     scan = load_scan(tmp_path, default_rescale=(1, -1024))
-    assert_matches_standard(
-        scan, [(vol[k], (-100, -100, 6.0 * k), AXIAL, (10.0, 10.0)) for k in range(4)], atol=0
-    )
+    assert_matches_standard(scan, series_images(vol, WIDE), atol=0)
     assert "rescale_default_given" in scan.meta["fixes"]
     assert file_hashes(files) == before
 
 
 def test_signed_ct_without_rescale_is_read_as_hu(tmp_path, dicom, head) -> None:
-    vol = np.rint(
-        head(shape=(4, 20, 20), spacing=(6.0, 10.0, 10.0))
-    )  # 200 mm field of view: air around the head
-    uid = generate_uid()
-    for k in range(4):
-        dicom.slice(
-            tmp_path / f"IM{k}.dcm",
-            vol[k],
-            ipp=(-100, -100, 6.0 * k),
-            series_uid=uid,
-            stored=vol[k],
-            rescale=False,
-            pixel_spacing=(10.0, 10.0),
-        )
+    vol = np.rint(head(shape=(4, 20, 20), spacing=WIDE))
+    dicom.series(tmp_path, vol, spacing=WIDE, stored=vol, rescale=False)
     with pytest.warns(UserWarning, match="no Rescale Slope/Intercept in 4 image"):
         scan = load_scan(tmp_path)
     # no Modality LUT: the output of the modality transformation is the stored value (PS3.3 C.11.1)
-    assert_matches_standard(
-        scan, [(vol[k], (-100, -100, 6.0 * k), AXIAL, (10.0, 10.0)) for k in range(4)], atol=0
-    )
+    assert_matches_standard(scan, series_images(vol, WIDE), atol=0)
     assert "rescale_missing_identity" in scan.meta["fixes"]
 
 
@@ -579,28 +550,11 @@ def test_stored_values_mask_and_sign_extend() -> None:
 
 def test_garbage_above_bits_stored_is_ignored(tmp_path, dicom, head) -> None:
     vol = np.clip(np.rint(head(shape=(4, 20, 20))), -1024, 3071)
-    garbage = (
-        np.random.default_rng(2).integers(1, 16, size=vol.shape) << 12
-    )  # bits 12–15 set, never all clear
-    uid = generate_uid()
-    files = [
-        dicom.slice(
-            tmp_path / f"IM{k}.dcm",
-            vol[k],
-            ipp=(-50, -50, 6.0 * k),
-            series_uid=uid,
-            bits_stored=12,
-            signed=False,
-            stored=(vol[k] + 1024).astype(np.int64) | garbage[k],
-        )
-        for k in range(4)
-    ]
-    raw_max = max(int(np.frombuffer(pydicom.dcmread(f).PixelData, "<u2").max()) for f in files)
-    assert raw_max > 4095  # really garbage in the high bits
-    scan = load_scan(tmp_path)
-    assert_matches_standard(
-        scan, [(vol[k], (-50, -50, 6.0 * k), AXIAL, (5.0, 5.0)) for k in range(4)], atol=0
-    )
+    garbage = np.random.default_rng(2).integers(1, 16, size=vol.shape) << 12  # bits 12–15, never all clear
+    stored = (vol + 1024).astype(np.int64) | garbage
+    files = dicom.series(tmp_path, vol, bits_stored=12, signed=False, stored=stored)
+    assert max(int(np.frombuffer(pydicom.dcmread(f).PixelData, "<u2").max()) for f in files) > 4095
+    assert_matches_standard(load_scan(tmp_path), series_images(vol), atol=0)
 
 
 @pytest.mark.parametrize("high_bits", [0x0, 0xA])
@@ -610,23 +564,16 @@ def test_negative_stored_values_are_sign_extended(tmp_path, dicom, head, high_bi
     stored = (vol.astype(np.int64) & 0x0FFF) | (
         high_bits << 12
     )  # 12-bit two's complement, bits 12–15 = high_bits
-    uid = generate_uid()
-    for k in range(4):
-        dicom.slice(
-            tmp_path / f"IM{k}.dcm",
-            vol[k],
-            ipp=(-50, -50, 6.0 * k),
-            series_uid=uid,
-            bits_stored=12,
-            signed=False,
-            stored=stored[k],
-            intercept=0.0,
-            extra={"PixelRepresentation": 1},
-        )
-    scan = load_scan(tmp_path)
-    assert_matches_standard(
-        scan, [(vol[k], (-50, -50, 6.0 * k), AXIAL, (5.0, 5.0)) for k in range(4)], atol=0
+    dicom.series(
+        tmp_path,
+        vol,
+        bits_stored=12,
+        signed=False,
+        stored=stored,
+        intercept=0.0,
+        extra={"PixelRepresentation": 1},
     )
+    assert_matches_standard(load_scan(tmp_path), series_images(vol), atol=0)
 
 
 def test_pydicom_floor_handles_bits_stored(tmp_path, dicom, head) -> None:
