@@ -178,6 +178,8 @@ def test_identical_duplicates_are_dropped(tmp_path, dicom, head) -> None:
     ds = pydicom.dcmread(files[2])
     ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = generate_uid()  # re-sent with a new UID
     ds.save_as(tmp_path / "s" / "resent.dcm")
+    inputs = [*files, tmp_path / "s" / "again" / "IM0001.dcm", tmp_path / "s" / "resent.dcm"]
+    before = file_hashes(inputs)
     with pytest.warns(
         UserWarning,
         match=r"left out 2 image\(s\).*again/IM0001.dcm: duplicate of IM0001.dcm.*"
@@ -186,6 +188,7 @@ def test_identical_duplicates_are_dropped(tmp_path, dicom, head) -> None:
         scan = load_scan(tmp_path / "s")
     assert scan.hu.shape == (4, 20, 20) and scan.meta["n_left_out"] == 2
     assert_matches_standard(scan, images_of(files))
+    assert file_hashes(inputs) == before
 
 
 def test_image_without_geometry_is_left_out_but_never_interpolated_over(tmp_path, dicom, head) -> None:
@@ -554,7 +557,9 @@ def test_garbage_above_bits_stored_is_ignored(tmp_path, dicom, head) -> None:
     stored = (vol + 1024).astype(np.int64) | garbage
     files = dicom.series(tmp_path, vol, bits_stored=12, signed=False, stored=stored)
     assert max(int(np.frombuffer(pydicom.dcmread(f).PixelData, "<u2").max()) for f in files) > 4095
+    before = file_hashes(files)
     assert_matches_standard(load_scan(tmp_path), series_images(vol), atol=0)
+    assert file_hashes(files) == before
 
 
 @pytest.mark.parametrize("high_bits", [0x0, 0xA])
