@@ -35,7 +35,7 @@ def written(vol: np.ndarray) -> np.ndarray:
 
 @pytest.fixture(scope="module")
 def unci() -> Scan:
-    return load_scan(get_testdata_file("693_UNCI.dcm"))
+    return load_scan(get_testdata_file("693_UNCI.dcm", download=False))
 
 
 def test_real_head_slice_hu(unci: Scan) -> None:
@@ -52,19 +52,19 @@ def test_real_head_slice_hu(unci: Scan) -> None:
 
 def test_real_head_slice_padding_needed() -> None:
     """Without the padding rule the corner would be ≈ −3000 HU (the check above fails without it)."""
-    raw = pydicom.dcmread(get_testdata_file("693_UNCI.dcm")).pixel_array[:10, :10]
+    raw = pydicom.dcmread(get_testdata_file("693_UNCI.dcm", download=False)).pixel_array[:10, :10]
     assert raw.mean() - 1024 < -2500
 
 
 def test_jpeg2000_twin_matches(unci: Scan) -> None:
-    j2k = load_scan(get_testdata_file("693_J2KI.dcm"))
+    j2k = load_scan(get_testdata_file("693_J2KI.dcm", download=False))
     assert j2k.meta["transfer_syntax"].startswith("JPEG 2000")
     assert np.abs(j2k.hu - unci.hu).max() <= 1.0
     assert np.allclose(j2k.affine, unci.affine)
 
 
 def test_meta_has_no_identifiers(unci: Scan) -> None:
-    ds = pydicom.dcmread(get_testdata_file("693_UNCI.dcm"), stop_before_pixels=True)
+    ds = pydicom.dcmread(get_testdata_file("693_UNCI.dcm", download=False), stop_before_pixels=True)
     text = json.dumps(unci.meta)
     for tag in (
         "PatientName",
