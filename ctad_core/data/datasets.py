@@ -120,8 +120,13 @@ def read_rsna_labels(csv_path: str | os.PathLike) -> pd.DataFrame:
     return wide
 
 
-def index_dicom_headers(files: Sequence[Path], cache_csv: Path | None = None) -> pd.DataFrame:
+def index_dicom_headers(files: Sequence[Path], cache_csv: Path | None = None, progress: bool = True) -> pd.DataFrame:
     """Study/series/patient pseudonyms of many DICOM files (header only), cached as CSV when asked.
+
+    Args:
+        files: the DICOM files.
+        cache_csv: where the index is cached (reused while it lists the same file names).
+        progress: show a tqdm bar.
 
     Returns:
         DataFrame with columns ``file`` (name), ``study``, ``series``, ``patient`` (pseudonyms).
@@ -132,7 +137,7 @@ def index_dicom_headers(files: Sequence[Path], cache_csv: Path | None = None) ->
             return df
     rows = []
     tags = ["StudyInstanceUID", "SeriesInstanceUID", "PatientID"]
-    for f in tqdm(files, desc="reading DICOM headers", unit="file", leave=False):
+    for f in tqdm(files, desc="reading DICOM headers", unit="file", leave=False, disable=not progress):
         try:
             ds = pydicom.dcmread(f, stop_before_pixels=True, specific_tags=tags)
         except Exception as e:
@@ -150,13 +155,14 @@ def index_dicom_headers(files: Sequence[Path], cache_csv: Path | None = None) ->
 
 
 def rsna_records(root: str | os.PathLike, labels_csv: str | os.PathLike | None = None,
-                 cache_dir: str | os.PathLike | None = None) -> list[ScanRecord]:
+                 cache_dir: str | os.PathLike | None = None, progress: bool = True) -> list[ScanRecord]:
     """Records of the RSNA 2019 ICH layout.
 
     Args:
         root: the folder holding ``stage_2_train/`` (or that image folder itself).
         labels_csv: default ``stage_2_train.csv`` next to the image folder.
         cache_dir: where the header index is cached.
+        progress: show a tqdm bar while the headers are read.
     """
     root = Path(root)
     img_dir = root / "stage_2_train" if (root / "stage_2_train").is_dir() else root
@@ -169,7 +175,7 @@ def rsna_records(root: str | os.PathLike, labels_csv: str | os.PathLike | None =
     if not files:
         raise FileNotFoundError(f"{img_dir}: no .dcm files (expected stage_2_train/ID_<hex>.dcm)")
     cache_csv = Path(cache_dir) / f"rsna_index_{pseudonym(str(img_dir.resolve()))}.csv" if cache_dir else None
-    index = index_dicom_headers(files, cache_csv)
+    index = index_dicom_headers(files, cache_csv, progress=progress)
     records, unlabelled = [], 0
     for (_study, series), grp in index.groupby(["study", "series"], sort=True):
         names = sorted(grp["file"])
@@ -466,7 +472,7 @@ def prepare_source(
         on_error: ``"skip"`` a scan that cannot be read (warning naming the file) or ``"raise"``.
         load_kwargs: passed to :func:`~ctad_core.data.io.load_scan` (``tilt``, ``irregular``, …).
         adapter_kwargs: passed to the dataset adapter (e.g. ``labels_csv``, ``ctfsh_csv``).
-        progress: show a tqdm bar.
+        progress: show tqdm bars (also the RSNA header-reading one).
         **param_overrides: any :class:`~ctad_core.data.preprocess.PreprocessParams` field (e.g.
             ``skull_strip=True``), so notebook 01's ``prep`` dict can hold them as literals.
 
@@ -494,6 +500,7 @@ def prepare_source(
     kw = dict(adapter_kwargs or {})
     if source in ("rsna", "auto") and (source == "rsna" or detect_source(source_path) == "rsna"):
         kw.setdefault("cache_dir", cache_dir)
+        kw.setdefault("progress", progress)
     records = source_records(source, source_path, **kw)
     source = records[0].source if records else source
     if limit is not None and limit < len(records):

@@ -19,7 +19,9 @@ from ctad_core.utils import atomic_write
 _SWAP = np.array([[0, 0, 1, 0], [0, 1, 0, 0], [1, 0, 0, 0], [0, 0, 0, 1]], dtype=np.float64)
 
 
-def zyx_affine(spacing: tuple[float, float, float], origin: tuple[float, float, float] | None = None) -> np.ndarray:
+def zyx_affine(
+    spacing: tuple[float, float, float], origin: tuple[float, float, float] | None = None
+) -> np.ndarray:
     """Affine for an axial (z, y, x) volume in RAS+: x→R, y→A, z→S with the given spacing (mm).
 
     ``origin`` is the world position of voxel (0, 0, 0); by default the volume is centred on 0.
@@ -71,16 +73,36 @@ def _save(img: nib.Nifti1Image, tmp: Path, suffix: str) -> None:
     os.replace(target, tmp)
 
 
+class NiftiError(ValueError):
+    """A NIfTI file holds no usable 3D volume; the message names the file once.
+
+    Attributes:
+        path: the file.
+        problem: what is wrong, without the path.
+    """
+
+    def __init__(self, path: str | os.PathLike, problem: str) -> None:
+        self.path = str(path)
+        self.problem = problem
+        super().__init__(f"{path}: {problem}")
+
+
 def load_nifti(path: str | os.PathLike, dtype: np.dtype | type = np.float32) -> tuple[np.ndarray, np.ndarray]:
     """Read a NIfTI as a (z, y, x) array and its (z, y, x)-index affine.
 
     The volume is reoriented to the closest canonical RAS+ orientation first, so axis 0 runs inferior →
-    superior whatever the file's storage order.
+    superior whatever the file's storage order. Length-1 axes after the third (``dim[4:]`` of the NIfTI-1
+    header: time, vector components; shape (x, y, z, 1, 1) as some converters write) are dropped, as nibabel's
+    ``squeeze_image`` does.
+
+    Raises:
+        NiftiError: more than three axes of length > 1 (a time series or vector image), or fewer than three.
     """
-    img = nib.as_closest_canonical(nib.load(str(path)))
+    raw = nib.load(str(path))
+    img = nib.as_closest_canonical(raw)
     data = np.asarray(img.dataobj, dtype=dtype)
-    if data.ndim == 4 and data.shape[3] == 1:
+    while data.ndim > 3 and data.shape[-1] == 1:
         data = data[..., 0]
     if data.ndim != 3:
-        raise ValueError(f"{path}: expected a 3D volume, got shape {data.shape}")
+        raise NiftiError(path, f"expected a 3D volume, got shape {raw.shape}")
     return np.ascontiguousarray(np.transpose(data, (2, 1, 0))), img.affine @ _SWAP

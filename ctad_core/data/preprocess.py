@@ -51,7 +51,9 @@ from ctad_core.data.windows import window_bounds
 from ctad_core.utils import atomic_write
 
 _LPS_RAS = np.diag([-1.0, -1.0, 1.0, 1.0])
-_CACHE_VERSION = "pp2"
+#: Part of every cache key: bump when loading or preprocessing gives other results for the same inputs
+#: (pp3: the loader rules of issue 12 — slab-aware z grid, outliers, duplicates, rescale, bit masking).
+_CACHE_VERSION = "pp3"
 
 
 @dataclass(frozen=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -11,12 +12,17 @@ from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import CTImageStorage, EnhancedCTImageStorage, ExplicitVRLittleEndian, generate_uid
 
 
-def toy_head(shape: Sequence[int] = (24, 40, 40), spacing: Sequence[float] = (6.0, 5.0, 5.0), seed: int = 0,
-             shift: Sequence[float] = (0.0, 0.0, 0.0)) -> np.ndarray:
+def toy_head(
+    shape: Sequence[int] = (24, 40, 40),
+    spacing: Sequence[float] = (6.0, 5.0, 5.0),
+    seed: int = 0,
+    shift: Sequence[float] = (0.0, 0.0, 0.0),
+) -> np.ndarray:
     """(z, y, x) HU: air, scalp 40, skull 1500, brain 32, a ventricle 8, with noise; head centred + shift (mm)."""
     rng = np.random.default_rng(seed)
-    z, y, x = (np.indices(shape).astype(float) - (np.asarray(shape)[:, None, None, None] - 1) / 2) * np.asarray(
-        spacing)[:, None, None, None]
+    z, y, x = (
+        np.indices(shape).astype(float) - (np.asarray(shape)[:, None, None, None] - 1) / 2
+    ) * np.asarray(spacing)[:, None, None, None]
     z, y, x = z - shift[0], y - shift[1], x - shift[2]
     r = np.sqrt((x / 70) ** 2 + (y / 88) ** 2 + (z / 62) ** 2)
     hu = np.full(shape, -1000.0)
@@ -27,13 +33,33 @@ def toy_head(shape: Sequence[int] = (24, 40, 40), spacing: Sequence[float] = (6.
     return (hu + rng.normal(0, 3, shape)).astype(np.float32)
 
 
-def write_slice(path: Path, hu: np.ndarray, *, ipp: Sequence[float], iop: Sequence[float] = (1, 0, 0, 0, 1, 0),
-                pixel_spacing: Sequence[float] = (5.0, 5.0), series_uid: str, study_uid: str = "1.2.3.4",
-                patient_id: str = "PAT-001", modality: str = "CT", instance: int = 1, thickness: float = 6.0,
-                kernel: str = "STANDARD", description: str = "HEAD PLAIN", series_number: int = 2,
-                intercept: float = -1024.0, stored: np.ndarray | None = None, bits_stored: int = 16,
-                signed: bool = True, extra: dict | None = None) -> Path:
-    """Write one single-frame CT slice (stored = HU − intercept unless ``stored`` is given)."""
+def write_slice(
+    path: Path,
+    hu: np.ndarray,
+    *,
+    ipp: Sequence[float],
+    iop: Sequence[float] = (1, 0, 0, 0, 1, 0),
+    pixel_spacing: Sequence[float] = (5.0, 5.0),
+    series_uid: str,
+    study_uid: str = "1.2.3.4",
+    patient_id: str = "PAT-001",
+    modality: str = "CT",
+    instance: int = 1,
+    thickness: float | None = 6.0,
+    kernel: str = "STANDARD",
+    description: str = "HEAD PLAIN",
+    series_number: int = 2,
+    intercept: float = -1024.0,
+    stored: np.ndarray | None = None,
+    bits_stored: int = 16,
+    signed: bool = True,
+    rescale: bool = True,
+    extra: dict | None = None,
+) -> Path:
+    """Write one single-frame CT slice (stored = HU − intercept unless ``stored`` is given).
+
+    ``rescale=False`` leaves out Rescale Intercept/Slope (``stored`` then holds what is written).
+    """
     meta = FileMetaDataset()
     meta.MediaStorageSOPClassUID = CTImageStorage
     meta.MediaStorageSOPInstanceUID = generate_uid()
@@ -54,7 +80,8 @@ def write_slice(path: Path, hu: np.ndarray, *, ipp: Sequence[float], iop: Sequen
     ds.Manufacturer = "ToyCT"
     ds.ConvolutionKernel = kernel
     ds.SeriesDescription = description
-    ds.SliceThickness = thickness
+    if thickness is not None:
+        ds.SliceThickness = thickness
     ds.ImageType = ["ORIGINAL", "PRIMARY", "AXIAL"]
     ds.ImagePositionPatient = [float(v) for v in ipp]
     ds.ImageOrientationPatient = [float(v) for v in iop]
@@ -66,8 +93,9 @@ def write_slice(path: Path, hu: np.ndarray, *, ipp: Sequence[float], iop: Sequen
     ds.BitsStored = bits_stored
     ds.HighBit = bits_stored - 1
     ds.PixelRepresentation = 1 if signed else 0
-    ds.RescaleIntercept = intercept
-    ds.RescaleSlope = 1
+    if rescale:
+        ds.RescaleIntercept = intercept
+        ds.RescaleSlope = 1
     if stored is None:
         stored = np.rint(hu - intercept)
     ds.PixelData = stored.astype(np.int16 if signed else np.uint16).tobytes()
@@ -77,11 +105,23 @@ def write_slice(path: Path, hu: np.ndarray, *, ipp: Sequence[float], iop: Sequen
     return path
 
 
-def write_series(folder: Path, vol: np.ndarray, *, spacing: Sequence[float] = (6.0, 5.0, 5.0),
-                 origin: Sequence[float] = (-100.0, -100.0, -70.0), series_uid: str | None = None,
-                 shear_per_slice: Sequence[float] = (0.0, 0.0, 0.0), positions: Sequence[float] | None = None,
-                 names: Sequence[str] | None = None, **kw) -> list[Path]:
-    """Write (z, y, x) HU as an axial series (LPS: x → patient left, y → posterior, z → superior)."""
+def write_series(
+    folder: Path,
+    vol: np.ndarray,
+    *,
+    spacing: Sequence[float] = (6.0, 5.0, 5.0),
+    origin: Sequence[float] = (-100.0, -100.0, -70.0),
+    series_uid: str | None = None,
+    shear_per_slice: Sequence[float] = (0.0, 0.0, 0.0),
+    positions: Sequence[float] | None = None,
+    names: Sequence[str] | None = None,
+    stored: np.ndarray | None = None,
+    **kw,
+) -> list[Path]:
+    """Write (z, y, x) HU as an axial series (LPS: x → patient left, y → posterior, z → superior).
+
+    ``stored``: (z, y, x) values to write instead of HU − intercept; ``kw`` go to :func:`write_slice`.
+    """
     folder.mkdir(parents=True, exist_ok=True)
     uid = series_uid or generate_uid()
     zs = positions if positions is not None else [origin[2] + k * spacing[0] for k in range(vol.shape[0])]
@@ -89,14 +129,55 @@ def write_series(folder: Path, vol: np.ndarray, *, spacing: Sequence[float] = (6
     for k, zpos in enumerate(zs):
         ipp = (origin[0] + shear_per_slice[0] * k, origin[1] + shear_per_slice[1] * k, zpos)
         name = names[k] if names is not None else f"IM{k:04d}.dcm"
-        out.append(write_slice(folder / name, vol[k], ipp=ipp, pixel_spacing=(spacing[1], spacing[2]),
-                               series_uid=uid, instance=k + 1, thickness=spacing[0], **kw))
+        out.append(
+            write_slice(
+                folder / name,
+                vol[k],
+                ipp=ipp,
+                pixel_spacing=(spacing[1], spacing[2]),
+                series_uid=uid,
+                instance=k + 1,
+                thickness=spacing[0],
+                stored=None if stored is None else stored[k],
+                **kw,
+            )
+        )
     return out
 
 
-def write_multiframe(path: Path, vol: np.ndarray, *, spacing: Sequence[float] = (6.0, 5.0, 5.0),
-                     order: Sequence[int] | None = None, origin: Sequence[float] = (-100.0, -100.0, -70.0)) -> Path:
-    """Enhanced CT (one file, frames in ``order``) with positions in per-frame functional groups."""
+def series_images(
+    hu: np.ndarray,
+    spacing: Sequence[float] = (6.0, 5.0, 5.0),
+    origin: Sequence[float] = (-100.0, -100.0, -70.0),
+) -> list[tuple[np.ndarray, tuple, tuple, tuple]]:
+    """What :func:`write_series` wrote, for :func:`assert_matches_standard`: per slice (HU, IPP, IOP, PixelSpacing)."""
+    return [
+        (
+            hu[k],
+            (origin[0], origin[1], origin[2] + k * spacing[0]),
+            (1, 0, 0, 0, 1, 0),
+            (spacing[1], spacing[2]),
+        )
+        for k in range(len(hu))
+    ]
+
+
+def write_multiframe(
+    path: Path,
+    vol: np.ndarray,
+    *,
+    spacing: Sequence[float] = (6.0, 5.0, 5.0),
+    order: Sequence[int] | None = None,
+    origin: Sequence[float] = (-100.0, -100.0, -70.0),
+    series_uid: str | None = None,
+    study_uid: str | None = None,
+    intercept: float = -1024.0,
+) -> Path:
+    """Enhanced CT (one file, frames in ``order``) with positions in per-frame functional groups.
+
+    Frame ``k`` of ``vol`` lies at ``origin + k · spacing[0]`` along z; orientation, pixel measures and rescale
+    are in the shared functional groups (PS3.3 C.7.6.16).
+    """
     order = list(order if order is not None else range(vol.shape[0]))
     meta = FileMetaDataset()
     meta.MediaStorageSOPClassUID = EnhancedCTImageStorage
@@ -107,8 +188,8 @@ def write_multiframe(path: Path, vol: np.ndarray, *, spacing: Sequence[float] = 
     ds.SOPClassUID = EnhancedCTImageStorage
     ds.SOPInstanceUID = meta.MediaStorageSOPInstanceUID
     ds.PatientID = "PAT-MF"
-    ds.StudyInstanceUID = generate_uid()
-    ds.SeriesInstanceUID = generate_uid()
+    ds.StudyInstanceUID = study_uid or generate_uid()
+    ds.SeriesInstanceUID = series_uid or generate_uid()
     ds.Modality = "CT"
     ds.ImageType = ["ORIGINAL", "PRIMARY", "AXIAL", "NONE"]
     ds.NumberOfFrames = len(order)
@@ -126,7 +207,7 @@ def write_multiframe(path: Path, vol: np.ndarray, *, spacing: Sequence[float] = 
     po = Dataset()
     po.ImageOrientationPatient = [1.0, 0.0, 0.0, 0.0, 1.0, 0.0]
     pv = Dataset()
-    pv.RescaleIntercept = -1024
+    pv.RescaleIntercept = intercept
     pv.RescaleSlope = 1
     pv.RescaleType = "HU"
     shared.PixelMeasuresSequence = [pm]
@@ -141,9 +222,56 @@ def write_multiframe(path: Path, vol: np.ndarray, *, spacing: Sequence[float] = 
         fg.PlanePositionSequence = [pp]
         frames.append(fg)
     ds.PerFrameFunctionalGroupsSequence = frames
-    ds.PixelData = np.rint(vol[order] + 1024).astype(np.int16).tobytes()
+    ds.PixelData = np.rint(vol[order] - intercept).astype(np.int16).tobytes()
     ds.save_as(path, enforce_file_format=True)
     return path
+
+
+def pixel_world_ras(
+    ipp: Sequence[float], iop: Sequence[float], pixel_spacing: Sequence[float], shape: Sequence[int]
+) -> np.ndarray:
+    """(rows, columns, 3) RAS+ mm of each pixel centre of one DICOM image.
+
+    PS3.3 C.7.6.2.1.1: P = S + c·Δc·X + r·Δr·Y, with S = ImagePositionPatient, X and Y the row and column
+    direction cosines of ImageOrientationPatient, Δr, Δc = PixelSpacing (between rows, between columns), r, c
+    the row and column index. DICOM patient coordinates are LPS; RAS = (−x, −y, z) (NIfTI-1 qform convention).
+    """
+    x, y = np.asarray(iop[:3], float), np.asarray(iop[3:], float)
+    r, c = np.mgrid[: shape[0], : shape[1]]
+    p = np.asarray(ipp, float) + c[..., None] * pixel_spacing[1] * x + r[..., None] * pixel_spacing[0] * y
+    return p * np.array([-1.0, -1.0, 1.0])
+
+
+def assert_matches_standard(
+    scan,
+    images: Sequence[tuple[np.ndarray, Sequence[float], Sequence[float], Sequence[float]]],
+    atol: float = 0.5,
+) -> None:
+    """Every pixel of every source image lies on a voxel of ``scan`` (through its affine) holding its HU.
+
+    Args:
+        scan: what load_scan returned.
+        images: per source image (hu (rows, columns) from the stored values and the rescale, ImagePositionPatient,
+            ImageOrientationPatient, PixelSpacing).
+        atol: HU tolerance.
+    """
+    inv = np.linalg.inv(scan.affine)
+    seen = set()
+    for hu, ipp, iop, ps in images:
+        world = pixel_world_ras(ipp, iop, ps, hu.shape)
+        ijk = world @ inv[:3, :3].T + inv[:3, 3]
+        assert np.abs(ijk - np.rint(ijk)).max() < 1e-3, "pixel centres fall between voxels"
+        idx = np.rint(ijk).astype(int)
+        assert (idx >= 0).all() and (idx < np.array(scan.hu.shape)).all(), "pixel outside the volume"
+        got = scan.hu[idx[..., 0], idx[..., 1], idx[..., 2]]
+        assert np.abs(got - hu).max() <= atol
+        seen.add(tuple(idx.reshape(-1, 3)[0]))
+    assert len(seen) == len(images), "two source images landed on the same voxels"
+
+
+def file_hashes(paths: Sequence[Path]) -> list[str]:
+    """SHA-256 of each file (to check that loading left the inputs unchanged)."""
+    return [hashlib.sha256(Path(p).read_bytes()).hexdigest() for p in paths]
 
 
 @pytest.fixture

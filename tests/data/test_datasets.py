@@ -72,6 +72,15 @@ def test_prepare_rsna(rsna, tmp_path) -> None:
     assert len(again) == 3
 
 
+def test_prepare_rsna_progress_false_prints_nothing(rsna, tmp_path, capfd) -> None:
+    prepare_source("rsna", rsna, tmp_path / "run" / "data", params=dict(SMALL, n_slices=8, min_brain_fraction=0.0),
+                   progress=False)
+    err = capfd.readouterr().err
+    assert "reading DICOM headers" not in err and "preparing" not in err and "%|" not in err
+    rsna_records(rsna, cache_dir=tmp_path / "c2")  # the default still shows the header bar
+    assert "reading DICOM headers" in capfd.readouterr().err
+
+
 @pytest.fixture
 def cq500(tmp_path, dicom, head):
     root = tmp_path / "cq500"
