@@ -76,8 +76,10 @@ class LoopProbe:
         device: where it runs.
         bf16_on_gpu: the activations measured here are float32 but would be bf16 on a GPU (autocast there
             only): the GPU estimate halves them.
-        scales_with_data: the number of such loops grows with the number of scans (restoration runs one per
-            batch of images); training loops have a fixed step count and do not.
+        scales_with_data: the number of such loops grows with the number of images evaluated (restoration
+            runs one per batch of validation and test slices); training loops have a fixed step count.
+        nominal_batch_size: the batch size the profile asks for when this loop runs on fewer items (a dry
+            run's last, partial batch): the GPU estimate scales the measured activations to it.
 
     Attributes:
         stop: the step to stop at: ``total_steps``, or ``start + CTAD_DRY_RUN_STEPS`` in a dry run.
@@ -93,6 +95,7 @@ class LoopProbe:
         device: torch.device | str | None = None,
         bf16_on_gpu: bool = False,
         scales_with_data: bool = False,
+        nominal_batch_size: int | None = None,
     ) -> None:
         self.name = name
         self.total_steps, self.start = int(total_steps), int(start)
@@ -100,6 +103,7 @@ class LoopProbe:
         self.batch_size = batch_size
         self.device = torch.device(device) if device is not None else torch.device("cpu")
         self.bf16_on_gpu, self.scales_with_data = bf16_on_gpu, scales_with_data
+        self.nominal_batch_size = nominal_batch_size
         dry = dry_run_steps()
         self.stop = self.total_steps if dry is None else min(self.total_steps, self.start + dry)
         self.step_seconds: list[float] = []
@@ -149,9 +153,11 @@ class LoopProbe:
         # the first step carries one-off costs (allocator warm-up, cuDNN autotuning): time from the second
         steady = self.step_seconds[1:] or self.step_seconds
         per_step = float(sorted(steady)[len(steady) // 2]) if steady else None
-        activations = (
-            self.saved_bytes // 2 if self.bf16_on_gpu and self.device.type != "cuda" else self.saved_bytes
-        )
+        activations = float(self.saved_bytes)
+        if self.bf16_on_gpu and self.device.type != "cuda":
+            activations /= 2
+        if self.nominal_batch_size and self.batch_size and self.nominal_batch_size > self.batch_size:
+            activations *= self.nominal_batch_size / self.batch_size
         record: dict[str, Any] = {
             "name": self.name,
             "device": str(self.device),
@@ -164,6 +170,7 @@ class LoopProbe:
             "parameters": params,
             "trainable_parameters": int(trainable),
             "saved_activation_bytes": int(self.saved_bytes),
+            "nominal_batch_size": self.nominal_batch_size,
             "estimated_gpu_bytes": int(param_bytes + 3 * 4 * trainable + activations + CUDA_OVERHEAD_BYTES),
             "peak_host_bytes": _peak_host_bytes(),
             "peak_cuda_bytes": int(torch.cuda.max_memory_allocated(self.device))

@@ -101,6 +101,7 @@ def restore(
     channels_last: bool = False,
     noise_mode: str = "zero",
     progress: bool = False,
+    nominal_batch_size: int | None = None,
 ) -> RestorationResult:
     """Latent restoration of a batch of images (seed 000, Sec. 2.2.3).
 
@@ -121,6 +122,8 @@ def restore(
             convolutions on GPU).
         noise_mode: G's noise injection during restoration: ``"zero"`` (default) or ``"fixed"``.
         progress: show a tqdm bar.
+        nominal_batch_size: the batch size this batch is part of (:func:`restore_many`); the dry run's
+            memory estimate scales this batch's activations to it (:mod:`ctad_core.probe`).
 
     Returns:
         A :class:`RestorationResult`.
@@ -146,7 +149,8 @@ def restore(
     _sync(device)
     t0 = time.perf_counter()
     with _InferenceMode([generator, feats], noise_mode), parametrize.cached():
-        probe = LoopProbe("restoration", steps, 0, {"G": generator}, b, device, scales_with_data=True)
+        probe = LoopProbe("restoration", steps, 0, {"G": generator}, b, device, scales_with_data=True,
+                          nominal_batch_size=nominal_batch_size)
         bar = tqdm(range(probe.stop), desc="restoration", disable=not progress, leave=False)
         for _ in bar:
             with probe.step():
@@ -214,7 +218,8 @@ def restore_many(
     parts: list[RestorationResult] = []
     for i in tqdm(range(0, images.shape[0], batch_size), desc="restoring", disable=not progress):
         zi = None if z0 is None else z0[i : i + batch_size]
-        parts.append(restore(generator, images[i : i + batch_size].to(device), loss_fn, z0=zi, **kwargs))
+        parts.append(restore(generator, images[i : i + batch_size].to(device), loss_fn, z0=zi,
+                             nominal_batch_size=batch_size, **kwargs))
     t = max(p.losses.shape[0] for p in parts)
     losses = np.concatenate(
         [np.concatenate([p.losses, np.repeat(p.losses[-1:], t - p.losses.shape[0], 0)]) for p in parts],

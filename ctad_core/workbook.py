@@ -62,10 +62,19 @@ def list_notebooks(root: Path | None = None) -> list[Path]:
 
 
 def notebook_parameters(nb_path: Path) -> dict[str, Any]:
-    """Names and default values of a notebook's ``parameters`` cell (literals only)."""
+    """Names and default values of a notebook's ``parameters`` cell (literals only, evaluated)."""
+    import ast
+
     import papermill as pm
 
-    return {name: info.get("default") for name, info in pm.inspect_notebook(str(nb_path)).items()}
+    out: dict[str, Any] = {}
+    for name, info in pm.inspect_notebook(str(nb_path)).items():
+        default = info.get("default")
+        try:
+            out[name] = ast.literal_eval(default) if isinstance(default, str) else default
+        except (ValueError, SyntaxError):
+            out[name] = default
+    return out
 
 
 def load_profile(profile: str, nb_path: Path, root: Path | None = None) -> dict[str, Any]:
@@ -108,7 +117,14 @@ STAGE_OUTPUTS = {
 #: and latent sizes stay the profile's; every training loop stops after ``dry_steps`` steps
 #: (:mod:`ctad_core.probe`).
 DRY_RUN_OVERRIDES: dict[str, dict[str, Any]] = {
-    "01": {"n_train": 6, "n_val_healthy": 2, "n_test_healthy": 2, "n_val_per_kind": 1, "n_test_per_kind": 1},
+    "01": {
+        "n_train": 6,
+        "n_val_healthy": 2,
+        "n_test_healthy": 2,
+        "n_val_per_kind": 1,
+        "n_test_per_kind": 1,
+        "slices_2d": 1,
+    },
     "06": {"n_per_class": 6, "machine_extra": 10, "machine_folds": 3},
     "07": {"n_fid_generated": 32, "fid_num_points": 5, "interactive": False},
 }
@@ -385,17 +401,20 @@ def load_chain_config(profile: str, root: Path | None = None) -> dict[str, Any]:
     return data
 
 
-def _scan_count(params: dict[str, Any]) -> int | None:
-    """Scans a notebook-01 parameter set asks for (phantoms), or None when they come from real data."""
-    if params.get("source", "phantom") != "phantom" or not all(k in params for k in _SCAN_COUNTS):
+def _data_counts(params: dict[str, Any]) -> tuple[int, int] | None:
+    """(scans, 2D validation + test slices) that a notebook-01 parameter set asks for (phantoms), or None
+    when the scans come from real data."""
+    if params.get("source", "phantom") != "phantom" or not all(
+        k in params for k in (*_SCAN_COUNTS, "slices_2d")
+    ):
         return None
     kinds = len(params.get("kinds") or [])
-    return int(
-        params["n_train"]
-        + params["n_val_healthy"]
+    evaluated = (
+        params["n_val_healthy"]
         + params["n_test_healthy"]
         + kinds * (params["n_val_per_kind"] + params["n_test_per_kind"])
     )
+    return int(params["n_train"] + evaluated), int(evaluated * params["slices_2d"])
 
 
 def _gib(n: float | None) -> str:
@@ -415,9 +434,9 @@ def dry_run_report(
 ) -> dict[str, Any]:
     """Tables of a dry run: per notebook and loop, parameters, memory, seconds per step, projected time.
 
-    Projection: each loop's measured seconds per step × the profile's step count (× the scan-count ratio
-    for loops that run once per batch of images, such as restoration); the rest of the notebook's wall time
-    × the ratio of the profile's scans to the dry run's. ``speed`` maps a device name to how many times
+    Projection: each loop's measured seconds per step × the profile's step count (× the ratio of validation
+    and test slices for loops that run once per batch of them: restoration); the rest of the notebook's wall
+    time × the ratio of the profile's scans to the dry run's. ``speed`` maps a device name to how many times
     faster than the measuring device it is assumed to be (e.g. ``{"H100": 40}``); the projected times are
     divided by it. The factor is the user's assumption, stated beside the result.
 
@@ -428,19 +447,34 @@ def dry_run_report(
     record = read_json(run_dir / "chain.json")
     walls = record.get(f"{profile}-dry-run", {})
     nb01 = next((nb for nb in list_notebooks(root) if nb.name.startswith("01")), None)
-    scale = 1.0
+    scale, eval_scale = 1.0, 1.0
     if nb01 is not None:
         real = {**notebook_parameters(nb01), **load_profile(profile, nb01, root)}
-        dry = {**real, **DRY_RUN_OVERRIDES["01"]}
-        n_real, n_dry = _scan_count(real), _scan_count(dry)
-        scale = n_real / n_dry if n_real and n_dry else 1.0
+        n_real, n_dry = _data_counts(real), _data_counts({**real, **DRY_RUN_OVERRIDES["01"]})
+        if n_real and n_dry:
+            scale, eval_scale = n_real[0] / n_dry[0], n_real[1] / n_dry[1]
+        nb04 = next((nb for nb in list_notebooks(root) if nb.name.startswith("04")), None)
+        cap = (
+            {**notebook_parameters(nb04), **load_profile(profile, nb04, root)}.get("max_slices_per_split")
+            if nb04
+            else 0
+        )
+        if cap and n_real and n_dry:  # notebook 04 restores at most `cap` slices per split (val, test)
+            eval_scale = min(n_real[1], 2 * cap) / min(n_dry[1], 2 * cap)
     speed = dict(speed or {})
-    report: dict[str, Any] = {"profile": profile, "scan_scale": scale, "speed": speed, "notebooks": {}}
+    report: dict[str, Any] = {
+        "profile": profile,
+        "scan_scale": scale,
+        "eval_slice_scale": eval_scale,
+        "speed": speed,
+        "notebooks": {},
+    }
     lines = [
         f"# Dry run of the `{profile}` profile",
         "",
-        f"Scans: the profile asks for {scale:.1f}× the dry run's. Times are projected for the profile's "
-        "step counts and scans on the device that measured them"
+        f"Data: the profile asks for {scale:.1f}× the dry run's scans and {eval_scale:.1f}× its validation and "
+        "test slices (restoration scales with those). Times are projected for the profile's step counts and "
+        "data on the device that measured them"
         + ("".join(f"; `{k}` assumes {v:g}× that speed" for k, v in speed.items()))
         + ".",
         "",
@@ -461,7 +495,7 @@ def dry_run_report(
         rows = []
         for lp in loops:
             left = lp["total_steps"] - lp["start"]
-            t = (lp["seconds_per_step"] or 0) * left * (scale if lp["scales_with_data"] else 1.0)
+            t = (lp["seconds_per_step"] or 0) * left * (eval_scale if lp["scales_with_data"] else 1.0)
             projected_loops += t
             rows.append((lp, t))
         projected = projected_loops + max(0.0, wall - measured) * scale

@@ -222,3 +222,37 @@ def test_profile_dry_run_completes(profile, tmp_path, repo_root):
     loops = [lp for nb in report["notebooks"].values() for lp in nb["loops"]]
     assert loops and all(lp["steps_run"] == min(2, lp["total_steps"] - lp["start"]) for lp in loops)
     assert report["projected_seconds"] > sum(nb["wall_seconds"] for nb in report["notebooks"].values())
+
+
+def test_dry_run_projection_by_hand(fake_root, tmp_path):
+    """Scans: the profile 20 + 4 + 4 + 2 kinds × (2 + 2) = 36 against the dry run's 6 + 2 + 2 + 2 × (1 + 1) = 14;
+    validation + test slices: (4 + 4 + 8) × 3 = 48 against (2 + 2 + 4) × 1 = 8."""
+    counts = ("n_train = 10\nn_val_healthy = 2\nn_test_healthy = 2\nn_val_per_kind = 1\nn_test_per_kind = 1\n"
+              "slices_2d = 5\nkinds = ['iph', 'sdh']\n")
+    nb = nbformat.v4.new_notebook()
+    cell = nbformat.v4.new_code_cell(PARAMS + counts)
+    cell.metadata["tags"] = ["parameters"]
+    nb.cells = [cell]
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    (fake_root / "notebooks").mkdir()
+    nbformat.write(nb, fake_root / "notebooks" / "01_data.ipynb")
+    (fake_root / "parameters" / "gpu" / "01_data.yaml").write_text(
+        "n_train: 20\nn_val_healthy: 4\nn_test_healthy: 4\nn_val_per_kind: 2\nn_test_per_kind: 2\nslices_2d: 3\n")
+    run = tmp_path / "run"
+    (run / "dry_run" / "04_restore").mkdir(parents=True)
+    (run / "chain.json").write_text(json.dumps({"gpu-dry-run": {"04_restore": 100.0}}))
+    base = {"device": "cpu", "batch_size": 8, "start": 0, "steps_run": 2, "first_step_seconds": 3.0,
+            "parameters": {"G": 10}, "trainable_parameters": 0, "saved_activation_bytes": 0,
+            "estimated_gpu_bytes": 2**30, "peak_host_bytes": 2**31, "peak_cuda_bytes": None}
+    (run / "dry_run" / "04_restore" / "train.json").write_text(json.dumps(
+        {**base, "name": "train", "total_steps": 1000, "seconds_per_step": 2.0, "scales_with_data": False}))
+    (run / "dry_run" / "04_restore" / "restoration.json").write_text(json.dumps(
+        {**base, "name": "restoration", "total_steps": 500, "seconds_per_step": 1.0, "scales_with_data": True}))
+    report = workbook.dry_run_report(run, "gpu", {"X": 4.0}, root=fake_root)
+    assert report["scan_scale"] == pytest.approx(36 / 14) and report["eval_slice_scale"] == pytest.approx(48 / 8)
+    measured = (3.0 + 2.0) + (3.0 + 1.0)  # first step + one steady step, for each loop
+    expected = 2.0 * 1000 + 1.0 * 500 * 48 / 8 + (100.0 - measured) * 36 / 14
+    assert report["notebooks"]["04_restore"]["projected_seconds"] == pytest.approx(expected)
+    assert report["projected_seconds"] == pytest.approx(expected)
+    md = (run / "dry_run.md").read_text()
+    assert "on X" in md and "**87.2 min**" in md and "**21.8 min**" in md  # 5234 s, and / 4
