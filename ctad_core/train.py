@@ -110,12 +110,19 @@ def restore_training(
 
     Returns:
         The checkpoint dict (for ``step``, ``history`` …), or None when there is no checkpoint yet.
+
+    Raises:
+        RuntimeError: naming the file and the part, when a part's saved state does not fit it (another
+            architecture or size); the part's own message says how.
     """
     if not Path(path).is_file():
         return None
     ck = load_checkpoint(path, map_location=map_location)
     for key, obj in parts.items():
-        obj.load_state_dict(ck[key])
+        try:
+            obj.load_state_dict(ck[key])
+        except (RuntimeError, ValueError) as e:
+            raise RuntimeError(f"{path}: cannot restore {key!r}: {e}") from e
     if generator is not None:
         generator.set_state(ck["gen_state"])
     if "torch_rng" in ck:

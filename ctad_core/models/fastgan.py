@@ -17,7 +17,16 @@ Both end in 5×5 patch logits. On real images three small decoders reconstruct t
 image from the 8×8 big features, from a random quadrant of the 16×16 features (target: the same
 quadrant of the image), and from the small branch — the self-supervised regulariser of FastGAN. Seed
 000 feeds the decoders smaller feature maps, "four instead of eight": ``dec_in=4`` average-pools the
-8×8 features to 4×4 (``dec_in=8`` is FastGAN's original).
+8×8 features to 4×4 and the decoders take one up-block more to reach the same 128² output
+(``dec_in=8`` is FastGAN's original).
+
+D's channel plan is FastGAN's (Liu et al. 2021, Fig. 3 and the released code): the big branch has
+``ndf/4`` channels at 256² and doubles them at every halving, up to ``8·ndf`` at 8² (the 512² and
+1024² stems narrow further, ``ndf/8`` at 512²); the logit head widens 8² features to ``16·ndf`` with a
+1×1 conv; the small branch is half as wide as the big one at the same resolution (``4·ndf`` at 8²);
+the decoders follow the generator's plan at half the width (``ndf/2`` at 128²). See :data:`D_MULT`,
+:data:`D_SMALL_MULT` and :data:`DEC_MULT`. At 256², ``ndf=64`` and ``dec_in=8`` this is FastGAN's
+11 523 120 parameters for one input channel.
 
 Encoder (seed Fig. 2): ``log2(size) - 1`` down-blocks of stride-2 conv, BN and GLU (eight at 512 px)
 down to 2×2, then a linear layer to ``nz`` and tanh, so that ``E(x)`` lies in the generator's
@@ -32,6 +41,7 @@ others in its batch; ``"fixed"`` uses one seeded noise map per layer, shared by 
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -40,9 +50,17 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils.parametrizations import spectral_norm
 
-#: FastGAN's channel multipliers per resolution (times the width ``ngf`` / ``ndf``).
+#: FastGAN's channel multipliers (times ``ngf``) of the generator's features at each resolution.
 G_MULT = {4: 16, 8: 8, 16: 4, 32: 2, 64: 2, 128: 1, 256: 0.5, 512: 0.25, 1024: 0.125}
-D_MULT = {4: 16, 8: 16, 16: 8, 32: 4, 64: 2, 128: 1, 256: 0.5, 512: 0.25, 1024: 0.125}
+#: Channel multipliers (times ``ndf``) of the discriminator's big branch at each feature resolution
+#: (FastGAN: 16 channels at 256², doubling per halving to 512 at 8²). Key 4 is the hidden width of the
+#: logit head that maps the 8×8 features to 5×5 logits.
+D_MULT = {4: 16, 8: 8, 16: 4, 32: 2, 64: 1, 128: 0.5, 256: 0.25, 512: 0.125}
+#: Channel multipliers (times ``ndf``) of D's small branch at each resolution: half the big branch's.
+D_SMALL_MULT = {8: 4, 16: 2, 32: 1, 64: 0.5}
+#: Channel multipliers (times ``ndf``) of the output of each up-block of D's decoders, by the block's
+#: output resolution: the generator's plan at half width (FastGAN: 128, 64, 64, 32 channels at 16…128²).
+DEC_MULT = {8: 4, 16: 2, 32: 1, 64: 1, 128: 0.5}
 SIZES = (64, 128, 256, 512, 1024)
 
 
@@ -342,7 +360,11 @@ class DownBlockComp(nn.Module):
 
 
 class Decoder(nn.Module):
-    """D's self-supervised decoder: (B, C, d, d) → up-blocks (nearest ×2, 3×3 conv, BN, GLU) → (B, 1, s, s), tanh."""
+    """D's self-supervised decoder: (B, C, d, d) → up-blocks (nearest ×2, 3×3 conv, BN, GLU) → (B, 1, s, s), tanh.
+
+    The up-block reaching resolution ``r`` has ``DEC_MULT[r] · width`` channels (FastGAN's decoder:
+    128, 64, 64, 32 channels at 16…128² for ``width=64``).
+    """
 
     def __init__(self, c_in: int, d_in: int, out_size: int, width: int, min_ch: int) -> None:
         super().__init__()
@@ -350,7 +372,7 @@ class Decoder(nn.Module):
         c, r = c_in, d_in
         while r < out_size:
             r *= 2
-            c_out = max(min_ch, int(round(D_MULT[r] * width / 2)))
+            c_out = _channels(DEC_MULT, width, r, min_ch)
             layers.append(UpBlock(c, c_out, comp=False, sn=True))
             c = c_out
         layers += [_conv(True, c, 1, 3, 1, 1, bias=False), nn.Tanh()]
@@ -371,6 +393,9 @@ class Discriminator(nn.Module):
         img) → logits (B, 50) (two 5×5 patch maps, flattened). With ``part`` (0…3) also the three
         reconstructions (B, 1, s, s) from the big features, the small branch and quadrant ``part``.
         ``features(img)``: the big branch's feature maps, coarsest last (a perceptual feature space).
+
+    Channels per resolution: :data:`D_MULT` (big branch), :data:`D_SMALL_MULT` (small branch) and
+    :data:`DEC_MULT` (decoders), times ``ndf``, at least ``min_ch``.
     """
 
     def __init__(self, cfg: FastGANConfig) -> None:
@@ -378,6 +403,7 @@ class Discriminator(nn.Module):
         self.cfg = cfg
         S, w, mc = cfg.image_size, cfg.ndf, cfg.min_ch
         ch = {r: _channels(D_MULT, w, r, mc) for r in D_MULT}
+        ch_small = {r: _channels(D_SMALL_MULT, w, r, mc) for r in D_SMALL_MULT}
         r0 = min(S, 256)
         if S > 256:  # stride-2 convs down to 256 px (as FastGAN does for 512 and 1024)
             stem: list[nn.Module] = []
@@ -403,19 +429,53 @@ class Discriminator(nn.Module):
         )
         self.small = small_size(S)
         s_layers: list[nn.Module] = [
-            _conv(True, 1, ch[self.small // 2], 4, 2, 1, bias=False),
+            _conv(True, 1, ch_small[self.small // 2], 4, 2, 1, bias=False),
             nn.LeakyReLU(0.2),
         ]
         r = self.small // 2
         while r > 8:
-            s_layers.append(DownBlock(ch[r], ch[r // 2]))
+            s_layers.append(DownBlock(ch_small[r], ch_small[r // 2]))
             r //= 2
         self.small_branch = nn.Sequential(*s_layers)
-        self.rf_small = _conv(True, ch[8], 1, 4, 1, 0, bias=False)
+        self.rf_small = _conv(True, ch_small[8], 1, 4, 1, 0, bias=False)
         d = cfg.dec_in
         self.dec_big = Decoder(ch[8], d, self.small, w, mc)
-        self.dec_small = Decoder(ch[8], d, self.small, w, mc)
+        self.dec_small = Decoder(ch_small[8], d, self.small, w, mc)
         self.dec_part = Decoder(ch[16], d, self.small, w, mc)
+
+    def load_state_dict(
+        self, state_dict: Mapping[str, Any], strict: bool = True, assign: bool = False
+    ) -> Any:
+        """``nn.Module.load_state_dict``, refusing with a clear message a state of another architecture.
+
+        Raises:
+            RuntimeError: (``strict``) the saved tensors' names or shapes differ from this
+                discriminator's — e.g. a checkpoint written before D followed FastGAN's channel plan
+                (its D was two to four times as wide), or one saved with another ``image_size``,
+                ``ndf``, ``min_ch`` or ``dec_in``.
+        """
+        if strict:
+            own = self.state_dict()
+            shape = {k: tuple(v.shape) for k, v in state_dict.items() if isinstance(v, torch.Tensor)}
+            other = [k for k in own if k in shape and shape[k] != tuple(own[k].shape)]
+            missing = [k for k in own if k not in state_dict]
+            unexpected = [k for k in state_dict if k not in own]
+            if other or missing or unexpected:
+                c = self.cfg
+                first = (
+                    f"; e.g. {other[0]}: saved {shape[other[0]]}, expected {tuple(own[other[0]].shape)}"
+                    if other
+                    else ""
+                )
+                raise RuntimeError(
+                    f"this FastGAN discriminator state does not fit Discriminator(image_size={c.image_size}, "
+                    f"ndf={c.ndf}, min_ch={c.min_ch}, dec_in={c.dec_in}): {len(other)} tensors of another "
+                    f"shape{first}; {len(missing)} missing {missing[:3]}; {len(unexpected)} unexpected "
+                    f"{unexpected[:3]}. Checkpoints written before ctad's D followed FastGAN's channel plan "
+                    "(D two to four times as wide, 73.7 M parameters at 256², ndf 64) cannot be loaded: train the GAN again "
+                    "(notebook 02); its generator still loads."
+                )
+        return super().load_state_dict(state_dict, strict=strict, assign=assign)
 
     def _big(self, img: torch.Tensor) -> dict[int, torch.Tensor]:
         S = self.cfg.image_size
