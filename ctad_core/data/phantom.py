@@ -694,9 +694,9 @@ def _make_phantom(seed, kind, shape, spacing, offset_mm, noise, blur, supersampl
     tissue = torch.where(in_brain, brain_lab, tissue)
     tissue[(best >= 5) & (best <= 7) & (outer > 0.5)] = TISSUE_CODES["soft_tissue"]
     tissue[petrous > 0.5] = TISSUE_CODES["bone"]
-    for name in ("dura", "sinus"):
+    for name, least in (("dura", 0.3), ("sinus", 0.5)):  # a sheet thinner than a voxel still marks it
         if name in dense:
-            tissue[dense[name] > 0.5] = TISSUE_CODES[name]
+            tissue[dense[name] > least] = TISSUE_CODES[name]
     tissue[calc > 0.5] = TISSUE_CODES["calcification"]
 
     # Lesions: occupancy per label code, HU blended into the tissue (noise comes later, as for tissue).
