@@ -281,6 +281,29 @@ def sample_patient(
     return p
 
 
+def find_patient(predicate, kind: str = "healthy", start: int = 0, limit: int = 5000, **sample_kw: Any):
+    """The first seed from ``start`` whose patient (:func:`sample_patient`) satisfies ``predicate``.
+
+    Args:
+        predicate: ``params -> bool``, e.g. ``lambda P: P["anatomy"]["bg_calc"] == "patchy"``.
+        kind: lesion kind of the patients tried.
+        start: first seed tried; seeds are tried in order, so the answer is deterministic.
+        limit: how many seeds to try.
+        **sample_kw: passed to :func:`sample_patient` (``aligned``, ``acquisition``, ``variant``).
+
+    Returns:
+        ``(seed, params)``.
+
+    Raises:
+        LookupError: no patient among ``limit`` seeds satisfies ``predicate``.
+    """
+    for s in range(int(start), int(start) + int(limit)):
+        params = sample_patient(s, kind, **sample_kw)
+        if predicate(params):
+            return s, params
+    raise LookupError(f"no {kind} patient in seeds {start}..{start + limit - 1} satisfies the predicate")
+
+
 def _sample_variant(L: dict[str, Any], rng: np.random.Generator, hu: dict[str, float], variant: str | None) -> None:
     """Draw the lesion's variant (:data:`VARIANTS`) and change its parameters to match, in place."""
     kind = L["kind"]

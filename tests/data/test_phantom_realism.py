@@ -59,14 +59,6 @@ def heads():
     return [render_head(s) for s in (1, 2, 3)]
 
 
-def _seed_with(pred, kind: str = "healthy", start: int = 0) -> int:
-    """The first seed from ``start`` whose sampled patient satisfies ``pred`` (deterministic)."""
-    for s in range(start, start + 2000):
-        if pred(ph.sample_patient(s, kind, aligned=True)):
-            return s
-    raise AssertionError("no such patient in 2000 seeds")
-
-
 # ------------------------------------------------------------------------- bright normal anatomy
 def test_venous_sinuses_are_unenhanced_blood_on_the_midline_vault_and_the_occipital_bone(heads):
     lo, hi = anat.ANATOMY_HU["sinus"]
@@ -117,16 +109,17 @@ def test_falx_and_tentorium_are_thin_dense_sheets_where_they_belong(heads):
 @pytest.mark.parametrize("site", ["patchy", "falx"])
 def test_basal_ganglia_and_falx_calcifications_are_dense_and_in_place(site):
     if site == "patchy":
-        seed = _seed_with(lambda P: P["anatomy"]["bg_calc"] == "patchy")
+        seed, _ = ph.find_patient(lambda P: P["anatomy"]["bg_calc"] == "patchy", aligned=True)
     else:
-        seed = _seed_with(
+        seed, _ = ph.find_patient(
             lambda P: (
                 P["anatomy"]["falx_calc"]
                 and P["anatomy"]["bg_calc"] == "none"
                 and not P["pineal"]
                 and not P["choroid"]
                 and not P["anatomy"]["tentorium_calc"]
-            )
+            ),
+            aligned=True,
         )
     p, q = render_head(seed)
     calc = p.tissue == T["calcification"]
@@ -316,6 +309,14 @@ def test_thick_slice_profile_blurs_along_z():
     assert np.abs(np.diff(thick.hu, axis=0)).mean() < np.abs(np.diff(thin.hu, axis=0)).mean()
     np.testing.assert_array_equal(thick.lesion, thin.lesion)
     np.testing.assert_array_equal(thick.tissue, thin.tissue)
+
+
+def test_find_patient_is_deterministic_and_fails_loudly():
+    seed, params = ph.find_patient(lambda P: P["anatomy"]["falx_calc"], start=10)
+    assert seed >= 10 and params["anatomy"]["falx_calc"]
+    assert all(not ph.sample_patient(s)["anatomy"]["falx_calc"] for s in range(10, seed))
+    with pytest.raises(LookupError, match="no healthy patient"):
+        ph.find_patient(lambda P: P["age"] > 200, limit=5)
 
 
 def test_bad_acquisition_inputs_raise():
