@@ -48,7 +48,7 @@ import numpy as np
 KERNELS: dict[str, dict[str, Any]] = {
     "smooth": {"blur_mm": (0.9, 1.3), "noise_sd_5mm": (2.5, 4.0), "grain_mm": 1.1, "sharpen": 0.0},
     "standard": {"blur_mm": (0.6, 1.0), "noise_sd_5mm": (3.0, 5.0), "grain_mm": 0.8, "sharpen": 0.0},
-    "sharp": {"blur_mm": (0.35, 0.6), "noise_sd_5mm": (4.5, 7.5), "grain_mm": 0.5, "sharpen": 0.3},
+    "sharp": {"blur_mm": (0.35, 0.6), "noise_sd_5mm": (4.5, 7.5), "grain_mm": 0.5, "sharpen": 0.15},
 }
 #: Sampling frequencies and ranges of acquisitions (override any key through ``sample_acquisition``).
 ACQUISITION_DEFAULTS: dict[str, Any] = {
