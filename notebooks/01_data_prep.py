@@ -23,7 +23,9 @@
 #
 # 1. **Hounsfield units and windows** — why a brain window of 80 HU hides almost everything but the brain;
 # 2. **the phantoms** — the workbook's default data: synthetic head CTs built from the ICBM152 template
-#    that ships with nilearn (no download), with voxel masks for nine lesion kinds;
+#    that ships with nilearn (no download), with voxel masks for nine lesion kinds, and what makes them
+#    hard the way real head CT is hard: bright normal anatomy, a skull base with its beam-hardening
+#    artefacts, lesions an intensity rule misses, and a different scanner setting for every patient;
 # 3. **skull stripping vs full head** — the comparison of seed 002 (CTFSH);
 # 4. **the prepared set** — 2D mid-axial slices (seed 000) and 3D volumes (seeds 001, 002, 004) of the same
 #    patients, split by patient into train (healthy only), validation and test.
@@ -51,6 +53,7 @@ slices_2d = 5
 slice_mm = 5.0
 fov_mm = 230.0
 aligned = True  # phantoms in the template pose, as the seeds registered their scans
+acquisition = {}  # overrides of ctad_core.data.phantom_acquisition.ACQUISITION_DEFAULTS (kernels, slice_mm, ...)
 workers = 0  # processes for building phantoms, 0 for one per core
 gallery_size = 192  # pixels of the teaching figures' phantoms
 
@@ -68,6 +71,7 @@ from IPython.display import display
 from ctad_core import viz
 from ctad_core.data import phantom as ph
 from ctad_core.data.manifest import load_slices, load_volumes, read_manifest
+from ctad_core.data.phantom_acquisition import KERNELS, acquisition_ranges
 from ctad_core.data.phantom_set import PhantomSetSpec, build_phantom_set, phantom_splits
 from ctad_core.data.prepare import write_prepared
 from ctad_core.data.windows import WINDOWS, window_bounds
@@ -135,9 +139,109 @@ for name, code in ph.TISSUE_CODES.items():
 display(pd.DataFrame(rows).set_index("tissue"))
 fig, axes = plt.subplots(1, 2, figsize=(8, 4))
 viz.show_ct(axes[0], clean.hu[0], "brain", "noise-free, brain window")
-axes[1].imshow(viz.axial(clean.tissue[0]), cmap="tab10", vmin=0, vmax=9, interpolation="nearest")
+axes[1].imshow(viz.axial(clean.tissue[0]), cmap="tab20", vmin=0, vmax=19, interpolation="nearest")
 axes[1].set_title("tissue labels")
 axes[1].axis("off")
+plt.show()
+
+# %% [markdown]
+# ### Bright normal anatomy
+#
+# Inside a real skull much that is bright is normal, and an anomaly detector must learn it: the **dural
+# venous sinuses** (unenhanced blood, ~52 HU — superior sagittal under the vault, transverse along the
+# occipital bone, straight sinus behind the pineal), the **falx and tentorium** (thin, slightly dense dura,
+# visible on ~90 % of normal scans) and **physiological calcification**: pineal (~70 % of adults),
+# choroid plexus (~65 %), basal ganglia (punctate in ~17 %, coarse in ~1–2 %) and falx (~30 %), all
+# rising with age. `ctad_core.data.phantom_anatomy` cites the sources of each value and frequency. Red
+# outlines the structure's label; the text gives its label's median HU in this slice.
+
+# %%
+g = gallery_size
+px = 230 / g
+
+
+def axial_view(s, params, z_mm, shape_z=1):
+    """One noise-free axial slice ``z_mm`` above the mid-axial level of patient ``s``."""
+    return ph.make_phantom(s, shape=(shape_z, g, g), spacing=(5.0, px, px), offset_mm=(z_mm, 0.0, 0.0), noise=False,
+                           params=params)
+
+
+tpl_mid = ph.load_template().midaxial_z
+P0 = ph.sample_patient(seed, aligned=True)
+seed_bg, P_bg = ph.find_patient(lambda P: P["anatomy"]["bg_calc"] == "patchy", aligned=True, start=seed)
+seed_fx, P_fx = ph.find_patient(lambda P: P["anatomy"]["falx_calc"], aligned=True, start=seed)
+falx_z = max(c["centre"][0] for c in P_fx["anatomy"]["calcs"] if c["site"] == "falx") - tpl_mid
+views = [
+    (seed, P0, 25.0, ("dura", "sinus"), "falx and superior sagittal sinus"),
+    (seed, P0, -31.0, ("dura", "sinus"), "tentorium, straight sinus"),
+    (seed, P0, -38.0, ("sinus",), "transverse sinuses, torcula"),
+    (seed_bg, P_bg, -21.0, ("calcification",), "basal ganglia calcification"),
+    (seed_fx, P_fx, falx_z, ("calcification",), "falx calcification"),
+]
+fig, axes = plt.subplots(1, len(views), figsize=(3.2 * len(views), 3.6))
+for ax, (s, P, z_mm, labels, title) in zip(axes, views):
+    v = axial_view(s, P, z_mm)
+    m = np.isin(v.tissue[0], [ph.TISSUE_CODES[n] for n in labels])
+    med = f"{np.median(v.hu[0][m]):.0f} HU" if m.any() else "—"
+    viz.show_ct(ax, v.hu[0], "brain", f"{title}\n{z_mm:+.0f} mm · {med}", mask=m)
+fig.suptitle("bright normal anatomy (brain window, label outlined)", y=1.02)
+fig.savefig(fig_dir / "normal_anatomy.png", dpi=100, bbox_inches="tight")
+plt.show()
+
+# %% [markdown]
+# ### The skull base and beam hardening
+#
+# The template stops at the brain, so the phantom builds the floor itself: thick dense bone under the
+# anterior, middle and posterior fossae, petrous pyramids (~2000 HU) between temporal lobe and cerebellum,
+# and the soft tissue of face and neck below. Dense bone hardens the X-ray beam: a **dark band between the
+# petrous bones** across the posterior fossa (with fainter streaks fanning out) and a **bright cupping rim**
+# a few HU deep under the inner table. Both are painted in the scanner's axial planes, so a tilted head
+# tilts the anatomy but not the streaks. Low slices of a volume have bone partial volume next to brain; the
+# mid-axial 2D slices (±12 mm) see little of it — only the cupping rim.
+
+# %%
+n3 = max(32, g // 2)
+sp3 = 230 / n3
+head3 = ph.make_phantom(seed, shape=(n3, n3, n3), spacing=(sp3, sp3, sp3), noise=False, params=P0)
+
+
+def plane(z_template):
+    """Index of the volume plane at template height ``z_template`` (the grid is centred on the mid-axial level)."""
+    return int(np.clip(round((n3 - 1) / 2 + (z_template - tpl_mid) / sp3), 0, n3 - 1))
+
+
+zp, zm = plane(-36.0), plane(tpl_mid + 30.0)
+fig, axes = plt.subplots(1, 5, figsize=(16, 3.6))
+viz.show_ct(axes[0], head3.hu[zp], "brain", "petrous level, brain window")
+viz.show_ct(axes[1], head3.hu[zp], "bone", "petrous level, bone window")
+for ax, z, t in ((axes[2], zp, "beam hardening at the petrous level"), (axes[3], zm, "cupping only, +30 mm")):
+    viz.show_map(ax, head3.artefact[z], f"{t}\n(HU added)", cmap="RdBu_r", vmin=-20, vmax=20)
+axes[4].imshow(viz.sagittal(head3.tissue), cmap="tab20", vmin=0, vmax=19, interpolation="nearest")
+axes[4].set_title("tissue labels, midline sagittal", fontsize=9)
+axes[4].axis("off")
+fig.savefig(fig_dir / "skull_base.png", dpi=100, bbox_inches="tight")
+plt.show()
+
+# %% [markdown]
+# ### Acquisition: kernel, noise and slice thickness per patient
+#
+# Real sets mix scanners and protocols. Each phantom patient draws a reconstruction **kernel** (smooth,
+# standard or sharp: blur, edge enhancement and noise grain), a **noise level** in that kernel's range and a
+# **slice thickness** (mostly 5 mm, some thin); the manifest records them per scan, so an evaluation can
+# hold some out for a test under acquisition shift, and `render_phantom_scan(item, spec, acquisition=...)`
+# renders any scan of the set as another scanner would. The defaults below are parameters (`acquisition`).
+
+# %%
+display(pd.DataFrame(KERNELS).T.rename_axis("kernel"))
+print("sampling:", acquisition_ranges(acquisition))
+fig, axes = plt.subplots(2, 3, figsize=(10, 6.8))
+for j, kern in enumerate(KERNELS):
+    for i, thick in enumerate((5.0, 0.625)):
+        v = ph.make_phantom(seed, shape=(1, g, g), spacing=(5.0, px, px), params=P0, slice_mm=thick,
+                            acquisition={"kernel": kern})
+        viz.show_ct(axes[i, j], v.hu[0], "brain", f"{kern}, {thick:g} mm · noise SD {v.params['noise_sd']:.1f} HU")
+fig.suptitle("one patient, six acquisitions", y=1.01)
+fig.savefig(fig_dir / "acquisitions.png", dpi=100, bbox_inches="tight")
 plt.show()
 
 # %% [markdown]
@@ -161,11 +265,41 @@ fig.savefig(fig_dir / "lesion_gallery.png", dpi=100, bbox_inches="tight")
 plt.show()
 
 # %% [markdown]
-# **What phantoms lack.** The template covers the brain only: there is no skull base, no orbits, sinuses,
-# face or teeth, and the brainstem simply continues downward. Fractures are not depressed; there are no
-# streak or beam-hardening artefacts, no motion, no contrast agent. Models trained here learn the brain and
-# calvarium, which is what the seeds' mid-axial slices and skull-stripped volumes show — but numbers on
-# phantoms are a teaching and regression device, not a clinical result.
+# ### Lesion variants: what an intensity rule misses
+#
+# Every acute haemorrhage is brighter than brain, so a rule that flags high HU finds large fresh bleeds.
+# Each kind therefore comes in variants (the manifest's `variant` column; the nine kinds stay the label
+# space): **subacute SDH** isodense to cortex (25–40 HU) and **chronic SDH** hypodense; a **hyperacute
+# infarct** that is only a few HU of lost grey–white contrast; **small** haemorrhages of a few mm (IPH, EDH,
+# a thin IVH layer, focal SAH); **isodense tumours** whose oedema and mass effect give them away.
+
+# %%
+pairs = [(k, v) for k in kinds for v in ph.VARIANTS[k]]
+ncol = 6
+fig, axes = plt.subplots(-(-len(pairs) // ncol), ncol, figsize=(2.4 * ncol, 2.6 * -(-len(pairs) // ncol)),
+                         squeeze=False)
+for ax in axes.ravel():
+    ax.axis("off")
+for j, (kind, variant) in enumerate(pairs):
+    P = ph.sample_patient(seed + 400 + j, kind, aligned=True, variant=variant)
+    v = ph.make_phantom(seed + 400 + j, shape=(slab, g, g), spacing=(5.0, px, px), params=P)
+    z = int(np.argmax((v.lesion > 0).sum(axis=(1, 2))))
+    viz.show_ct(axes.ravel()[j], v.hu[z], kind_window.get(kind, "brain"), f"{kind} / {variant}", mask=v.lesion[z])
+fig.suptitle("lesion variants (mask in red)", y=1.01)
+fig.savefig(fig_dir / "lesion_variants.png", dpi=100, bbox_inches="tight")
+plt.show()
+
+# %% [markdown]
+# **What phantoms still lack.** The skull base is a plausible floor, not anatomy: there are no orbits,
+# paranasal sinuses, mastoid air cells, face or teeth (the soft tissue below is one block), and the
+# brainstem continues straight down through a ring of bone. Beam hardening and cupping are painted in the
+# image rather than reconstructed from projections, so there are no metal, motion or photon-starvation
+# streaks and no ring artefacts; the sinuses and dura follow the template's average anatomy (no
+# hypoplastic transverse sinus, no arachnoid granulations); calcification is a few ellipsoids; lesions are
+# single and of one age (no acute-on-chronic SDH, no haemorrhagic transformation, no multiple
+# metastases); fractures are not depressed; there is no contrast agent and no gantry tilt. Models trained
+# here learn the brain, calvarium and these mimics — numbers on phantoms are a teaching and regression
+# device, not a clinical result.
 #
 # ## 3 · Skull stripping vs full head
 #
@@ -208,13 +342,14 @@ if source == "phantom":
         n_train=n_train, n_val_healthy=n_val_healthy, n_test_healthy=n_test_healthy,
         n_val_per_kind=n_val_per_kind, n_test_per_kind=n_test_per_kind, kinds=tuple(kinds),
         shape_3d=tuple(shape_3d), size_2d=size_2d, slices_2d=slices_2d, slice_mm=slice_mm, fov_mm=fov_mm, seed=seed,
-        aligned=aligned,
+        aligned=aligned, acquisition=acquisition or None,
     )
     config = {
         "source": "phantom", "window": [lo, hi], "window_name": window if isinstance(window, str) else None,
         "shape_3d": list(shape_3d), "spacing_3d": list(spec.spacing_3d), "size_2d": size_2d,
         "spacing_2d": list(spec.spacing_2d), "slices_2d": slices_2d, "kinds": list(kinds), "seed": seed,
         "lesion_codes": ph.LESION_CODES, "skull_stripped": False, "aligned": aligned,
+        "variants": ph.VARIANTS, "acquisition": acquisition_ranges(acquisition),
     }
     manifest = write_prepared(data_dir, build_phantom_set(spec, workers=workers or None), phantom_splits(spec), config)
 else:
@@ -224,6 +359,15 @@ else:
                               slices_2d=slices_2d, seed=seed, **prep)
 manifest = read_manifest(run_dir)
 pd.crosstab(manifest.kind, manifest.split, margins=True)
+
+# %% [markdown]
+# Phantom sets also record, per scan, the lesion's variant, the acquisition and the patient's
+# calcifications (real sources leave these columns out):
+
+# %%
+if "variant" in manifest:
+    display(pd.crosstab([manifest.kind, manifest.variant], manifest.split))
+    display(pd.crosstab(manifest.kernel, manifest.slice_thickness_mm, margins=True))
 
 # %%
 assert manifest.groupby("patient_id").split.nunique().max() == 1, "a patient is in two splits"

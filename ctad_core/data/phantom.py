@@ -1,24 +1,53 @@
 """Synthetic head-CT phantoms with lesion masks: the workbook's default data, no download needed.
 
 A phantom is sampled from the ICBM152 template (:mod:`ctad_core.data.template`) on any grid the caller
-asks for. The *patient* (anatomy, pose, lesion) depends on the seed only; the grid decides where it is
-sampled, so the 2D slices and the 3D volume of one seed show the same head and the same lesion.
+asks for. The *patient* (anatomy, pose, lesion, acquisition) depends on the seed only; the grid decides
+where it is sampled, so the 2D slices and the 3D volume of one seed show the same head and the same lesion.
 
-What is simulated (values from REFERENCE.md, all in HU):
+What is simulated (values from REFERENCE.md unless a module below cites its own source, all in HU):
 
-- tissues: grey matter 35–40, white matter 25–30 (GM−WM gap 6–10), CSF 0–15, normal calcifications
-  (pineal, choroid plexus) > 100; a CSF rim, the skull (outer and inner table ≈ 1800, diploe 300–1100,
-  5–8 mm, thinner at the temporal squama), scalp (galea and skin ≈ +40, a fat band −100…−80), air −1000;
-- imaging: partial volume (super-sampling), thick slices averaging several 1 mm planes, blur
-  0.5–1.2 mm, spatially correlated noise of SD 3–5 HU at 5 mm slices (scaled as 1/√thickness);
+- tissues: grey matter 35–40, white matter 25–30 (GM−WM gap 6–10), CSF 0–15; a CSF rim, the skull
+  (outer and inner table ≈ 1800, diploe 300–1100, 5–8 mm, thinner at the temporal squama), scalp (galea
+  and skin ≈ +40, a fat band −100…−80), air −1000;
+- bright normal anatomy (:mod:`ctad_core.data.phantom_anatomy`, with its sources): dural venous sinuses
+  (superior sagittal, transverse, sigmoid, straight; 40–62 HU), falx and tentorium (thin dense dura),
+  physiological calcification > 100 HU of the pineal (~70 %) and choroid plexus (~65 %), the basal
+  ganglia (punctate or patchy) and falx or tentorium, with frequencies rising with the patient's age;
+- a skull base: thick dense bone under the brain's floors, dense petrous pyramids, soft tissue of face and
+  neck below; beam hardening (a dark interpetrous band with streaks, a bright cupping rim under the inner
+  table);
+- imaging (:mod:`ctad_core.data.phantom_acquisition`): per patient a reconstruction kernel (blur, edge
+  enhancement, noise grain), noise level and slice thickness within clinical ranges; partial volume
+  (super-sampling), thick slices averaging several 1 mm planes, spatially correlated noise scaled as
+  1/√thickness;
 - patient variability: random affine (±10° roll/yaw, ±15° pitch, per-axis scale 0.9–1.1, ±10 mm shift),
   a smooth elastic warp (2–4 mm SD, 15 mm control grid), skull and scalp thickness fields, ventricle
-  enlargement and sulcal widening (a normal-ageing spectrum), GM/WM contrast;
+  enlargement and sulcal widening (a normal-ageing spectrum), GM/WM contrast, age (18–90 years);
 - lesions (:data:`LESION_KINDS`), each with its voxel mask (:data:`LESION_CODES`) and mass effect
-  recorded separately (``mass_effect``), taking the noise texture of the tissue around them.
+  recorded separately (``mass_effect``), taking the noise texture of the tissue around them. Each kind
+  comes in variants (:data:`VARIANTS`, recorded in the manifest's ``variant`` column), several of which
+  an intensity rule misses: subacute SDH isodense to cortex (25–40 HU) and chronic SDH hypodense
+  (8–22 HU) — acute SDH is hyperdense, subacute (1–3 weeks) isodense, chronic hypodense [L1], [L2]
+  (though chronic collections vary and rebleed [L3]); a hyperacute infarct as a few HU of lost
+  grey–white contrast beside the acute hypodense one (REFERENCE.md); small haemorrhages of a few mm
+  (IPH, EDH, focal SAH, a thin IVH layer); tumours isodense to the brain with oedema and mass effect
+  (meningiomas are iso- to hyperdense on unenhanced CT [L4]). The variant frequencies are our choice.
 
-Known gaps: the template has no skull base, orbits, sinuses or face; the brainstem continues straight
-down. Fractures are not depressed.
+Sources of the lesion variants:
+
+- [L1] Radiology Masterclass, SDH age on CT (hyper-, iso-, hypodense at injury, 1 and 2 months),
+  http://radiologymasterclass.co.uk/gallery/ct_brain/ct_brain_images/subdural_acute_chronic_ct_brain.html
+- [L2] Subacute subdural hematoma, Radiopaedia case discussion (acute hyperdense, subacute isodense,
+  chronic hypodense relative to grey matter),
+  https://radiopaedia.org/play/17700/entry/647577/case/54877/discussion
+- [L3] Lee KS et al. The computed tomographic attenuation and the age of subdural hematomas. J Korean Med
+  Sci 1997;12(4):353–9 (acute hyperdense in 98.6 %; subacute 45.7 % hypodense, 42.9 % isodense)
+- [L4] CT evaluation of meningiomas, https://neupsykey.com/ct-evaluation-of-meningiomas
+
+Known gaps: no orbits, paranasal sinuses, mastoid air cells, face or teeth (the soft tissue below the
+skull base is one block); the brainstem continues straight down through a ring of bone; beam hardening
+is painted in the image, not reconstructed from projections, so it has no metal or motion streaks;
+fractures are not depressed; no contrast agent.
 """
 
 from __future__ import annotations
@@ -32,8 +61,11 @@ import torch
 import torch.nn.functional as F
 from scipy import ndimage as ndi
 
+from ctad_core.data import phantom_anatomy as anat
 from ctad_core.data.nifti import zyx_affine
-from ctad_core.data.template import Template, load_template
+from ctad_core.data.phantom_acquisition import resolve_acquisition, sample_acquisition
+from ctad_core.data.phantom_anatomy import partial_inside as _inside
+from ctad_core.data.template import CHANNELS, Template, load_template
 
 #: Lesion kinds a phantom can carry ("healthy" for none).
 LESION_KINDS = ("iph", "sdh", "edh", "sah", "ivh", "infarct", "tumour", "fracture", "atrophy")
@@ -63,6 +95,21 @@ TISSUE_CODES = {
     "wm": 7,
     "ventricle": 8,
     "calcification": 9,
+    "sinus": 10,
+    "dura": 11,
+    "soft_tissue": 12,
+}
+#: Variants of each lesion kind and how often each is drawn (the manifest's ``variant`` column).
+VARIANTS = {
+    "iph": {"acute": 0.65, "small": 0.35},
+    "sdh": {"acute": 0.5, "subacute": 0.25, "chronic": 0.25},
+    "edh": {"acute": 0.75, "small": 0.25},
+    "sah": {"diffuse": 0.6, "focal": 0.4},
+    "ivh": {"layering": 0.5, "cast": 0.2, "small": 0.3},
+    "infarct": {"acute": 0.6, "hyperacute": 0.4},
+    "tumour": {"isodense": 0.5, "hyperdense": 0.3, "hypodense": 0.2},
+    "fracture": {"linear": 1.0},
+    "atrophy": {"global": 1.0},
 }
 #: Reference HU ranges (REFERENCE.md) the phantom keeps, used by the tests.
 HU_RANGES = {
@@ -74,16 +121,22 @@ HU_RANGES = {
     "gm": (35.0, 40.0),
     "wm": (25.0, 30.0),
     "csf": (0.0, 15.0),
-    "calcification": (100.0, 400.0),
+    "calcification": (100.0, 800.0),
+    "sinus": anat.ANATOMY_HU["sinus"],
+    "dura": anat.ANATOMY_HU["dura"],
+    "soft_tissue": anat.ANATOMY_HU["soft_tissue"],
+    "petrous": anat.ANATOMY_HU["petrous"],
     "iph": (50.0, 90.0),
     "iph_oedema": (10.0, 25.0),
     "sdh": (50.0, 80.0),
+    "sdh_subacute": (25.0, 40.0),
+    "sdh_chronic": (8.0, 22.0),
     "edh": (50.0, 90.0),
     "sah": (40.0, 70.0),
     "ivh": (50.0, 80.0),
     "infarct_acute": (15.0, 25.0),
     "infarct_hyperacute_delta": (-8.0, -2.0),
-    "tumour": (20.0, 60.0),
+    "tumour": (18.0, 60.0),
     "necrosis": (10.0, 20.0),
     "oedema": (10.0, 20.0),
     "fracture": (0.0, 60.0),
@@ -101,9 +154,11 @@ class Phantom:
         tissue: (z, y, x) uint8, :data:`TISSUE_CODES` (before lesions).
         lesion: (z, y, x) uint8, :data:`LESION_CODES` (0 = none).
         mass_effect: (z, y, x) float32, displacement of normal anatomy in mm (0 where none).
-        brain: (z, y, x) uint8 intracranial mask (brain, CSF and intracranial lesions).
+        brain: (z, y, x) uint8 intracranial mask (brain, CSF, sinuses, dura and intracranial lesions).
         kind: ``"healthy"`` or the lesion kind.
-        params: the patient's sampled parameters (HU, thicknesses, lesion description).
+        params: the patient's sampled parameters (HU, thicknesses, anatomy, acquisition, lesion).
+        artefact: (z, y, x) float32, the HU that beam hardening added (streaks < 0, cupping > 0), before
+            blur and noise; zeros when rendered without artefacts.
     """
 
     hu: np.ndarray
@@ -115,6 +170,12 @@ class Phantom:
     brain: np.ndarray
     kind: str
     params: dict[str, Any] = field(default_factory=dict)
+    artefact: np.ndarray | None = None
+
+    @property
+    def variant(self) -> str:
+        """The lesion's variant (:data:`VARIANTS`), ``"none"`` for a healthy phantom."""
+        return (self.params.get("lesion") or {}).get("variant", "none")
 
 
 # --------------------------------------------------------------------------------------------- patient
@@ -131,9 +192,19 @@ def _rotation(rx: float, ry: float, rz: float) -> np.ndarray:
 
 
 def sample_patient(
-    seed: int, kind: str = "healthy", lesion_near_midaxial: float | None = 12.0, aligned: bool = False
+    seed: int,
+    kind: str = "healthy",
+    lesion_near_midaxial: float | None = 12.0,
+    aligned: bool = False,
+    acquisition: dict[str, Any] | None = None,
+    variant: str | None = None,
 ) -> dict[str, Any]:
-    """Draw one patient's parameters (anatomy, pose, tissue HU, lesion) from ``seed``.
+    """Draw one patient's parameters (anatomy, pose, tissue HU, lesion, acquisition) from ``seed``.
+
+    Four independent streams of the seed draw the core patient (pose, tissues, lesion site and size, as
+    before this module had variants), the dense normal anatomy and age, the lesion variant, and the
+    acquisition; changing the acquisition ranges or a variant's frequency leaves the rest of the patient
+    unchanged.
 
     Args:
         seed: the patient seed; the same seed gives the same patient on any grid.
@@ -142,14 +213,25 @@ def sample_patient(
             so 2D mid-axial slice sets see them; None places them anywhere plausible.
         aligned: the head in the template's pose (no rotation, scale or shift), as after an affine
             registration to the atlas; the elastic warp and all anatomical variability remain.
+        acquisition: overrides of the acquisition sampling ranges
+            (:data:`ctad_core.data.phantom_acquisition.ACQUISITION_DEFAULTS`).
+        variant: force this variant of ``kind`` (:data:`VARIANTS`) instead of drawing it.
 
     Returns:
-        A dict of plain values and small arrays (see :class:`Phantom` ``params``).
+        A dict of plain values and small arrays (see :class:`Phantom` ``params``): ``age``, ``anatomy``
+        (:func:`ctad_core.data.phantom_anatomy.sample_anatomy`), ``acq``
+        (:func:`ctad_core.data.phantom_acquisition.sample_acquisition`) and ``lesion`` (with ``variant``).
+
+    Raises:
+        ValueError: an unknown kind or variant, or bad acquisition ranges.
     """
     if kind != "healthy" and kind not in LESION_KINDS:
         raise ValueError(f"unknown lesion kind {kind!r}; choose 'healthy' or one of {LESION_KINDS}")
+    if variant is not None and variant not in VARIANTS.get(kind, {}):
+        raise ValueError(f"unknown variant {variant!r} of {kind!r}; choose from {sorted(VARIANTS.get(kind, {}))}")
     tpl = load_template()
     rng = np.random.default_rng(np.random.SeedSequence([int(seed), 0xC7AD]))
+    rng_anat, rng_var, rng_acq = (np.random.default_rng(np.random.SeedSequence([int(seed), 0xC7AD, k])) for k in (1, 2, 3))
     p: dict[str, Any] = {"seed": int(seed), "kind": kind}
     # Pose and shape.
     deg = math.pi / 180.0
@@ -181,18 +263,81 @@ def sample_patient(
     # Normal ageing spectrum: small ventricle growth and sulcal widening.
     p["vent_grow_mm"] = rng.uniform(-0.5, 1.5)
     p["sulcal_mm"] = rng.uniform(0.0, 0.6)
-    p["blur_mm"] = rng.uniform(0.5, 1.2)
-    p["noise_sd_5mm"] = rng.uniform(3.0, 5.0)
-    p["pineal"] = bool(rng.random() < 0.6)
+    rng.uniform(size=2)  # blur and noise once drawn here; the acquisition draws them now (same stream after)
+    p["pineal"] = bool(rng.random() < 0.7)  # [C1], [C2] of phantom_anatomy: ~70 %
     p["pineal_hu"] = rng.uniform(150.0, 300.0)
-    p["choroid"] = bool(rng.random() < 0.5)
+    p["choroid"] = bool(rng.random() < 0.65)  # ~65 %
     p["choroid_hu"] = rng.uniform(110.0, 200.0)
     p["lesion"] = _sample_lesion(kind, rng, tpl, lesion_near_midaxial) if kind != "healthy" else None
     if kind == "atrophy":
         p["vent_grow_mm"] = rng.uniform(3.0, 5.0)
         p["sulcal_mm"] = rng.uniform(1.0, 1.8)
         p["csf_rim_mm"] += rng.uniform(1.0, 2.0)
+    p["age"] = float(rng_anat.uniform(18.0, 90.0))
+    p["anatomy"] = anat.sample_anatomy(rng_anat, p["age"], tpl)
+    if p["lesion"] is not None:
+        _sample_variant(p["lesion"], rng_var, p["hu"], variant)
+    p["acq"] = sample_acquisition(rng_acq, acquisition)
     return p
+
+
+def find_patient(predicate, kind: str = "healthy", start: int = 0, limit: int = 5000, **sample_kw: Any):
+    """The first seed from ``start`` whose patient (:func:`sample_patient`) satisfies ``predicate``.
+
+    Args:
+        predicate: ``params -> bool``, e.g. ``lambda P: P["anatomy"]["bg_calc"] == "patchy"``.
+        kind: lesion kind of the patients tried.
+        start: first seed tried; seeds are tried in order, so the answer is deterministic.
+        limit: how many seeds to try.
+        **sample_kw: passed to :func:`sample_patient` (``aligned``, ``acquisition``, ``variant``).
+
+    Returns:
+        ``(seed, params)``.
+
+    Raises:
+        LookupError: no patient among ``limit`` seeds satisfies ``predicate``.
+    """
+    for s in range(int(start), int(start) + int(limit)):
+        params = sample_patient(s, kind, **sample_kw)
+        if predicate(params):
+            return s, params
+    raise LookupError(f"no {kind} patient in seeds {start}..{start + limit - 1} satisfies the predicate")
+
+
+def _sample_variant(L: dict[str, Any], rng: np.random.Generator, hu: dict[str, float], variant: str | None) -> None:
+    """Draw the lesion's variant (:data:`VARIANTS`) and change its parameters to match, in place."""
+    kind = L["kind"]
+    names = list(VARIANTS[kind])
+    probs = np.array([VARIANTS[kind][n] for n in names])
+    v = variant or names[int(rng.choice(len(names), p=probs / probs.sum()))]
+    L["variant"] = v
+    if kind == "iph" and v == "small":  # a few mm: punctate haemorrhage or small contusion, no mass effect
+        L.update(radii=rng.uniform(2.5, 5.0, size=3), oedema_mm=rng.uniform(0.5, 1.5), mass_mm=0.0)
+    elif kind == "sdh" and v == "subacute":  # isodense to cortex
+        L["hu"] = rng.uniform(*HU_RANGES["sdh_subacute"])
+    elif kind == "sdh" and v == "chronic":  # hypodense, often thicker
+        L.update(hu=rng.uniform(*HU_RANGES["sdh_chronic"]), thickness=rng.uniform(8.0, 16.0))
+        L["mass_mm"] = 0.5 * L["thickness"]
+    elif kind == "edh" and v == "small":
+        L.update(thickness=rng.uniform(4.0, 8.0), half_angle=math.radians(rng.uniform(12.0, 20.0)))
+        L["mass_mm"] = 0.5 * L["thickness"]
+    elif kind == "sah" and v == "focal":  # a few sulci
+        L["radius"] = rng.uniform(8.0, 15.0)
+    elif kind == "ivh":
+        L["cast"] = v == "cast"
+        if v == "cast" and L["side"] == 0.0:
+            L["side"] = float(rng.choice([-1.0, 1.0]))
+        if v == "small":  # a thin dependent layer
+            L["level_mm"] = rng.uniform(2.0, 5.0)
+    elif kind == "infarct":
+        L["acute"] = v == "acute"
+    elif kind == "tumour":
+        if v == "isodense":  # between the patient's white and grey matter
+            L["hu"] = rng.uniform(hu["wm"], hu["gm"])
+        elif v == "hyperdense":
+            L["hu"] = rng.uniform(42.0, 60.0)
+        else:
+            L["hu"] = rng.uniform(18.0, hu["wm"] - 3.0)
 
 
 def _unit(rng: np.random.Generator) -> np.ndarray:
@@ -324,15 +469,13 @@ def _sample_template(tpl_maps: torch.Tensor, origin: np.ndarray, pts: torch.Tens
     return out[0].permute(1, 2, 3, 0)
 
 
-def _inside(d: torch.Tensor, b: float | torch.Tensor, w: float) -> torch.Tensor:
-    """Partial-volume fraction of the region ``d < b`` for a voxel of width ``w`` (linear ramp)."""
-    return (0.5 + (b - d) / w).clamp(0.0, 1.0)
+def _grid_axis(n: int, spacing: float, sub: int, offset: float, width: float | None = None) -> np.ndarray:
+    """World positions (mm) of ``sub`` sub-samples per voxel along one axis, voxel centres at the middle.
 
-
-def _grid_axis(n: int, spacing: float, sub: int, offset: float) -> np.ndarray:
-    """World positions (mm) of ``sub`` sub-samples per voxel along one axis, voxel centres at the middle."""
+    The sub-samples spread over ``width`` (default ``spacing``): a thin slice samples less than its spacing.
+    """
     centres = (np.arange(n) - (n - 1) / 2.0) * spacing + offset
-    subs = ((np.arange(sub) + 0.5) / sub - 0.5) * spacing
+    subs = ((np.arange(sub) + 0.5) / sub - 0.5) * (spacing if width is None else width)
     return (centres[:, None] + subs[None, :]).reshape(-1).astype(np.float32)
 
 
@@ -373,6 +516,9 @@ def make_phantom(
     supersample: tuple[int, int, int] | None = None,
     lesion_near_midaxial: float | None = 12.0,
     params: dict[str, Any] | None = None,
+    slice_mm: float | None = None,
+    artefacts: bool | None = None,
+    acquisition: dict[str, Any] | None = None,
 ) -> Phantom:
     """Build one synthetic head CT on the requested grid.
 
@@ -384,11 +530,20 @@ def make_phantom(
         spacing: output (z, y, x) mm; z is the slice thickness (thick slices average 1 mm planes).
         offset_mm: world position of the grid centre relative to the head centre; z = 0 is the
             mid-axial level (lateral ventricles), so ``(10, 0, 0)`` centres the grid 10 mm above it.
-        noise: add spatially correlated noise.
-        blur: apply the scanner blur.
+        noise: add spatially correlated noise (SD: the acquisition's ``noise_sd_5mm`` · √(5 / slice_mm),
+            texture: its kernel's grain).
+        blur: apply the scanner blur and the kernel's edge enhancement.
         supersample: sub-samples per voxel per axis (default: chosen from the spacing).
         lesion_near_midaxial: see :func:`sample_patient`.
         params: parameters from :func:`sample_patient` (default: drawn from ``seed`` and ``kind``).
+        slice_mm: width of the slice sensitivity profile (mm), default ``spacing[0]``. Thinner than the
+            spacing: thin slices with gaps; thicker: each slice also averages its neighbours' planes
+            (a Gaussian along z adds the missing width).
+        artefacts: paint beam hardening (interpetrous streaks, cupping); default: as ``blur`` (a clean
+            phantom, ``blur=False``, shows the anatomy's own HU).
+        acquisition: changes to the patient's acquisition (``kernel``, ``noise_sd_5mm``, ``blur_mm``, …;
+            see :func:`ctad_core.data.phantom_acquisition.resolve_acquisition`), to render the same
+            patient as another scanner would.
 
     Returns:
         A :class:`Phantom`.
@@ -398,12 +553,14 @@ def make_phantom(
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        return _make_phantom(seed, kind, shape, spacing, offset_mm, noise, blur, supersample, lesion_near_midaxial, params)
+        return _make_phantom(seed, kind, shape, spacing, offset_mm, noise, blur, supersample, lesion_near_midaxial,
+                             params, slice_mm, blur if artefacts is None else artefacts, acquisition)
     finally:
         torch.set_num_threads(threads)
 
 
-def _make_phantom(seed, kind, shape, spacing, offset_mm, noise, blur, supersample, lesion_near_midaxial, params) -> Phantom:
+def _make_phantom(seed, kind, shape, spacing, offset_mm, noise, blur, supersample, lesion_near_midaxial, params,
+                  slice_mm, artefacts, acquisition) -> Phantom:
     shape = tuple(int(s) for s in shape)  # type: ignore[assignment]
     spacing = tuple(float(s) for s in spacing)  # type: ignore[assignment]
     if len(shape) != 3 or min(shape) < 1:
@@ -412,8 +569,13 @@ def _make_phantom(seed, kind, shape, spacing, offset_mm, noise, blur, supersampl
         raise ValueError(f"spacing must be three positive mm values (z, y, x), got {spacing}")
     p = params if params is not None else sample_patient(seed, kind, lesion_near_midaxial)
     kind = p["kind"]
-    f = _supersampling(spacing, supersample)
-    fine_mm = [s / k for s, k in zip(spacing, f)]
+    acq = resolve_acquisition(p["acq"], **(acquisition or {}))
+    thick = spacing[0] if slice_mm is None else float(slice_mm)
+    if thick <= 0:
+        raise ValueError(f"slice_mm must be positive, got {slice_mm}")
+    sampled_z = min(thick, spacing[0])  # the sub-planes span the profile, up to the spacing (Gaussian beyond)
+    f = _supersampling((sampled_z, spacing[1], spacing[2]), supersample)
+    fine_mm = [sampled_z / f[0], spacing[1] / f[1], spacing[2] / f[2]]
     w = float(np.mean(fine_mm))  # partial-volume ramp width (mm)
     tpl = load_template(1 if min(fine_mm[1:]) >= 2.0 else 0)
     hu_t = p["hu"]
@@ -421,7 +583,8 @@ def _make_phantom(seed, kind, shape, spacing, offset_mm, noise, blur, supersampl
     # Fine grid in patient space (mm, z up), the mid-axial level at z = 0.
     z0 = tpl.midaxial_z - tpl.centre[0]
     axes = [
-        _grid_axis(shape[i], spacing[i], f[i], offset_mm[i] + (z0 if i == 0 else 0.0)) for i in range(3)
+        _grid_axis(shape[i], spacing[i], f[i], offset_mm[i] + (z0 if i == 0 else 0.0), sampled_z if i == 0 else None)
+        for i in range(3)
     ]
     gz, gy, gx = torch.meshgrid(*(torch.from_numpy(a) for a in axes), indexing="ij")
     x = torch.stack([gz, gy, gx], dim=-1)  # (Z, Y, X, 3) patient mm
@@ -447,10 +610,17 @@ def _make_phantom(seed, kind, shape, spacing, offset_mm, noise, blur, supersampl
         q_tissue = c + d * (1.0 - u / r)[..., None]
         mass = u
     maps = torch.from_numpy(tpl.maps)
-    sd_head = _sample_template(maps[0:1], tpl.origin, q, tpl.voxel_mm)[..., 0]
-    tis = _sample_template(maps[1:], tpl.origin, q_tissue, tpl.voxel_mm)
-    gm, wm, sd_vent, sd_csf = tis.unbind(-1)
-    del tis
+    skull_ch = [CHANNELS.index("sd_head"), CHANNELS.index("base")]
+    tissue_ch = [CHANNELS.index(c) for c in ("gm", "wm", "sd_vent", "sd_csf")]
+    if q_tissue is q:  # no mass effect: one look-up for all channels
+        sd_head, base, gm, wm, sd_vent, sd_csf = _sample_template(
+            maps[skull_ch + tissue_ch], tpl.origin, q, tpl.voxel_mm).unbind(-1)
+    else:
+        sd_head, base = _sample_template(maps[skull_ch], tpl.origin, q, tpl.voxel_mm).unbind(-1)
+        gm, wm, sd_vent, sd_csf = _sample_template(maps[tissue_ch], tpl.origin, q_tissue, tpl.voxel_mm).unbind(-1)
+    sd_head = sd_head.contiguous()
+    A = p["anatomy"]
+    pet_box, pet_d = anat.carve_petrous(sd_head, q, A)
     # The template is an average of 152 brains, so its tissue maps are blurrier than one head:
     # sharpen the parenchyma fraction and the grey/white share (an individual's crisp boundaries).
     paren = gm + wm
@@ -468,6 +638,13 @@ def _make_phantom(seed, kind, shape, spacing, offset_mm, noise, blur, supersampl
     scalp = p["scalp_mm"] * (1.0 + 0.15 * fl[..., 1])
     diploe_hu = (p["hu"]["diploe"] * (1.0 + 0.12 * fl[..., 2])).clamp(300.0, 1100.0)
     del fl
+    # Skull base: under the brain's floors the bone is thick and dense, and the face and neck (soft tissue)
+    # lie below it instead of scalp and air; below NECK_Z the outside of the bone is neck all round.
+    neck = torch.sigmoid((anat.NECK_Z - q[..., 0]) / 4.0)
+    outer = torch.maximum(base, neck)
+    skull = skull + base * (A["base_mm"] - skull)
+    diploe_hu = diploe_hu + base * (A["base_hu"] - diploe_hu)
+    scalp = scalp + outer * (A["soft_mm"] - scalp)
 
     # Brain interior: ventricles and sulci grown by the patient's ageing parameters.
     depth = -sd_head
@@ -499,27 +676,34 @@ def _make_phantom(seed, kind, shape, spacing, offset_mm, noise, blur, supersampl
     ]
     ins = [_inside(sd_head, bi, w) for bi in b]
     frac = [ins[0]] + [ins[i + 1] - ins[i] for i in range(len(b) - 1)] + [1.0 - ins[-1]]
-    layer_hu = [hu_brain, hu_t["csf"], hu_t["bone"], diploe_hu, hu_t["bone"], hu_t["skin"], hu_t["fat"], hu_t["skin"], hu_t["air"]]
+    soft = A["soft_hu"]
+    skin_hu, fat_hu = hu_t["skin"] + outer * (soft - hu_t["skin"]), hu_t["fat"] + outer * (soft - hu_t["fat"])
+    layer_hu = [hu_brain, hu_t["csf"], hu_t["bone"], diploe_hu, hu_t["bone"], skin_hu, fat_hu, skin_hu, hu_t["air"]]
     hu = sum(fr * h for fr, h in zip(frac, layer_hu))
     frac_brain, frac_rim = frac[0], frac[1]
     bone_frac = frac[2] + frac[3] + frac[4]
+    intracranial = frac_brain + frac_rim
 
     # Normal calcifications (pineal, choroid plexus).
     calc = torch.zeros_like(hu)
-    if p["pineal"]:
-        occ = _inside((q_tissue - torch.from_numpy(tpl.pineal.astype(np.float32))).norm(dim=-1), 3.0, w)
-        hu = hu + occ * (p["pineal_hu"] - hu)
-        calc = torch.maximum(calc, occ)
-    if p["choroid"]:
-        for a in tpl.atria:
-            occ = _inside((q_tissue - torch.from_numpy(a.astype(np.float32))).norm(dim=-1), 3.5, w)
-            hu = hu + occ * (p["choroid_hu"] - hu)
-            calc = torch.maximum(calc, occ)
+    spots = ([(tpl.pineal, 3.0, p["pineal_hu"])] if p["pineal"] else []) + (
+        [(a, 3.5, p["choroid_hu"]) for a in tpl.atria] if p["choroid"] else [])
+    for centre, radius, value in spots:
+        box = anat.box_where(q_tissue, centre - radius - 2.0 * w, centre + radius + 2.0 * w)
+        if box is not None:
+            occ = _inside((q_tissue[box] - torch.from_numpy(centre.astype(np.float32))).norm(dim=-1), radius, w)
+            hu[box] = hu[box] + occ * (value - hu[box])
+            calc[box] = torch.maximum(calc[box], occ)
+    # Dense normal anatomy (dura, sinuses, calcifications) and the petrous pyramids.
+    hu, dense = anat.paint_dense_anatomy(hu, q, q_tissue, sd_head, rim, intracranial, wm_f, A, fine_mm, w)
+    if "calcification" in dense:
+        calc = torch.maximum(calc, dense["calcification"])
+    hu, petrous = anat.paint_petrous(hu, pet_box, pet_d, rim, A, w)
 
     # Tissue labels (before lesions), on the fine grid.
     tissue = torch.zeros(hu.shape, dtype=torch.uint8)
     order = ["brain", "csf", "bone", "diploe", "bone", "skin", "fat", "skin", "air"]
-    best = torch.stack(frac).argmax(0)
+    best = sum((sd_head >= bi).to(torch.uint8) for bi in b)  # the layer holding each sub-sample's centre
     for i, name in enumerate(order):
         if name == "brain":
             continue
@@ -531,11 +715,15 @@ def _make_phantom(seed, kind, shape, spacing, offset_mm, noise, blur, supersampl
         torch.where(csf_f > 0.5, TISSUE_CODES["csf"], torch.where(gm_f >= wm_f, TISSUE_CODES["gm"], TISSUE_CODES["wm"])),
     ).to(torch.uint8)
     tissue = torch.where(in_brain, brain_lab, tissue)
+    tissue[(best >= 5) & (best <= 7) & (outer > 0.5)] = TISSUE_CODES["soft_tissue"]
+    tissue[petrous > 0.5] = TISSUE_CODES["bone"]
+    for name, least in (("dura", 0.3), ("sinus", 0.5)):  # a sheet thinner than a voxel still marks it
+        if name in dense:
+            tissue[dense[name] > least] = TISSUE_CODES[name]
     tissue[calc > 0.5] = TISSUE_CODES["calcification"]
 
     # Lesions: occupancy per label code, HU blended into the tissue (noise comes later, as for tissue).
     occs: dict[int, torch.Tensor] = {}
-    intracranial = frac_brain + frac_rim
 
     def put(code: int, occ: torch.Tensor, value: torch.Tensor | float) -> None:
         nonlocal hu
@@ -626,17 +814,36 @@ def _make_phantom(seed, kind, shape, spacing, offset_mm, noise, blur, supersampl
     elif kind == "atrophy":
         occs[LESION_CODES["atrophy"]] = atrophy_occ * frac_brain  # HU already follow the atrophic anatomy
 
-    # Scanner: blur in-plane (fine grid), slice averaging / down-sampling, correlated noise.
+    # Beam hardening: dark interpetrous band and streaks (in the scanner's axial planes), cupping rim.
+    art = torch.zeros_like(hu)
+    if artefacts:
+        pet = anat.petrous_centres(p["rotation"], p["scale"], p["shift"], tpl.centre)
+        art = anat.beam_hardening(axes, pet, acq["beam_hardening_hu"], acq["streak_seed"])
+        art = art + anat.cupping(sd_head, rim, intracranial, acq["cupping_hu"], acq["cupping_mm"])
+        hu = hu + art
+
+    # Scanner: kernel blur and edge enhancement in-plane (fine grid), slice averaging / down-sampling,
+    # the rest of a thick slice profile along z, correlated noise with the kernel's grain.
     if blur:
-        sig = [0.0, p["blur_mm"] / (spacing[1] / f[1]), p["blur_mm"] / (spacing[2] / f[2])]
-        hu = torch.from_numpy(ndi.gaussian_filter(hu.numpy(), sigma=sig, mode="nearest").astype(np.float32))
+        px = (fine_mm[1], fine_mm[2])
+        hu_np = ndi.gaussian_filter(hu.numpy(), sigma=[0.0, acq["blur_mm"] / px[0], acq["blur_mm"] / px[1]], mode="nearest")
+        if acq["sharpen"] > 0:
+            low = ndi.gaussian_filter(hu_np, sigma=[0.0, 1.0 / px[0], 1.0 / px[1]], mode="nearest")
+            hu_np = hu_np + acq["sharpen"] * (hu_np - low)
+        hu = torch.from_numpy(hu_np.astype(np.float32))
     out = _block_mean(hu, f)
-    noise_sd = p["noise_sd_5mm"] * math.sqrt(5.0 / spacing[0])
+    extra_z = math.sqrt(max(thick**2 - spacing[0] ** 2, 0.0) / 12.0) / spacing[0]  # voxels
+    if extra_z > 0.05 and shape[0] > 1:
+        out = torch.from_numpy(ndi.gaussian_filter1d(out.numpy(), extra_z, axis=0, mode="nearest"))
+    noise_sd = acq["noise_sd_5mm"] * math.sqrt(5.0 / thick)
     if noise:
         rng = np.random.default_rng(np.random.SeedSequence([int(p["seed"]), 0x5EED, *shape]))
         white = rng.standard_normal(size=out.shape).astype(np.float32)
-        corr = [0.0 if shape[0] > 1 and spacing[0] >= 2.0 else 0.6, max(0.6, 0.8 / spacing[1]), max(0.6, 0.8 / spacing[2])]
-        nz = ndi.gaussian_filter(white, sigma=corr, mode="wrap")
+        cz = max(0.0 if shape[0] > 1 and spacing[0] >= 2.0 else 0.6, extra_z)
+        g1 = [max(0.6, acq["grain_mm"] / spacing[1]), max(0.6, acq["grain_mm"] / spacing[2])]
+        # band-pass texture of filtered back-projection: a difference of Gaussians (module phantom_acquisition)
+        nz = ndi.gaussian_filter(white, sigma=[cz, *g1], mode="wrap")
+        nz -= 0.5 * ndi.gaussian_filter(white, sigma=[cz, 2.0 * g1[0], 2.0 * g1[1]], mode="wrap")
         nz /= nz.std() + 1e-8
         out = out + torch.from_numpy(nz) * noise_sd
 
@@ -655,7 +862,7 @@ def _make_phantom(seed, kind, shape, spacing, offset_mm, noise, blur, supersampl
     # World (patient) coordinates: head centre at 0, RAS+; the grid centre sits at the offset.
     affine[:3, 3] = -affine[:3, :3] @ centre_vox + np.array([offset_mm[2], offset_mm[1], offset_mm[0] + z0])
     p_out = dict(p)
-    p_out.update(supersample=f, noise_sd=noise_sd if noise else 0.0)
+    p_out.update(supersample=f, noise_sd=noise_sd if noise else 0.0, slice_mm=thick, acq=acq)
     return Phantom(
         hu=out.numpy().astype(np.float32),
         spacing=spacing,  # type: ignore[arg-type]
@@ -666,6 +873,7 @@ def _make_phantom(seed, kind, shape, spacing, offset_mm, noise, blur, supersampl
         brain=(brain_occ > 0.5).numpy().astype(np.uint8),
         kind=kind,
         params=p_out,
+        artefact=_block_mean(art, f).numpy().astype(np.float32),
     )
 
 
@@ -697,7 +905,8 @@ def atlas_phantom(
     """The CT atlas: a noise-free phantom in the template's own pose and mid-range tissue HU.
 
     Registration of real scans aligns them to this volume (HU), as the seeds aligned to a CT template.
-    Its affine is centred on the head (world 0 = head centre, RAS+).
+    Its affine is centred on the head (world 0 = head centre, RAS+). It has the sinuses, dura and skull
+    base at mid-range values, no calcification and no beam-hardening artefact.
     """
     p = sample_patient(0, "healthy")
     p.update(
@@ -710,12 +919,17 @@ def atlas_phantom(
         csf_rim_mm=1.5,
         vent_grow_mm=0.5,
         sulcal_mm=0.3,
-        blur_mm=1.0,
         pineal=False,
         choroid=False,
     )
     p["hu"] = dict(p["hu"], wm=27.5, gm=36.0, csf=7.0, diploe=700.0, fat=-90.0, skin=42.0)
+    p["acq"] = resolve_acquisition(p["acq"], kernel="standard", blur_mm=1.0)
+    p["anatomy"] = dict(
+        p["anatomy"], sinus_hu=52.0, dura_hu=50.0, falx_mm=1.5, tentorium_mm=1.5, base_mm=11.0, base_hu=1000.0,
+        petrous_hu=1900.0, petrous_mm=10.0, soft_hu=40.0, soft_mm=25.0, calcs=[],
+        sss_halfwidth_mm=(1.5, 4.2), sss_depth_mm=(3.2, 7.5), ts_mm={"right": 3.7, "left": 3.2}, straight_mm=2.5,
+    )
     # offset so that the grid centre is the head centre (make_phantom centres on the mid-axial level)
     tpl = load_template()
-    return make_phantom(0, shape=shape, spacing=spacing, noise=False, params=p,
+    return make_phantom(0, shape=shape, spacing=spacing, noise=False, params=p, artefacts=False,
                         offset_mm=(tpl.centre[0] - tpl.midaxial_z, 0.0, 0.0))

@@ -1,8 +1,14 @@
 """A phantom data set: healthy training scans, validation and test scans with and without lesions.
 
 Each scan is one synthetic patient rendered twice from the same seed: a 3D volume at the 3D models'
-shape (isotropic) and a stack of 2D axial slices (thick slices through the mid-axial level) at the 2D
-models' size — the same head and lesion in both, as 2D and 3D sets cut from one real scan would be.
+shape (isotropic) and a stack of 2D axial slices (through the mid-axial level) at the 2D models' size —
+the same head and lesion in both, as 2D and 3D sets cut from one real scan would be.
+
+Each patient also has an acquisition (:mod:`ctad_core.data.phantom_acquisition`): its slice thickness is
+the 2D slices' thickness (native slices, ``slice_mm`` apart) and, where thicker than the 3D voxels, the
+3D volume's slice profile; its kernel and noise level apply to both. The manifest records per scan the
+lesion ``variant``, the acquisition (``kernel``, ``slice_thickness_mm``, ``noise_sd_5mm``), the patient's
+``age`` and which physiological ``calcification`` it has, so an evaluation can split by any of them.
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from ctad_core.data.phantom import HAEMORRHAGE_KINDS, LESION_KINDS, make_phantom, sample_patient
+from ctad_core.data.phantom_acquisition import acquisition_ranges, resolve_acquisition
 from ctad_core.data.prepare import PreparedScan
 from ctad_core.frontend import tqdm
 
@@ -35,11 +42,14 @@ class PhantomSetSpec:
         shape_3d: (z, y, x) voxels of the 3D volumes (isotropic spacing ``fov_mm / shape``).
         size_2d: 2D slice size (square).
         slices_2d: number of 2D slices per scan, centred on the mid-axial level.
-        slice_mm: 2D slice thickness and spacing between them (mm).
+        slice_mm: spacing between the 2D slices (mm); their thickness is each patient's acquisition's.
         fov_mm: field of view of both renderings (mm).
         seed: the set's seed; scan ``i`` is patient ``seed * 100003 + i``.
         aligned: render every head in the template's pose, as the seeds' scans were after registration
             (rotation, scale and shift removed; warp and anatomy still vary).
+        acquisition: overrides of the acquisition sampling ranges
+            (:data:`ctad_core.data.phantom_acquisition.ACQUISITION_DEFAULTS`), e.g.
+            ``{"kernels": {"standard": 1.0}, "slice_mm": {5.0: 1.0}}`` for one protocol.
     """
 
     n_train: int = 60
@@ -55,8 +65,10 @@ class PhantomSetSpec:
     fov_mm: float = 230.0
     seed: int = 0
     aligned: bool = False
+    acquisition: dict[str, Any] | None = None
 
     def __post_init__(self) -> None:
+        acquisition_ranges(self.acquisition)  # raises on bad ranges
         bad = [k for k in self.kinds if k not in LESION_KINDS]
         if bad:
             raise ValueError(f"unknown lesion kinds {bad}; choose from {LESION_KINDS}")
@@ -99,12 +111,31 @@ def plan_phantom_set(spec: PhantomSetSpec) -> list[dict[str, Any]]:
     return out
 
 
-def render_phantom_scan(item: dict[str, Any], spec: PhantomSetSpec) -> PreparedScan:
-    """Render one planned scan in 3D and 2D (same patient)."""
-    params = sample_patient(item["seed"], item["kind"], aligned=spec.aligned)
-    vol = make_phantom(item["seed"], shape=tuple(spec.shape_3d), spacing=spec.spacing_3d, params=params)
+def render_phantom_scan(
+    item: dict[str, Any], spec: PhantomSetSpec, acquisition: dict[str, Any] | None = None
+) -> PreparedScan:
+    """Render one planned scan in 3D and 2D (same patient).
+
+    Args:
+        item: a row of :func:`plan_phantom_set`.
+        spec: the set.
+        acquisition: render the patient under this acquisition instead of its own (any keys of
+            :func:`ctad_core.data.phantom_acquisition.resolve_acquisition`, e.g.
+            ``{"kernel": "sharp", "slice_mm": 0.625}``): the same head and lesion as another scanner
+            would show them, for a test under acquisition shift.
+
+    Returns:
+        The :class:`PreparedScan`; ``extra`` holds the manifest columns of the module docstring.
+    """
+    params = sample_patient(item["seed"], item["kind"], aligned=spec.aligned, acquisition=spec.acquisition)
+    if acquisition:
+        params["acq"] = resolve_acquisition(params["acq"], **acquisition)
+    acq = params["acq"]
+    vol = make_phantom(item["seed"], shape=tuple(spec.shape_3d), spacing=spec.spacing_3d, params=params,
+                       slice_mm=max(acq["slice_mm"], spec.spacing_3d[0]))
     sl = make_phantom(
-        item["seed"], shape=(spec.slices_2d, spec.size_2d, spec.size_2d), spacing=spec.spacing_2d, params=params
+        item["seed"], shape=(spec.slices_2d, spec.size_2d, spec.size_2d), spacing=spec.spacing_2d, params=params,
+        slice_mm=acq["slice_mm"],
     )
     slice_label = (sl.lesion.reshape(spec.slices_2d, -1) > 0).any(axis=1).astype(np.int8)
     return PreparedScan(
@@ -126,8 +157,25 @@ def render_phantom_scan(item: dict[str, Any], spec: PhantomSetSpec) -> PreparedS
             "haemorrhage": int(item["kind"] in HAEMORRHAGE_KINDS),
             "phantom_seed": item["seed"],
             "lesion_voxels": int((vol.lesion > 0).sum()),
+            "variant": vol.variant,
+            "kernel": acq["kernel"],
+            "slice_thickness_mm": acq["slice_mm"],
+            "noise_sd_5mm": round(float(acq["noise_sd_5mm"]), 3),
+            "age": round(float(params["age"]), 1),
+            "calcification": calcification_summary(params),
         },
     )
+
+
+def calcification_summary(params: dict[str, Any]) -> str:
+    """The patient's physiological calcifications joined by ``+`` (``pineal``, ``choroid``,
+    ``basal_ganglia_punctate`` or ``_patchy``, ``falx``, ``tentorium``), or ``none``."""
+    a = params["anatomy"]
+    parts = [n for n in ("pineal", "choroid") if params.get(n)]
+    if a["bg_calc"] != "none":
+        parts.append(f"basal_ganglia_{a['bg_calc']}")
+    parts += [n for n in ("falx", "tentorium") if a[f"{n}_calc"]]
+    return "+".join(parts) or "none"
 
 
 def _render_worker(args: tuple[dict[str, Any], PhantomSetSpec]) -> PreparedScan:

@@ -8,7 +8,14 @@ Nothing is downloaded: the three files (T1, GM, WM; 197×233×189, 1 mm, RAS, ui
   CSF rim are layers of this distance, so they follow the brain's outline as in a real head;
 - ``gm``, ``wm``: tissue probabilities in [0, 1]; what is neither (inside the closed mask) is CSF;
 - ``sd_vent``: distance to the ventricles (deep CSF), grown or shrunk per patient (atrophy);
-- ``sd_csf``: distance to all CSF, for sulcal widening.
+- ``sd_csf``: distance to all CSF, for sulcal widening;
+- ``base``: skull-base weight in [0, 1]: 1 where the brain's outline faces down (the floors of the
+  anterior, middle and posterior fossae lie below it), 0 on the vault; the phantom thickens the bone there
+  and puts the soft tissue of face and neck below it instead of scalp and air.
+
+Anatomical landmarks the template cannot give (venous sinuses, tentorium, petrous ridges, globus
+pallidus) are fixed points in its space, :data:`LANDMARKS`, placed by inspecting the template's sagittal,
+coronal and axial planes (MNI ICBM152 2009 coordinates); the tests check each against the template maps.
 
 Arrays follow the workbook's (z, y, x) order; ``world = index + origin`` (1 mm, RAS+).
 """
@@ -26,10 +33,24 @@ import nibabel as nib
 import numpy as np
 from scipy import ndimage as ndi
 
-_VERSION = "v4"
+_VERSION = "v5sb"
 _PAD_SIDE = 14  # mm added left/right, front/back and top, for skull and scalp
 _PAD_BOTTOM = 30  # mm added below the brainstem cut, filled by edge replication (no skull base)
-CHANNELS = ("sd_head", "gm", "wm", "sd_vent", "sd_csf")
+CHANNELS = ("sd_head", "gm", "wm", "sd_vent", "sd_csf", "base")
+#: World (z, y, x) mm of anatomical landmarks in template space (x > 0 is the right side; mirror x for the
+#: left). The petrous ridge is the segment ``petrous_lateral`` → ``petrous_apex`` (the crest of the
+#: pyramid lies along it, between temporal lobe and cerebellum); the straight sinus runs ``galen`` →
+#: ``torcula``; the transverse sinus turns into the sigmoid sinus at ``sigmoid_top``, which descends to
+#: ``jugular``.
+LANDMARKS = {
+    "globus_pallidus": (0.0, -4.0, 19.0),
+    "petrous_lateral": (-36.0, -38.0, 50.0),
+    "petrous_apex": (-36.0, -14.0, 17.0),
+    "galen": (8.0, -50.0, 0.0),
+    "torcula": (-15.0, -92.0, 0.0),
+    "sigmoid_top": (-24.0, -46.0, 48.0),
+    "jugular": (-46.0, -34.0, 38.0),
+}
 _LEVEL1: list[np.ndarray] = []  # the 2 mm maps, filled by load_template(0)
 
 
@@ -82,6 +103,19 @@ def _signed_distance(mask: np.ndarray) -> np.ndarray:
     return (outside - inside).astype(np.float32)
 
 
+def _base_weight(sd_head: np.ndarray) -> np.ndarray:
+    """Skull-base weight: how much the nearest brain outline lies *above* a point (its normal points down).
+
+    The unit gradient of the (smoothed) distance map points away from the brain; where its z component is
+    below −0.35 (the outline faces down by more than ~20°) the point lies under a fossa floor. A ramp to 1
+    at −0.75, then a 3 mm Gaussian, keep the transition to the vault smooth.
+    """
+    g = np.gradient(ndi.gaussian_filter(sd_head.astype(np.float32), 2.0))
+    norm = np.sqrt(g[0] ** 2 + g[1] ** 2 + g[2] ** 2) + 1e-6
+    down = -g[0] / norm
+    return ndi.gaussian_filter(np.clip((down - 0.35) / 0.4, 0.0, 1.0), 3.0).astype(np.float32)
+
+
 def _build() -> dict[str, np.ndarray]:
     def load(kind: str) -> tuple[np.ndarray, np.ndarray]:
         img = nib.load(str(_nilearn_file(kind)))
@@ -104,9 +138,14 @@ def _build() -> dict[str, np.ndarray]:
     origin = np.array([origin_xyz[2] - pads[0][0], origin_xyz[1] - pads[1][0], origin_xyz[0] - pads[2][0]])
     # Closed brain mask: closing with a 6 mm ball (via distance maps), holes filled: the inner table's outline.
     d_out = ndi.distance_transform_edt(~brain)
-    dilated = d_out <= 6.0
-    closed = ndi.distance_transform_edt(dilated) > 6.0
-    closed = ndi.binary_fill_holes(closed | brain)
+    closed = ndi.distance_transform_edt(d_out <= 6.0) > 6.0
+    # Behind and below the temporal lobes the notch between cerebrum and cerebellum is wider: there the
+    # tentorium, the transverse sinuses and the petrous ridges lie, not bone; close it with a 12 mm ball.
+    zz, yy = np.meshgrid(np.arange(brain.shape[0]) + origin[0], np.arange(brain.shape[1]) + origin[1], indexing="ij")
+    notch = ((yy < LANDMARKS["petrous_apex"][1]) & (zz > LANDMARKS["petrous_apex"][0] - 10.0)
+             & (zz < LANDMARKS["galen"][0] + 2.0))[:, :, None]
+    wide = ndi.distance_transform_edt(d_out <= 12.0) > 12.0
+    closed = ndi.binary_fill_holes(closed | (wide & notch) | brain)
     sd_head = _signed_distance(closed)
     # Tissue probabilities; CSF is what is inside the closed mask and neither GM nor WM.
     tissue = np.clip(gm + wm, 0.0, 1.0)
@@ -123,7 +162,8 @@ def _build() -> dict[str, np.ndarray]:
     vent = ndi.binary_closing(vent, iterations=1)
     sd_vent = _signed_distance(vent)
     sd_csf = _signed_distance(csf)
-    maps = np.stack([sd_head, gm, wm, sd_vent, sd_csf]).astype(np.float32)
+    base = _base_weight(sd_head)
+    maps = np.stack([sd_head, gm, wm, sd_vent, sd_csf, base]).astype(np.float32)
 
     zz, yy, xx = np.nonzero(closed[_PAD_BOTTOM:])  # the real brain, not the replicated "neck"
     centre = np.array([zz.min() + zz.max() + 2 * _PAD_BOTTOM, yy.min() + yy.max(), xx.min() + xx.max()]) / 2.0 + origin
