@@ -113,7 +113,8 @@ STAGE_OUTPUTS = {
     "07": "report/metrics.json",
 }
 
-#: What a dry run changes, by notebook number: few scans, small galleries, no widgets. Image, model, batch
+#: What a dry run changes, by notebook number: few scans (two lesion kinds, one 2D slice each), small
+#: galleries, no widgets. Image, model, batch
 #: and latent sizes stay the profile's; every training loop stops after ``dry_steps`` steps
 #: (:mod:`ctad_core.probe`).
 DRY_RUN_OVERRIDES: dict[str, dict[str, Any]] = {
@@ -124,6 +125,7 @@ DRY_RUN_OVERRIDES: dict[str, dict[str, Any]] = {
         "n_val_per_kind": 1,
         "n_test_per_kind": 1,
         "slices_2d": 1,
+        "kinds": ["iph", "sdh"],
     },
     "06": {"n_per_class": 6, "machine_extra": 10, "machine_folds": 3},
     "07": {"n_fid_generated": 32, "fid_num_points": 5, "interactive": False},
