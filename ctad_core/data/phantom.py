@@ -201,10 +201,10 @@ def sample_patient(
 ) -> dict[str, Any]:
     """Draw one patient's parameters (anatomy, pose, tissue HU, lesion, acquisition) from ``seed``.
 
-    Four independent streams of the seed draw the core patient (pose, tissues, lesion site and size, as
-    before this module had variants), the dense normal anatomy and age, the lesion variant, and the
-    acquisition; changing the acquisition ranges or a variant's frequency leaves the rest of the patient
-    unchanged.
+    Four independent streams of the seed draw the core patient (pose, tissues, lesion site and size: the
+    same values as before the dense anatomy, variants and acquisitions existed), the dense normal anatomy
+    and age, the lesion variant (which then changes the lesion's HU or size), and the acquisition;
+    changing the acquisition ranges or a variant's frequency leaves the rest of the patient unchanged.
 
     Args:
         seed: the patient seed; the same seed gives the same patient on any grid.
