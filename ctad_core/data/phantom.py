@@ -527,7 +527,8 @@ def make_phantom(
             phantom to the bit).
         kind: ``"healthy"`` or one of :data:`LESION_KINDS`.
         shape: output (z, y, x) voxels.
-        spacing: output (z, y, x) mm; z is the slice thickness (thick slices average 1 mm planes).
+        spacing: output (z, y, x) mm; z is the slice spacing and, unless ``slice_mm`` says otherwise, the
+            slice thickness (thick slices average 1 mm planes).
         offset_mm: world position of the grid centre relative to the head centre; z = 0 is the
             mid-axial level (lateral ventricles), so ``(10, 0, 0)`` centres the grid 10 mm above it.
         noise: add spatially correlated noise (SD: the acquisition's ``noise_sd_5mm`` · √(5 / slice_mm),
