@@ -70,10 +70,16 @@ def auroc(healthy: np.ndarray, lesioned: np.ndarray) -> float:
     return float(roc_auc_score(y, np.r_[healthy, lesioned]))
 
 
-def spec_from_profile(profile: str) -> PhantomSetSpec:
-    """The notebook-01 phantom set of a parameter profile (keys that :class:`PhantomSetSpec` knows)."""
+def spec_from_profile(profile: str, overrides: list[str] | None = None) -> PhantomSetSpec:
+    """The notebook-01 phantom set of a parameter profile (keys that :class:`PhantomSetSpec` knows).
+
+    ``overrides`` are ``key=value`` strings (YAML values), e.g. ``n_test_per_kind=20``.
+    """
     path = Path(__file__).parents[1] / "parameters" / profile / "01_data_prep.yaml"
     params = yaml.safe_load(path.read_text()) or {}
+    for item in overrides or []:
+        key, _, value = item.partition("=")
+        params[key.strip()] = yaml.safe_load(value)
     names = {f.name for f in dataclasses.fields(PhantomSetSpec)}
     kw = {k: (tuple(v) if isinstance(v, list) else v) for k, v in params.items() if k in names}
     return PhantomSetSpec(**kw)
@@ -91,8 +97,15 @@ def main() -> None:
     ap.add_argument(
         "--workers", type=int, default=None, help="build processes (default: one per core, at most 8)"
     )
+    ap.add_argument(
+        "--set",
+        nargs="*",
+        default=[],
+        metavar="KEY=VALUE",
+        help="change the profile's set, e.g. n_test_per_kind=20 n_test_healthy=40",
+    )
     args = ap.parse_args()
-    spec = spec_from_profile(args.profile)
+    spec = spec_from_profile(args.profile, args.set)
     t0 = time.perf_counter()
     load_template()
     t_tpl = time.perf_counter() - t0
@@ -140,7 +153,8 @@ def main() -> None:
         f"(other jobs may share it)"
     )
     print(
-        f"profile {args.profile}: {len(df)} scans, 3D {tuple(spec.shape_3d)}, 2D {spec.slices_2d}x{spec.size_2d}^2"
+        f"profile {args.profile} {' '.join(args.set)}: {len(df)} scans, 3D {tuple(spec.shape_3d)}, "
+        f"2D {spec.slices_2d}x{spec.size_2d}^2"
     )
     print(
         f"template load: {t_tpl:.1f} s; phantom set build + write: {t_set:.1f} s "

@@ -201,10 +201,10 @@ def sample_patient(
 ) -> dict[str, Any]:
     """Draw one patient's parameters (anatomy, pose, tissue HU, lesion, acquisition) from ``seed``.
 
-    Four independent streams of the seed draw the core patient (pose, tissues, lesion site and size, as
-    before this module had variants), the dense normal anatomy and age, the lesion variant, and the
-    acquisition; changing the acquisition ranges or a variant's frequency leaves the rest of the patient
-    unchanged.
+    Four independent streams of the seed draw the core patient (pose, tissues, lesion site and size: the
+    same values as before the dense anatomy, variants and acquisitions existed), the dense normal anatomy
+    and age, the lesion variant (which then changes the lesion's HU or size), and the acquisition;
+    changing the acquisition ranges or a variant's frequency leaves the rest of the patient unchanged.
 
     Args:
         seed: the patient seed; the same seed gives the same patient on any grid.
@@ -527,7 +527,8 @@ def make_phantom(
             phantom to the bit).
         kind: ``"healthy"`` or one of :data:`LESION_KINDS`.
         shape: output (z, y, x) voxels.
-        spacing: output (z, y, x) mm; z is the slice thickness (thick slices average 1 mm planes).
+        spacing: output (z, y, x) mm; z is the slice spacing and, unless ``slice_mm`` says otherwise, the
+            slice thickness (thick slices average 1 mm planes).
         offset_mm: world position of the grid centre relative to the head centre; z = 0 is the
             mid-axial level (lateral ventricles), so ``(10, 0, 0)`` centres the grid 10 mm above it.
         noise: add spatially correlated noise (SD: the acquisition's ``noise_sd_5mm`` · √(5 / slice_mm),

@@ -330,23 +330,23 @@ def falx_free_edge_z(qy: torch.Tensor) -> torch.Tensor:
 
 
 # ----------------------------------------------------------------------------------------- painting
-def box_where(q: torch.Tensor, lo, hi) -> tuple[slice, ...] | None:
-    """Index box (z, y, x slices) of the grid points whose template coordinates lie in ``[lo, hi]``.
+def box_where(q: torch.Tensor, lo, hi, step: int = 2) -> tuple[slice, ...] | None:
+    """Index box (z, y, x slices) holding every grid point whose template coordinates lie in ``[lo, hi]``.
 
-    Tested on a sub-lattice (every ``step``-th point, ``step`` ≤ 4 and small enough that the lattice,
-    however rotated, has a point in any box of the bounds' size), then grown by ``step`` points on every
-    side; None when no point is inside.
+    Tested on every ``step``-th point along each axis against the bounds widened by half a lattice
+    cell's diagonal (so that a lattice point lies inside whenever any grid point does), then grown by
+    ``step`` points on every side; None when no point is inside. The box may hold more than the region.
 
     Args:
         q: (Z, Y, X, 3) template mm (a smooth function of the grid index).
         lo, hi: (3,) bounds per axis (±inf for none).
+        step: lattice step (grid points).
     """
-    lo, hi = np.asarray(lo, dtype=np.float64), np.asarray(hi, dtype=np.float64)
-    finite = np.isfinite(lo) & np.isfinite(hi)
-    width = float((hi - lo)[finite].min()) if finite.any() else np.inf
     rows = (q[:, 0, 0], q[0, :, 0], q[0, 0, :])  # the largest gap between neighbours along each axis
     pitch = max(float((r[1:] - r[:-1]).norm(dim=-1).max()) if len(r) > 1 else 0.0 for r in rows)
-    step = int(np.clip(width / (2.0 * max(pitch, 1e-6)), 1, 4))
+    margin = 0.5 * math.sqrt(3.0) * step * pitch
+    lo = np.asarray(lo, dtype=np.float64) - margin
+    hi = np.asarray(hi, dtype=np.float64) + margin
     qs = q[::step, ::step, ::step]
     mask = torch.ones(qs.shape[:-1], dtype=torch.bool)
     for i in range(3):
@@ -442,9 +442,11 @@ def paint_dense_anatomy(
             r = A["ts_mm"][name]
             path = np.vstack([transverse_sinus_path()[k], _lm("jugular", side)])  # transverse, then sigmoid
             sub = box_where(qb, path.min(0) - r - 2.0 * w, path.max(0) + r + 2.0 * w)
-            if sub is not None:
+            if sub is not None:  # the path runs 2 mm inside the outline: measure only near the outline
                 inner = tuple(slice(b.start + s.start, b.start + s.stop) for b, s in zip(box, sub))
-                ts = _inside(_polyline_distance(q[inner], path), r, w)
+                near = (sd_head[inner] > -(r + 2.0 + 2.0 * w)) & (intracranial[inner] > 0)
+                ts = torch.zeros(near.shape)
+                ts[near] = _inside(_polyline_distance(q[inner][near], path), r, w)
                 paint("sinus", inner, ts * intracranial[inner], sinus)
         ss = _inside(_segment_distance(qb, _lm("galen"), _lm("torcula")), A["straight_mm"], w)
         paint("sinus", box, ss * ic, sinus)

@@ -138,23 +138,26 @@ def _build() -> dict[str, np.ndarray]:
     origin = np.array([origin_xyz[2] - pads[0][0], origin_xyz[1] - pads[1][0], origin_xyz[0] - pads[2][0]])
     # Closed brain mask: closing with a 6 mm ball (via distance maps), holes filled: the inner table's outline.
     d_out = ndi.distance_transform_edt(~brain)
-    closed = ndi.distance_transform_edt(d_out <= 6.0) > 6.0
+    closed6 = ndi.binary_fill_holes((ndi.distance_transform_edt(d_out <= 6.0) > 6.0) | brain)
     # Behind and below the temporal lobes the notch between cerebrum and cerebellum is wider: there the
     # tentorium, the transverse sinuses and the petrous ridges lie, not bone; close it with a 12 mm ball.
+    # (Ventricles, landmarks and lesion sites keep the 6 mm outline, so seeds place lesions as before.)
     zz, yy = np.meshgrid(np.arange(brain.shape[0]) + origin[0], np.arange(brain.shape[1]) + origin[1], indexing="ij")
     notch = ((yy < LANDMARKS["petrous_apex"][1]) & (zz > LANDMARKS["petrous_apex"][0] - 10.0)
              & (zz < LANDMARKS["galen"][0] + 2.0))[:, :, None]
     wide = ndi.distance_transform_edt(d_out <= 12.0) > 12.0
-    closed = ndi.binary_fill_holes(closed | (wide & notch) | brain)
+    closed = ndi.binary_fill_holes(closed6 | (wide & notch))
     sd_head = _signed_distance(closed)
     # Tissue probabilities; CSF is what is inside the closed mask and neither GM nor WM.
     tissue = np.clip(gm + wm, 0.0, 1.0)
     scale = np.where(gm + wm > 1.0, 1.0 / np.maximum(gm + wm, 1e-6), 1.0)
     gm, wm = (gm * scale).astype(np.float32), (wm * scale).astype(np.float32)
     csf = closed & ((1.0 - tissue) > 0.5)
+    csf6 = closed6 & ((1.0 - tissue) > 0.5)
+    sd6 = _signed_distance(closed6)
     # Ventricles: deep CSF (> 12 mm from the closed outline), largest components.
-    depth = -sd_head
-    deep = csf & (depth > 12.0)
+    depth = -sd6
+    deep = csf6 & (depth > 12.0)
     lab, n = ndi.label(deep)
     sizes = ndi.sum(deep, lab, index=np.arange(1, n + 1)) if n else np.zeros(0)
     keep = np.flatnonzero(sizes >= max(300.0, 0.02 * sizes.max(initial=0))) + 1
@@ -165,7 +168,7 @@ def _build() -> dict[str, np.ndarray]:
     base = _base_weight(sd_head)
     maps = np.stack([sd_head, gm, wm, sd_vent, sd_csf, base]).astype(np.float32)
 
-    zz, yy, xx = np.nonzero(closed[_PAD_BOTTOM:])  # the real brain, not the replicated "neck"
+    zz, yy, xx = np.nonzero(closed6[_PAD_BOTTOM:])  # the real brain, not the replicated "neck"
     centre = np.array([zz.min() + zz.max() + 2 * _PAD_BOTTOM, yy.min() + yy.max(), xx.min() + xx.max()]) / 2.0 + origin
     vz, vy, vx = np.nonzero(vent)
     vw = np.stack([vz, vy, vx], 1) + origin
@@ -198,8 +201,8 @@ def _build() -> dict[str, np.ndarray]:
         "deep_gm": pick((gm > 0.5) & (depth > 22.0) & ~vent),
         "lobar_wm": pick((wm > 0.6) & (depth > 8.0) & (depth < 25.0)),
         "deep_wm": pick((wm > 0.6) & (depth > 18.0)),
-        "surface": pick(np.abs(sd_head) <= 1.5),
-        "sulcal_csf": pick(csf & ~vent & (depth < 20.0) & (depth > 2.0)),
+        "surface": pick(np.abs(sd6) <= 1.5),
+        "sulcal_csf": pick(csf6 & ~vent & (depth < 20.0) & (depth > 2.0)),
         "ventricle": pick(vent),
     }
     return {

@@ -427,8 +427,9 @@ def _digest(a: np.ndarray) -> str:
     return hashlib.sha1(np.ascontiguousarray(a).tobytes()).hexdigest()
 
 
-def test_manifest_records_variant_and_acquisition_and_kinds_stay_nine(tmp_path):
-    spec = PhantomSetSpec(
+def _tiny_spec(**kw) -> PhantomSetSpec:
+    """A phantom set of a few small scans: one test scan per kind, aligned heads."""
+    base = dict(
         n_train=2,
         n_val_healthy=1,
         n_test_healthy=1,
@@ -439,6 +440,11 @@ def test_manifest_records_variant_and_acquisition_and_kinds_stay_nine(tmp_path):
         slices_2d=2,
         aligned=True,
     )
+    return PhantomSetSpec(**{**base, **kw})
+
+
+def test_manifest_records_variant_and_acquisition_and_kinds_stay_nine(tmp_path):
+    spec = _tiny_spec()
     df = write_prepared(
         tmp_path / "data",
         build_phantom_set(spec, workers=1, progress=False),
@@ -458,17 +464,14 @@ def test_manifest_records_variant_and_acquisition_and_kinds_stay_nine(tmp_path):
 
 
 def test_a_scan_renders_under_a_chosen_acquisition_with_the_same_anatomy():
-    spec = PhantomSetSpec(
+    spec = _tiny_spec(
         n_train=1,
         n_val_healthy=0,
         n_test_healthy=0,
-        n_val_per_kind=0,
-        n_test_per_kind=1,
         kinds=("sdh",),
         shape_3d=(24, 24, 24),
         size_2d=32,
         slices_2d=3,
-        aligned=True,
     )
     item = plan_phantom_set(spec)[-1]
     base = render_phantom_scan(item, spec)
