@@ -103,6 +103,7 @@ print("device:", describe_device(dev), "| window (HU):", window)
 train = load_slices(run, "train")
 x_train = to_model(train.image, window)
 x_small = gan2d.prepare_slices(x_train, image_size)[:, 0].numpy()
+n_show = min(n_show, len(x_small))  # a small set (a dry run, a few real scans) has fewer slices to show
 print(f"{len(train)} healthy training slices of {train.image.shape[1:]} px → model size {image_size}")
 fig, axes = plt.subplots(1, n_show, figsize=(2 * n_show, 2))
 for ax, img in zip(axes, x_small[np.linspace(0, len(x_small) - 1, n_show).astype(int)]):
