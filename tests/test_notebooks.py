@@ -93,8 +93,9 @@ def test_notebook_01_reads_a_folder_of_real_scans_and_02_trains_on_it(tmp_path, 
     """Notebook 01 pointed at a plain folder of NIfTI scans (with a labels CSV) writes the same contract,
     and notebook 02 runs on it unchanged.
 
-    Asks for ``smoke_run_dir`` so that it starts its kernels only after the shared smoke chain is done:
-    Jupyter kernels launched at the same moment by two test processes can pick the same ports and stall.
+    Asks for ``smoke_run_dir`` so that it runs after the shared smoke chain, on the same xdist worker (two
+    chains at once on 2 cores would only slow each other). Kernels no longer share TCP ports: ``ctad run``
+    gives each one private IPC sockets.
     """
     import pandas as pd
 
