@@ -60,8 +60,11 @@ def training_step(
     ema.update(G)
 
 
-def time_size(size: int, a: argparse.Namespace, dev: torch.device) -> tuple[float, float]:
-    """(seconds per training step, seconds per D forward of one batch) at ``size``."""
+def time_size(size: int, a: argparse.Namespace, dev: torch.device) -> tuple[float, float, float]:
+    """(wall seconds per training step, process CPU seconds per step, wall seconds per D forward) at ``size``.
+
+    On a machine shared with other jobs the CPU seconds vary less than the wall-clock ones.
+    """
     cfg = FastGANConfig(image_size=size, nz=a.nz, ngf=a.ngf, ndf=a.ndf, batch_size=a.batch)
     G, D = Generator(cfg).to(dev).train(), Discriminator(cfg).to(dev).train()
     ema = EMA(G, cfg.ema_decay)
@@ -70,13 +73,15 @@ def time_size(size: int, a: argparse.Namespace, dev: torch.device) -> tuple[floa
     gen = torch.Generator().manual_seed(0)
     real = (torch.rand(a.batch, 1, size, size, generator=gen) * 2 - 1).to(dev)
     training_step(G, D, ema, opt_g, opt_d, cfg, real, gen)  # warm-up
+    cpu0 = time.process_time()
     with Stopwatch(dev) as sw:
         for _ in range(a.steps):
             training_step(G, D, ema, opt_g, opt_d, cfg, real, gen)
+    cpu = time.process_time() - cpu0
     with torch.no_grad(), Stopwatch(dev) as fw:
         for _ in range(a.steps):
             D(real)
-    return sw.seconds / a.steps, fw.seconds / a.steps
+    return sw.seconds / a.steps, cpu / a.steps, fw.seconds / a.steps
 
 
 def main() -> None:
@@ -101,12 +106,12 @@ def main() -> None:
     dev = resolve_device(a.device)
     print(f"device {describe_device(dev)}, torch threads {torch.get_num_threads()}")
     print(f"ngf {a.ngf}, ndf {a.ndf}, nz {a.nz}, batch {a.batch}, {a.steps} timed steps after 1 warm-up")
-    print(f"{'size':>5} {'G params':>12} {'D params':>12} {'s/step':>9} {'D fwd s':>9}")
+    print(f"{'size':>5} {'G params':>12} {'D params':>12} {'s/step':>9} {'cpu s/step':>10} {'D fwd s':>9}")
     for size in SIZES:
         cfg = FastGANConfig(image_size=size, nz=a.nz, ngf=a.ngf, ndf=a.ndf)
         n_g, n_d = count_parameters(Generator(cfg)), count_parameters(Discriminator(cfg))
-        step, fwd = time_size(size, a, dev) if size in sizes else (float("nan"), float("nan"))
-        print(f"{size:>5} {n_g:>12,} {n_d:>12,} {step:>9.3f} {fwd:>9.3f}", flush=True)
+        step, cpu, fwd = time_size(size, a, dev) if size in sizes else (float("nan"),) * 3
+        print(f"{size:>5} {n_g:>12,} {n_d:>12,} {step:>9.3f} {cpu:>10.3f} {fwd:>9.3f}", flush=True)
     print(f"finished {time.strftime('%Y-%m-%d %H:%M:%S')}")
 
 
