@@ -23,8 +23,9 @@ Rules the numbers follow (and the notebook explains):
   haemorrhage when any part is one. As seed 000 did, the haemorrhage Dice (and ``pixel_auroc_haemorrhage``,
   healthy + haemorrhage test items) uses the method's ``maps_haemorrhage`` (ρ = max(·, 0)) when it wrote them.
 
-CLI: ``python -m ctad_core.evaluate record-baseline --run-dir D --profile P`` copies the run's metrics into
-``tests/baselines/P.json`` with tolerances (see :func:`record_baseline`).
+CLI: ``python -m ctad_core.evaluate record-baseline --run-dir D --profile P --out FILE`` copies the run's metrics
+with tolerances into FILE (see :func:`record_baseline`; the repository keeps its baselines in
+``tests/baselines/<profile>.json``).
 """
 
 from __future__ import annotations
@@ -697,16 +698,26 @@ def check_report(report: Mapping[str, Any]) -> list[str]:
     return problems
 
 
-def record_baseline(run_dir: str | os.PathLike, profile: str, out: str | os.PathLike | None = None,
+def record_baseline(run_dir: str | os.PathLike, profile: str, out: str | os.PathLike,
                     tolerances: Mapping[str, float] | None = None) -> Path:
-    """Write ``tests/baselines/<profile>.json`` from a run's ``report/metrics.json``.
+    """Write a regression baseline from a run's ``report/metrics.json`` to ``out`` (atomically).
 
-    Run it after an *intended* change of results, review the diff, commit it. The file holds, per method,
-    the value and absolute tolerance of each metric in ``tolerances`` (default
+    Run it after an *intended* change of results, review the diff, commit it (the repository's baselines
+    are ``tests/baselines/<profile>.json``; the package never picks a path itself). The file holds, per
+    method, the value and absolute tolerance of each metric in ``tolerances`` (default
     :data:`DEFAULT_TOLERANCES`) that the run reported.
+
+    Args:
+        run_dir: the run whose ``report/metrics.json`` is recorded.
+        profile: the profile name stored in the baseline.
+        out: the baseline file to write.
+        tolerances: metric → absolute tolerance.
 
     Returns:
         The written path.
+
+    Raises:
+        ValueError: the run's ``metrics.json`` is not a valid report.
     """
     rep = read_json(Path(run_dir) / "report" / "metrics.json")
     problems = check_report(rep)
@@ -718,7 +729,7 @@ def record_baseline(run_dir: str | os.PathLike, profile: str, out: str | os.Path
         methods[name] = {k: {"value": m[k], "abs_tol": t} for k, t in tol.items() if m.get(k) is not None}
     base = {"profile": profile, "seed": rep.get("seed"), "device": rep.get("device"),
             "recorded_from": str(run_dir), "recorded_at": time.strftime("%Y-%m-%d"), "methods": methods}
-    path = Path(out) if out else Path(__file__).resolve().parent.parent / "tests" / "baselines" / f"{profile}.json"
+    path = Path(out)
     write_json(path, base)
     return path
 
@@ -741,13 +752,13 @@ def compare_to_baseline(report: Mapping[str, Any], baseline: Mapping[str, Any]) 
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m ctad_core.evaluate record-baseline --run-dir D --profile P [--out FILE]``."""
+    """``python -m ctad_core.evaluate record-baseline --run-dir D --profile P --out FILE`` or ``check``."""
     ap = argparse.ArgumentParser(prog="python -m ctad_core.evaluate", description=__doc__.split("\n")[0])
     sub = ap.add_subparsers(dest="cmd", required=True)
-    rb = sub.add_parser("record-baseline", help="write tests/baselines/<profile>.json from a run's metrics.json")
+    rb = sub.add_parser("record-baseline", help="write a baseline file from a run's metrics.json")
     rb.add_argument("--run-dir", required=True)
     rb.add_argument("--profile", required=True)
-    rb.add_argument("--out", default=None, help="default tests/baselines/<profile>.json")
+    rb.add_argument("--out", required=True, help="the baseline file, e.g. tests/baselines/<profile>.json")
     cb = sub.add_parser("check", help="compare a run's metrics.json with a baseline file")
     cb.add_argument("--run-dir", required=True)
     cb.add_argument("--baseline", required=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -102,6 +103,17 @@ def test_build_report_writes_metrics_tables_and_baseline_roundtrip(tmp_path):
     on_disk["methods"]["ae3d"]["pixel_auroc"] -= 0.5
     assert any("ae3d.pixel_auroc" in d for d in E.compare_to_baseline(on_disk, b))
     assert E.main(["check", "--run-dir", str(run), "--baseline", str(base)]) == 0
+    # record-baseline writes where it is told and nowhere else (never into the repository's tests/)
+    repo_baselines = Path(E.__file__).resolve().parents[1] / "tests" / "baselines"
+    listing = {p.name: p.stat().st_mtime_ns for p in repo_baselines.iterdir()}
+    out = tmp_path / "elsewhere" / "cli.json"
+    assert E.main(["record-baseline", "--run-dir", str(run), "--profile", "smoke", "--out", str(out)]) == 0
+    assert json.loads(out.read_text())["methods"] == b["methods"]
+    with pytest.raises(SystemExit):  # --out is required
+        E.main(["record-baseline", "--run-dir", str(run), "--profile", "smoke"])
+    with pytest.raises(TypeError):  # so is out
+        E.record_baseline(run, "smoke")
+    assert {p.name: p.stat().st_mtime_ns for p in repo_baselines.iterdir()} == listing
 
 
 def test_report_json_has_no_nan(tmp_path):

@@ -7,7 +7,7 @@
 
 After an intended change of results, record a new baseline and commit it with the change::
 
-    python -m ctad_core.evaluate record-baseline --run-dir runs/gpu --profile gpu
+    python -m ctad_core.evaluate record-baseline --run-dir runs/gpu --profile gpu --out tests/baselines/gpu.json
 """
 
 from __future__ import annotations
@@ -65,7 +65,7 @@ def test_gpu_profile_matches_baseline(tmp_path_factory):
         pytest.skip("needs a CUDA device")
     base_path = BASELINES / "gpu.json"
     if not base_path.is_file():
-        pytest.skip(f"{base_path} not recorded yet: python -m ctad_core.evaluate record-baseline --run-dir D --profile gpu")
+        pytest.skip(f"{base_path} not recorded yet: python -m ctad_core.evaluate record-baseline --run-dir D --profile gpu --out {base_path}")
     run = _gpu_run_dir(tmp_path_factory)
     rep = read_json(run / "report" / "metrics.json")
     assert check_report(rep) == []
