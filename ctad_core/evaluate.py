@@ -198,7 +198,8 @@ def evaluate_method_full(
     split = np.asarray(res.split).astype(str)
     kind = np.asarray(res.kind).astype(str)
     val, test = split == "val", split == "test"
-    m: dict[str, Any] = {"level": res.level, "n_val_items": int(val.sum()), "n_test_items": int(test.sum())}
+    m: dict[str, Any] = {"level": res.level, "model_dims": res.model_dims, "n_val_items": int(val.sum()),
+                         "n_test_items": int(test.sum())}
     ev = MethodEvaluation(res.name, m)
 
     # ---- scan level (seed 002 Table 1, seed 001 Youden point)
@@ -577,12 +578,14 @@ def markdown_tables(report: Mapping[str, Any]) -> dict[str, str]:
              _fmt(meths[n].get("slice_sensitivity")), _fmt(meths[n].get("dice_seed004"))] for n in names]
     t["table3_seed004"] = _md(["Method", "AUC (slice)", "AUPRC (slice)", "Sensitivity (val Youden)", "[DICE]"], rows)
     # overview
-    rows = [[n, meths[n]["level"], _fmt(meths[n].get("pixel_auroc")), _fmt(meths[n].get("pixel_auprc")),
+    items = {"2d": "slices", "3d": "volumes"}
+    rows = [[n, items.get(meths[n]["level"], meths[n]["level"]), str(meths[n].get("model_dims", "")).upper(),
+             _fmt(meths[n].get("pixel_auroc")), _fmt(meths[n].get("pixel_auprc")),
              _fmt(meths[n].get("dice_mean")), _fmt(meths[n].get("dice_median")),
              _fmt(meths[n].get("pixel_auroc_haemorrhage")), _fmt((meths[n].get("dice_haemorrhage") or {}).get("median")),
              _fmt(meths[n].get("scan_auroc")), _fmt(meths[n].get("scan_auroc_map")),
              _fmt(meths[n].get("seconds_per_scan"), 2)] for n in names]
-    t["summary"] = _md(["Method", "level", "pixel AUROC", "pixel AUPRC", "Dice mean", "Dice median",
+    t["summary"] = _md(["Method", "items", "model", "pixel AUROC", "pixel AUPRC", "Dice mean", "Dice median",
                         "pixel AUROC (haem.)", "Dice median (haem.)", "scan AUROC", "scan AUROC (map score)",
                         "s / scan"], rows)
     rows = []

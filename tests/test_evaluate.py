@@ -10,7 +10,7 @@ import pytest
 
 from ctad_core import evaluate as E
 from ctad_core import metrics as M
-from ctad_core.results import MethodResults, save_method_results
+from ctad_core.results import MethodResults, load_method_results, save_method_results
 
 KINDS = ["healthy", "iph", "sdh", "tumour", "iph+fracture"]
 
@@ -82,6 +82,21 @@ def test_evaluate_3d_method_and_score_only_method():
     res.maps = res.lesion = res.brain = None
     m2 = E.evaluate_method(res)
     assert "pixel_auroc" not in m2 and 0 <= m2["scan_auroc"] <= 1
+
+
+def test_item_level_and_model_dims_are_recorded_apart(tmp_path):
+    # fanogan2d: a 2D model scoring volumes — items "3d", model "2d", in the results and in the report
+    v = _synthetic("fanogan2d", "3d", seed=3)
+    v.info["model_dims"] = "2d"
+    back = load_method_results(save_method_results(tmp_path, v))
+    assert back.level == "3d" and back.model_dims == "2d"
+    s = _synthetic("fastgan_restoration")  # no info: the model is as its items
+    assert s.model_dims == "2d" and _synthetic("ae3d", "3d").model_dims == "3d"
+    m = E.evaluate_method(back)
+    assert m["level"] == "3d" and m["model_dims"] == "2d"
+    table = E.markdown_tables({"methods": {"fanogan2d": m, "fastgan_restoration": E.evaluate_method(s)}})["summary"]
+    assert "| Method | items | model |" in table
+    assert "| fanogan2d | volumes | 2D |" in table and "| fastgan_restoration | slices | 2D |" in table
 
 
 def test_build_report_writes_metrics_tables_and_baseline_roundtrip(tmp_path):

@@ -151,6 +151,8 @@ def test_2d_comparison_on_mid_axial_band(fake_run):
     _, ev2 = run_method("fanogan2d", cache, TINY, progress=False)
     _, ev3 = run_method("fanogan3d", cache, TINY, progress=False)
     r = ev2.results
+    assert r.level == "3d" and r.model_dims == "2d"  # items are volumes; the model is 2D
+    assert ev3.results.model_dims == "3d"
     lo, hi = r.info["band"]
     assert (lo, hi) == (4, 12)
     assert not r.maps[:, :lo].any() and not r.brain[:, hi:].any()

@@ -162,7 +162,7 @@ def evaluate_method(
     sel = np.flatnonzero(keep)
     res = MethodResults(
         name=spec.name,
-        level="3d",
+        level="3d",  # the items are volumes, also for fanogan2d (its 2D model scores a volume's band)
         scan_id=items.scan_id[sel],
         split=items.split[sel],
         kind=items.kind[sel],
@@ -176,6 +176,7 @@ def evaluate_method(
             "train_seconds": tm.train_seconds,
             "device": describe_device(device),
             "family": spec.family,
+            "model_dims": f"{spec.spatial_dims}d",
             "spec": spec.to_dict(),
             "map": "|x - x_hat| in the model range"
             + (f", {spec.post.get('median')}^3 median, eroded brain" if spec.family == "resae" else "")
