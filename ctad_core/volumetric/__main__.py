@@ -55,7 +55,7 @@ def main(argv: list[str] | None = None) -> int:
     args = _parse(argv)
     from ctad_core import distributed as ddp
     from ctad_core.utils import resolve_device, seed_everything, write_json
-    from ctad_core.volumetric.evaluation import evaluate_method, write_method
+    from ctad_core.volumetric.evaluation import score_method, write_method
     from ctad_core.volumetric.methods import method_spec
     from ctad_core.volumetric.pipeline import VolumeCache
     from ctad_core.volumetric.training import train_method
@@ -79,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"{name}: trained on {len(cache.train)} volumes {cache.shape}, world size {info.world_size}, "
                       f"{tm.train_seconds:.1f} s", flush=True)
             if args.evaluate and info.is_main:
-                ev = evaluate_method(tm, cache.items(spec), info.device, int(params["eval_batch_size"]), not args.quiet)
+                ev = score_method(tm, cache.items(spec), info.device, int(params["eval_batch_size"]), not args.quiet)
                 write_method(out, ev, cache.items(spec))
                 print(f"{name}: test AUROC {ev.results.info['auroc']:.3f} {ev.results.info['auroc_per_kind']}", flush=True)
             ddp.barrier()

@@ -40,8 +40,10 @@ from ctad_core.volumetric.training import TrainedMethod, autocast
 
 
 @dataclass
-class MethodEvaluation:
-    """A method's outputs on the evaluation items, kept in memory for the notebook's figures.
+class ScoredMethod:
+    """A method's outputs on the evaluation items (from :func:`score_method`), kept for notebook 05's figures.
+
+    Not the report's per-method evaluation (:class:`ctad_core.evaluate.MethodEvaluation`, notebook 07).
 
     Attributes:
         results: the :class:`~ctad_core.results.MethodResults` written for notebook 07.
@@ -91,13 +93,13 @@ def _infer(tm: TrainedMethod, x: np.ndarray, device: torch.device, batch_size: i
     return {k: np.concatenate(v) for k, v in out.items()}
 
 
-def evaluate_method(
+def score_method(
     tm: TrainedMethod,
     items: EvalItems,
     device: torch.device | str = "cpu",
     batch_size: int = 4,
     progress: bool = True,
-) -> MethodEvaluation:
+) -> ScoredMethod:
     """Score val + test volumes with a trained method.
 
     Args:
@@ -108,7 +110,7 @@ def evaluate_method(
         progress: tqdm bars.
 
     Returns:
-        A :class:`MethodEvaluation` whose ``results.info`` holds the test-split metrics.
+        A :class:`ScoredMethod` whose ``results.info`` holds the test-split metrics.
     """
     spec, device = tm.spec, torch.device(device)
     n = len(items)
@@ -185,7 +187,7 @@ def evaluate_method(
         },
     )
     extra = {k: (v[sel] if isinstance(v, np.ndarray) and len(v) == n else v) for k, v in extra.items()}
-    ev = MethodEvaluation(res, items.x[sel], recon[sel], extra)
+    ev = ScoredMethod(res, items.x[sel], recon[sel], extra)
     if band is not None:
         res.info["band"] = list(band)
         res.info["excluded_scans"] = items.scan_id[~keep].tolist()
@@ -204,11 +206,11 @@ def _msssim_info(spec) -> dict[str, Any]:
     return {"used": True, "scales": n, "weights": list(w), "win_size": spec.train.win_size, "of": 5}
 
 
-def _test(ev: MethodEvaluation, split: str = "test") -> np.ndarray:
+def _test(ev: ScoredMethod, split: str = "test") -> np.ndarray:
     return ev.results.split == split
 
 
-def test_metrics(ev: MethodEvaluation) -> dict[str, Any]:
+def test_metrics(ev: ScoredMethod) -> dict[str, Any]:
     """Test-split metrics of one method: per-kind AUROC (and AUROC(F) for CTFSH), overall AUROC, AUPRC,
     the Youden operating point, and for Luo's AE the slice-level scores and [DICE]."""
     r = ev.results
@@ -230,7 +232,7 @@ def test_metrics(ev: MethodEvaluation) -> dict[str, Any]:
     return out
 
 
-def _slice_table(ev: MethodEvaluation, split: str) -> tuple[np.ndarray, np.ndarray]:
+def _slice_table(ev: ScoredMethod, split: str) -> tuple[np.ndarray, np.ndarray]:
     """1 − s(u) and slice labels of the slices that hold brain, for the scans of ``split``."""
     r, s = ev.results, _test(ev, split)
     scores, labels = [], []
@@ -243,7 +245,7 @@ def _slice_table(ev: MethodEvaluation, split: str) -> tuple[np.ndarray, np.ndarr
     return np.concatenate(scores), np.concatenate(labels)
 
 
-def luo_metrics(ev: MethodEvaluation, min_size: int | None = None) -> dict[str, Any]:
+def luo_metrics(ev: ScoredMethod, min_size: int | None = None) -> dict[str, Any]:
     """Seed 004's evaluation: slice-level AUC, AUPRC and sensitivity from the normality score, and [DICE].
 
     Sensitivity is taken at the Youden threshold of the validation slices (the paper does not say which
@@ -276,7 +278,7 @@ def luo_metrics(ev: MethodEvaluation, min_size: int | None = None) -> dict[str, 
     return out
 
 
-def compare_2d_3d(ev3d: MethodEvaluation, ev2d: MethodEvaluation) -> dict[str, float]:
+def compare_2d_3d(ev3d: ScoredMethod, ev2d: ScoredMethod) -> dict[str, float]:
     """Viana's 2D-vs-3D comparison: test AUROC of both on the scans the 2D method kept."""
     kept = set(ev2d.results.scan_id[_test(ev2d)].tolist())
     r3 = ev3d.results
@@ -296,7 +298,7 @@ def compare_2d_3d(ev3d: MethodEvaluation, ev2d: MethodEvaluation) -> dict[str, f
 
 
 def write_method(
-    out_dir: str | Path, ev: MethodEvaluation, items: EvalItems | None = None, nifti_splits: tuple[str, ...] = ("test",)
+    out_dir: str | Path, ev: ScoredMethod, items: EvalItems | None = None, nifti_splits: tuple[str, ...] = ("test",)
 ) -> Path:
     """Write one method's ``methods/<name>.npz/.json`` and its voxel maps as NIfTI (input-aligned).
 
@@ -314,7 +316,7 @@ def write_method(
     return npz
 
 
-def scores_frame(evals: list[MethodEvaluation]) -> pd.DataFrame:
+def scores_frame(evals: list[ScoredMethod]) -> pd.DataFrame:
     """One row per method and scan: method, scan_id, split, kind, score (+ I and F for CTFSH)."""
     rows = []
     for ev in evals:
@@ -328,13 +330,13 @@ def scores_frame(evals: list[MethodEvaluation]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def write_scores_csv(out_dir: str | Path, evals: list[MethodEvaluation]) -> Path:
+def write_scores_csv(out_dir: str | Path, evals: list[ScoredMethod]) -> Path:
     """Write ``scores.csv`` (see :func:`scores_frame`) atomically."""
     df = scores_frame(evals)
     return atomic_write(Path(out_dir) / "scores.csv", lambda p: df.to_csv(p, index=False))
 
 
-def auroc_table(evals: list[MethodEvaluation], score: str = "scan") -> pd.DataFrame:
+def auroc_table(evals: list[ScoredMethod], score: str = "scan") -> pd.DataFrame:
     """Per-pathology test AUROC, kinds as rows and methods as columns (the shape of CTFSH Tables 1–3).
 
     Args:
@@ -357,7 +359,7 @@ def auroc_table(evals: list[MethodEvaluation], score: str = "scan") -> pd.DataFr
     return df
 
 
-def roc_curves(evals: list[MethodEvaluation]) -> dict[str, tuple[np.ndarray, np.ndarray, float]]:
+def roc_curves(evals: list[ScoredMethod]) -> dict[str, tuple[np.ndarray, np.ndarray, float]]:
     """Test-split scan-level ROC curve (fpr, tpr, AUROC) of each method."""
     out = {}
     with warnings.catch_warnings():

@@ -24,9 +24,9 @@ from ctad_core.data.manifest import VolumeSet, load_volumes
 from ctad_core.utils import write_json
 from ctad_core.volumetric.data import EvalItems, downsample, model_volumes
 from ctad_core.volumetric.evaluation import (
-    MethodEvaluation,
+    ScoredMethod,
     compare_2d_3d,
-    evaluate_method,
+    score_method,
     write_method,
     write_scores_csv,
 )
@@ -78,7 +78,7 @@ def run_method(
     resume: bool = True,
     progress: bool = True,
     nifti_splits: tuple[str, ...] = ("test",),
-) -> tuple[TrainedMethod, MethodEvaluation]:
+) -> tuple[TrainedMethod, ScoredMethod]:
     """Train (or reload) one method, score val + test, and write its results under ``run_dir/volumetric``.
 
     Args:
@@ -99,12 +99,12 @@ def run_method(
     device = torch.device(device)
     tm = train_method(spec, cache.train_x(spec), out, device=device, seed=seed, resume=resume, progress=progress)
     batch = int((params or {}).get("eval_batch_size", 4))
-    ev = evaluate_method(tm, cache.items(spec), device=device, batch_size=batch, progress=progress)
+    ev = score_method(tm, cache.items(spec), device=device, batch_size=batch, progress=progress)
     write_method(out, ev, cache.items(spec), nifti_splits)
     return tm, ev
 
 
-def write_summary(run_dir: str | os.PathLike, evals: list[MethodEvaluation]) -> dict[str, Any]:
+def write_summary(run_dir: str | os.PathLike, evals: list[ScoredMethod]) -> dict[str, Any]:
     """Write ``scores.csv`` and ``summary.json`` (per-method test metrics, 2D-vs-3D comparison)."""
     out = Path(run_dir) / "volumetric"
     write_scores_csv(out, evals)
