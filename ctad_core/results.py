@@ -68,7 +68,17 @@ class MethodResults:
             if a is not None and a.shape[0] != n:
                 raise ValueError(f"{self.name}: {k} has shape {a.shape}, expected {n} items first")
 
-    _ARRAYS = ("scan_id", "split", "kind", "scan_score", "maps", "lesion", "brain", "recon", "maps_haemorrhage")
+    _ARRAYS = (
+        "scan_id",
+        "split",
+        "kind",
+        "scan_score",
+        "maps",
+        "lesion",
+        "brain",
+        "recon",
+        "maps_haemorrhage",
+    )
 
     @property
     def model_dims(self) -> str:

@@ -57,7 +57,10 @@ def test_paper_encoder_reaches_512x4cubed_on_meta():
 
 
 def test_msssim_scales_and_fallback_warning():
-    assert msssim_scales((128, 128, 128), 7) == (5, pytest.approx((0.0448, 0.2856, 0.3001, 0.2363, 0.1333), abs=1e-3))
+    assert msssim_scales((128, 128, 128), 7) == (
+        5,
+        pytest.approx((0.0448, 0.2856, 0.3001, 0.2363, 0.1333), abs=1e-3),
+    )
     n, w = msssim_scales((32, 32, 32), 11)
     assert n == 2 and sum(w) == pytest.approx(1.0)
     assert w[1] / w[0] == pytest.approx(0.2856 / 0.0448)
@@ -67,7 +70,9 @@ def test_msssim_scales_and_fallback_warning():
     assert torch.allclose(v, torch.ones(2), atol=1e-5)
 
 
-def _ssim_reference(x: np.ndarray, y: np.ndarray, win: int, sigma: float = 1.5, L: float = 1.0) -> tuple[float, float]:
+def _ssim_reference(
+    x: np.ndarray, y: np.ndarray, win: int, sigma: float = 1.5, L: float = 1.0
+) -> tuple[float, float]:
     """(SSIM, cs) of one 2D/3D image pair in float64 with SciPy: Wang et al. 2004, Eqs. 9-13, valid positions."""
     t = np.arange(win) - win // 2
     g = np.exp(-(t**2) / (2 * sigma**2))
@@ -200,7 +205,9 @@ def test_acai_critic_sees_gamma_mix():
 
 def test_interpolation_and_kl():
     z1, z2 = torch.ones(2, 3), torch.zeros(2, 3)
-    assert torch.allclose(interpolate_latents(z1, z2, torch.tensor([0.25, 0.5])), torch.tensor([[0.25] * 3, [0.5] * 3]))
+    assert torch.allclose(
+        interpolate_latents(z1, z2, torch.tensor([0.25, 0.5])), torch.tensor([[0.25] * 3, [0.5] * 3])
+    )
     assert torch.allclose(kl_divergence(torch.zeros(2, 4), torch.zeros(2, 4)), torch.zeros(2))
     mu, lv = torch.tensor([[1.0, 0.0]]), torch.tensor([[0.0, np.log(2.0)]])
     assert kl_divergence(mu, lv).item() == pytest.approx(0.5 * (1 + (2 - 1 - np.log(2))))
@@ -227,7 +234,13 @@ def test_training_writes_i_and_f_scores(tmp_path):
     from ctad_core.volumetric import VolumeCache, auroc_table, method_spec, run_method
 
     cache = VolumeCache(make_fake_run(tmp_path, size=16, n_train=4, n_val=3, n_test=6))
-    p = {"ctfsh_channels": [2, 4], "ctfsh_latent_dim": 6, "ctfsh_steps": 2, "ctfsh_win_size": 3, "ctfsh_downsample": 1}
+    p = {
+        "ctfsh_channels": [2, 4],
+        "ctfsh_latent_dim": 6,
+        "ctfsh_steps": 2,
+        "ctfsh_win_size": 3,
+        "ctfsh_downsample": 1,
+    }
     evs = []
     for name in ("ctfsh_vae_acai", "ctfsh_ae_l1_strip"):
         with warnings.catch_warnings():
@@ -237,7 +250,10 @@ def test_training_writes_i_and_f_scores(tmp_path):
         info = ev.results.info
         assert len(info["scores"]["F"]) == len(ev.results.scan_id)
         assert set(info["auroc_per_kind"]) == set(info["auroc_F_per_kind"]) == {"iph", "infarct"}
-    assert evs[0].results.info["msssim_scales"]["scales"] == 3 and evs[1].results.info["msssim_scales"]["used"] is False
+    assert (
+        evs[0].results.info["msssim_scales"]["scales"] == 3
+        and evs[1].results.info["msssim_scales"]["used"] is False
+    )
     # skull-stripped inputs: outside the brain the input is the window's lower bound
     strip = cache.items(method_spec("ctfsh_ae_l1_strip", cache.shape, p))
     assert np.all(strip.x[strip.brain == 0] == -1.0)

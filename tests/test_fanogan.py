@@ -113,9 +113,16 @@ def test_encoder_loss_terms_match_definition():
 
 
 TINY = {
-    "fanogan_latent_dim": 8, "fanogan_base_channels": 2, "fanogan_max_channels": 8, "fanogan_gan_steps": 2,
-    "fanogan_n_critic": 2, "fanogan_encoder_steps": 2, "fanogan_finetune_steps": 2, "ckpt_every": 1,
-    "fanogan2d_mid_fraction": 0.5, "fanogan_downsample": 1,
+    "fanogan_latent_dim": 8,
+    "fanogan_base_channels": 2,
+    "fanogan_max_channels": 8,
+    "fanogan_gan_steps": 2,
+    "fanogan_n_critic": 2,
+    "fanogan_encoder_steps": 2,
+    "fanogan_finetune_steps": 2,
+    "ckpt_every": 1,
+    "fanogan2d_mid_fraction": 0.5,
+    "fanogan_downsample": 1,
 }
 
 

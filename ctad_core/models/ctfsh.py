@@ -67,7 +67,6 @@ class CTFSHConfig(nd.PyramidConfig):
         self._normalise_pyramid("encoder stages")
 
 
-
 def _n(xs: tuple[int, ...]) -> int:
     return int(np.prod(xs))
 
@@ -78,7 +77,9 @@ class _Encoder(nn.Module):
     def __init__(self, cfg: CTFSHConfig) -> None:
         super().__init__()
         sd, k, d = cfg.spatial_dims, cfg.kernel, cfg.dilation
-        pad = (d * (k - 1)) // 2  # effective kernel d(k-1)+1 = 7, pad 3, stride 2: halves an even side exactly
+        pad = (
+            d * (k - 1)
+        ) // 2  # effective kernel d(k-1)+1 = 7, pad 3, stride 2: halves an even side exactly
         layers: list[nn.Module] = []
         cin = 1
         for cout in cfg.channels:
@@ -162,7 +163,9 @@ class ACAICritic(nn.Module):
 # ----------------------------------------------------------------------------------------------- losses
 
 
-def msssim_scales(shape: tuple[int, ...], win_size: int = 11, max_scales: int = 5) -> tuple[int, tuple[float, ...]]:
+def msssim_scales(
+    shape: tuple[int, ...], win_size: int = 11, max_scales: int = 5
+) -> tuple[int, tuple[float, ...]]:
     """How many MS-SSIM scales fit ``shape`` with a ``win_size`` Gaussian window, and their weights.
 
     A scale fits when the smallest side at that scale is at least ``win_size`` (so the window is applied
@@ -233,7 +236,9 @@ def ssim_components(
             f"SSIM expects two (B,C,H,W) or (B,C,D,H,W) tensors of equal shape, got {tuple(x.shape)} and {tuple(y.shape)}"
         )
     if min(x.shape[2:]) < win_size:
-        raise ValueError(f"SSIM: spatial shape {tuple(x.shape[2:])} is smaller than the {win_size}-voxel window")
+        raise ValueError(
+            f"SSIM: spatial shape {tuple(x.shape[2:])} is smaller than the {win_size}-voxel window"
+        )
     win = gaussian_window(win_size, sigma)
     c1, c2 = (0.01 * data_range) ** 2, (0.03 * data_range) ** 2
     mu_x, mu_y = _gaussian_blur(x, win), _gaussian_blur(y, win)
@@ -316,7 +321,9 @@ def reconstruction_loss(
         raise ValueError(f"unknown reconstruction loss {loss!r}; use 'l1' or 'l1+msssim'")
     # SSIM subtracts squared means from means of squares: keep it in float32 even under bf16 autocast
     with torch.autocast(device_type=x.device.type, enabled=False):
-        s = ms_ssim(((x + 1) / 2).clamp(0, 1), ((x_hat + 1) / 2).clamp(0, 1), data_range=1.0, win_size=win_size)
+        s = ms_ssim(
+            ((x + 1) / 2).clamp(0, 1), ((x_hat + 1) / 2).clamp(0, 1), data_range=1.0, win_size=win_size
+        )
     return rho * l1 + (1 - rho) * (1 - s)
 
 

@@ -67,14 +67,18 @@ def _batches(n: int, bs: int):
 
 
 @torch.no_grad()
-def _infer(tm: TrainedMethod, x: np.ndarray, device: torch.device, batch_size: int, progress: bool) -> dict[str, np.ndarray]:
+def _infer(
+    tm: TrainedMethod, x: np.ndarray, device: torch.device, batch_size: int, progress: bool
+) -> dict[str, np.ndarray]:
     """Run a family's forward pass on (N, *spatial) inputs: recon, per-item score(s), latent codes."""
     spec, model = tm.spec, tm.model
     model.eval().to(device)
     out: dict[str, list[np.ndarray]] = {"recon": [], "score": []}
     if spec.family == "ctfsh":
         out["F"] = []
-    for sl in tqdm(list(_batches(len(x), batch_size)), desc=f"{spec.name} scoring", disable=not progress, leave=False):
+    for sl in tqdm(
+        list(_batches(len(x), batch_size)), desc=f"{spec.name} scoring", disable=not progress, leave=False
+    ):
         xb = torch.from_numpy(np.ascontiguousarray(x[sl])).unsqueeze(1).to(device)
         with autocast(device, spec.amp):
             if spec.family == "fanogan":
@@ -83,7 +87,9 @@ def _infer(tm: TrainedMethod, x: np.ndarray, device: torch.device, batch_size: i
             elif spec.family == "ctfsh":
                 rec, _, mu, _ = model(xb, sample=False)
                 rec = rec.float()
-                score = ctfsh_lib.reconstruction_loss(xb, rec, spec.train.loss, spec.train.rho, spec.train.win_size)
+                score = ctfsh_lib.reconstruction_loss(
+                    xb, rec, spec.train.loss, spec.train.rho, spec.train.win_size
+                )
                 out["F"].append(ctfsh_lib.f_score(mu.float(), tm.latent["mu"], tm.latent["sigma2"]))
             else:
                 rec = model(xb).float()
@@ -124,7 +130,9 @@ def score_method(
         if spec.spatial_dims == 2:
             band = mid_axial_range(xs.shape[1], spec.mid_fraction or 1.0)
             k = band[1] - band[0]
-            inf = _infer(tm, xs[:, band[0] : band[1]].reshape(-1, *xs.shape[2:]), device, batch_size, progress)
+            inf = _infer(
+                tm, xs[:, band[0] : band[1]].reshape(-1, *xs.shape[2:]), device, batch_size, progress
+            )
             rs = xs.copy()
             rs[:, band[0] : band[1]] = inf["recon"].reshape(n, k, *xs.shape[2:])
             scores = inf["score"].reshape(n, k).mean(1)
@@ -150,13 +158,19 @@ def score_method(
             maps_pos[:, outside] = 0.0
             brain[:, outside] = 0
         if spec.family == "resae":
-            eroded = anomaly.erode_mask(brain, iterations=spec.post["erode"], spatial_dims=3) if spec.post["erode"] else brain
+            eroded = (
+                anomaly.erode_mask(brain, iterations=spec.post["erode"], spatial_dims=3)
+                if spec.post["erode"]
+                else brain
+            )
             maps = anomaly.median_filter(maps, spec.post["median"], spatial_dims=3) * eroded
             maps_pos = anomaly.median_filter(maps_pos, spec.post["median"], spatial_dims=3) * eroded
             brain = eroded.astype(np.uint8)
             scores = anomaly.scan_score(maps, brain, top_fraction=0.01, spatial_dims=3)
             err = np.abs(items.x - recon)
-            extra["normality"] = np.stack([normality_score(slice_errors(e, 0, b)) for e, b in zip(err, items.brain)])
+            extra["normality"] = np.stack(
+                [normality_score(slice_errors(e, 0, b)) for e, b in zip(err, items.brain)]
+            )
         if spec.family == "ctfsh":
             extra["I"], extra["F"] = scores, inf["F"]
     seconds = sw.seconds
@@ -182,8 +196,16 @@ def score_method(
             "spec": spec.to_dict(),
             "map": "|x - x_hat| in the model range"
             + (f", {spec.post.get('median')}^3 median, eroded brain" if spec.family == "resae" else "")
-            + ("; brain = evaluation mask (brain mask)" if spec.skull_strip else "; brain = evaluation mask (whole head)"),
-            "scan_score": {"fanogan": "Eq. 6 (L_img + kappa*L_feat)", "ctfsh": "I score (Eq. 1)", "resae": "top-1% mean of the post-processed map"}[spec.family],
+            + (
+                "; brain = evaluation mask (brain mask)"
+                if spec.skull_strip
+                else "; brain = evaluation mask (whole head)"
+            ),
+            "scan_score": {
+                "fanogan": "Eq. 6 (L_img + kappa*L_feat)",
+                "ctfsh": "I score (Eq. 1)",
+                "resae": "top-1% mean of the post-processed map",
+            }[spec.family],
         },
     )
     extra = {k: (v[sel] if isinstance(v, np.ndarray) and len(v) == n else v) for k, v in extra.items()}
@@ -260,7 +282,11 @@ def luo_metrics(ev: ScoredMethod, min_size: int | None = None) -> dict[str, Any]
         "slice_auc": metrics.roc_auc(s_test, y_test),
         "slice_auprc": metrics.average_precision(s_test, y_test),
     }
-    thr_s = metrics.youden_threshold(s_val, y_val).threshold if y_val.size and 0 < y_val.sum() < y_val.size else 0.5
+    thr_s = (
+        metrics.youden_threshold(s_val, y_val).threshold
+        if y_val.size and 0 < y_val.sum() < y_val.size
+        else 0.5
+    )
     out["slice_sensitivity"] = metrics.operating_point(s_test, y_test, thr_s).sensitivity
     out["slice_threshold_val"] = float(thr_s)
     v, t = _test(ev, "val"), _test(ev, "test")
@@ -271,9 +297,13 @@ def luo_metrics(ev: ScoredMethod, min_size: int | None = None) -> dict[str, Any]
         pred = anomaly.postprocess(r.maps[t], thr, brain=r.brain[t], min_size=min_size, spatial_dims=3)
         les_t = r.lesion[t]
         lesioned = les_t.reshape(len(les_t), -1).any(1)
-        out["dice_test_pooled"] = metrics.dice(pred[lesioned], les_t[lesioned]) if lesioned.any() else float("nan")
+        out["dice_test_pooled"] = (
+            metrics.dice(pred[lesioned], les_t[lesioned]) if lesioned.any() else float("nan")
+        )
         out["dice_test_mean"] = (
-            float(np.mean(metrics.dice_per_item(pred[lesioned], les_t[lesioned]))) if lesioned.any() else float("nan")
+            float(np.mean(metrics.dice_per_item(pred[lesioned], les_t[lesioned])))
+            if lesioned.any()
+            else float("nan")
         )
     return out
 
@@ -298,7 +328,10 @@ def compare_2d_3d(ev3d: ScoredMethod, ev2d: ScoredMethod) -> dict[str, float]:
 
 
 def write_method(
-    out_dir: str | Path, ev: ScoredMethod, items: EvalItems | None = None, nifti_splits: tuple[str, ...] = ("test",)
+    out_dir: str | Path,
+    ev: ScoredMethod,
+    items: EvalItems | None = None,
+    nifti_splits: tuple[str, ...] = ("test",),
 ) -> Path:
     """Write one method's ``methods/<name>.npz/.json`` and its voxel maps as NIfTI (input-aligned).
 
@@ -322,7 +355,13 @@ def scores_frame(evals: list[ScoredMethod]) -> pd.DataFrame:
     for ev in evals:
         r = ev.results
         for i in range(len(r.scan_id)):
-            row = {"method": r.name, "scan_id": r.scan_id[i], "split": r.split[i], "kind": r.kind[i], "score": float(r.scan_score[i])}
+            row = {
+                "method": r.name,
+                "scan_id": r.scan_id[i],
+                "split": r.split[i],
+                "kind": r.kind[i],
+                "score": float(r.scan_score[i]),
+            }
             for k in ("I", "F"):
                 if k in ev.extra:
                     row[k] = float(ev.extra[k][i])

@@ -33,7 +33,11 @@ def case_views(ev: ScoredMethod, i: int, window: str | tuple[float, float] | Non
     window = tuple(window) if isinstance(window, list) else window
     fig = viz.three_plane(
         [from_model(ev.x[i], window), from_model(ev.recon[i], window), r.maps[i]],
-        [f"{r.scan_id[i]} ({r.kind[i]}) input", "reconstruction", f"anomaly map (score {r.scan_score[i]:.4g})"],
+        [
+            f"{r.scan_id[i]} ({r.kind[i]}) input",
+            "reconstruction",
+            f"anomaly map (score {r.scan_score[i]:.4g})",
+        ],
         windows=[window, window, None],
         mask=r.lesion[i],
     )
@@ -47,7 +51,12 @@ def loss_figure(tm: TrainedMethod, smooth: int = 5):
     fig, axes = plt.subplots(1, max(1, len(phases)), figsize=(4.2 * max(1, len(phases)), 3), squeeze=False)
     for ax, ph in zip(axes[0], phases):
         keys = tm.history[ph][0].keys()
-        viz.loss_curves({k: [h[k] for h in tm.history[ph]] for k in keys}, title=f"{tm.spec.name}: {ph}", smooth=smooth, ax=ax)
+        viz.loss_curves(
+            {k: [h[k] for h in tm.history[ph]] for k in keys},
+            title=f"{tm.spec.name}: {ph}",
+            smooth=smooth,
+            ax=ax,
+        )
     fig.tight_layout()
     return fig
 

@@ -9,7 +9,17 @@ import numpy as np
 import ctad_core.data as data
 from ctad_core.data import load_scan, make_phantom, save_nifti
 
-SUBMODULES = ("datasets", "io", "manifest", "nifti", "phantom", "phantom_set", "prepare", "preprocess", "windows")
+SUBMODULES = (
+    "datasets",
+    "io",
+    "manifest",
+    "nifti",
+    "phantom",
+    "phantom_set",
+    "prepare",
+    "preprocess",
+    "windows",
+)
 
 
 def test_every_exported_name_is_the_submodules_object():
