@@ -1,13 +1,15 @@
 """Seconds per FastGAN training step and parameter counts of G and D (seed 000's GAN).
 
-A step is what :func:`ctad_core.gan2d.train_fastgan` does per iteration: G makes a batch (image + small
-image), both real and fake go through the differentiable augmentation, D is updated on the hinge loss plus
-its decoders' reconstruction loss, G is updated on the hinge loss through D, and the EMA copy of G moves.
-The networks are randomly initialised and the "real" images are uniform noise: speed does not depend on
-training or content. The first step is a warm-up and is not timed.
+A step is one iteration of :func:`ctad_core.gan2d.train_fastgan` itself — G makes a batch (image + small
+image), real and fake go through the differentiable augmentation, D is updated on the hinge loss plus its
+decoders' reconstruction loss, G is updated on the hinge loss through D — timed by the loop's own
+:class:`ctad_core.probe.LoopProbe` (median over the steps after the first, which carries one-off costs).
+The networks are randomly initialised and the "real" slices are uniform noise: speed does not depend on
+training or content. ``D fwd s`` is one forward pass of D on a batch, without gradients.
 
 Parameter counts are printed for every supported size (building the networks only); steps are timed for
-``--sizes``.
+``--sizes``. ``train_fastgan`` ends with a checkpoint (G, D, EMA and both Adam states), written to a
+temporary folder and deleted. On a machine shared with other jobs, ``--threads 1`` gives steadier figures.
 
     .venv/bin/python benchmarks/bench_fastgan.py                              # 64, 128, 256 on the CPU
     .venv/bin/python benchmarks/bench_fastgan.py --sizes 256 --batch 8 --ngf 64 --ndf 64 --steps 3
@@ -17,66 +19,56 @@ Parameter counts are printed for every supported size (building the networks onl
 from __future__ import annotations
 
 import argparse
+import contextlib
+import os
+import tempfile
 import time
+from collections.abc import Iterator
+from pathlib import Path
 
+import numpy as np
 import torch
-import torch.nn.functional as F
 
-from ctad_core.augment import diff_augment
-from ctad_core.losses import d_reconstruction_loss, hinge_d_loss, hinge_g_loss, sample_z
-from ctad_core.models.fastgan import (
-    SIZES,
-    Discriminator,
-    FastGANConfig,
-    Generator,
-    count_parameters,
-    reconstruction_targets,
-)
-from ctad_core.train import EMA, Stopwatch
-from ctad_core.utils import describe_device, resolve_device, seed_everything
+from ctad_core.gan2d import train_fastgan
+from ctad_core.models.fastgan import SIZES, Discriminator, FastGANConfig, Generator, count_parameters
+from ctad_core.probe import DRY_STEPS_ENV, PROBE_DIR_ENV
+from ctad_core.train import Stopwatch
+from ctad_core.utils import describe_device, read_json, resolve_device, seed_everything
 
 
-def training_step(
-    G, D, ema, opt_g, opt_d, cfg: FastGANConfig, real: torch.Tensor, gen: torch.Generator
-) -> None:
-    """One step of the training loop of ``gan2d.train_fastgan`` (same calls, same order)."""
-    real_small = F.interpolate(real, size=D.small, mode="area")
-    z = sample_z(real.shape[0], cfg.nz, gen, real.device)
-    fake, fake_small = G(z, with_small=True)
-    real_a, real_small_a = diff_augment([real, real_small], cfg.augment, cfg.translation, generator=gen)
-    fake_a, fake_small_a = diff_augment([fake, fake_small], cfg.augment, cfg.translation, generator=gen)
-    part = int(torch.randint(0, 4, (1,), generator=gen))
-    logits_real, recs = D(real_a, real_small_a, part=part)
-    targets = reconstruction_targets(real_a, real_small_a, part, D.small)
-    logits_fake = D(fake_a.detach(), fake_small_a.detach())
-    loss_d = hinge_d_loss(logits_real, logits_fake) + cfg.rec_weight * d_reconstruction_loss(recs, targets)
-    opt_d.zero_grad(set_to_none=True)
-    loss_d.backward()
-    opt_d.step()
-    loss_g = hinge_g_loss(D(fake_a, fake_small_a))
-    opt_g.zero_grad(set_to_none=True)
-    loss_g.backward()
-    opt_g.step()
-    ema.update(G)
+@contextlib.contextmanager
+def probing(folder: Path) -> Iterator[None]:
+    """Let the training loop's probe record into ``folder`` (and run every step: no dry-run cap)."""
+    saved = {k: os.environ.pop(k, None) for k in (PROBE_DIR_ENV, DRY_STEPS_ENV)}
+    os.environ[PROBE_DIR_ENV] = str(folder)
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            os.environ.pop(k, None)
+            if v is not None:
+                os.environ[k] = v
 
 
-def time_size(size: int, a: argparse.Namespace, dev: torch.device) -> tuple[float, float]:
-    """(seconds per training step, seconds per D forward of one batch) at ``size``."""
-    cfg = FastGANConfig(image_size=size, nz=a.nz, ngf=a.ngf, ndf=a.ndf, batch_size=a.batch)
-    G, D = Generator(cfg).to(dev).train(), Discriminator(cfg).to(dev).train()
-    ema = EMA(G, cfg.ema_decay)
-    opt_g = torch.optim.Adam(G.parameters(), lr=cfg.lr, betas=cfg.betas)
-    opt_d = torch.optim.Adam(D.parameters(), lr=cfg.lr, betas=cfg.betas)
-    gen = torch.Generator().manual_seed(0)
-    real = (torch.rand(a.batch, 1, size, size, generator=gen) * 2 - 1).to(dev)
-    training_step(G, D, ema, opt_g, opt_d, cfg, real, gen)  # warm-up
-    with Stopwatch(dev) as sw:
-        for _ in range(a.steps):
-            training_step(G, D, ema, opt_g, opt_d, cfg, real, gen)
-    with torch.no_grad(), Stopwatch(dev) as fw:
-        for _ in range(a.steps):
-            D(real)
-    return sw.seconds / a.steps, fw.seconds / a.steps
+def time_size(size: int, a: argparse.Namespace, dev: torch.device) -> tuple[float, float, float]:
+    """(seconds per training step, the first step's seconds, seconds per D forward of one batch) at ``size``."""
+    never = 10**9  # no samples, checkpoints or history rows inside the timed loop
+    cfg = FastGANConfig(
+        image_size=size, nz=a.nz, ngf=a.ngf, ndf=a.ndf, batch_size=a.batch, steps=a.steps + 1,
+        sample_every=never, ckpt_every=never, log_every=never, n_samples=1,
+    )  # fmt: skip
+    slices = np.random.default_rng(0).uniform(-1, 1, (a.batch, size, size)).astype(np.float32)
+    with tempfile.TemporaryDirectory(prefix="bench_fastgan_") as tmp, probing(Path(tmp) / "probe"):
+        train_fastgan(slices, cfg, Path(tmp) / "member", device=dev, seed=0, resume=False, progress=False)
+        rec = read_json(Path(tmp) / "probe" / "fastgan_member.json")
+    D = Discriminator(cfg).to(dev).train()
+    real = torch.as_tensor(slices[:, None]).to(dev)
+    with torch.no_grad():
+        D(real)  # warm-up
+        with Stopwatch(dev) as fw:
+            for _ in range(a.steps):
+                D(real)
+    return float(rec["seconds_per_step"]), float(rec["first_step_seconds"]), fw.seconds / a.steps
 
 
 def main() -> None:
@@ -94,19 +86,21 @@ def main() -> None:
     bad = [s for s in sizes if s not in SIZES]
     if bad:
         ap.error(f"--sizes {bad}: supported sizes are {SIZES}")
+    if a.steps < 1:
+        ap.error("--steps must be at least 1")
 
     if a.threads:
         torch.set_num_threads(a.threads)
     seed_everything(0)
     dev = resolve_device(a.device)
     print(f"device {describe_device(dev)}, torch threads {torch.get_num_threads()}")
-    print(f"ngf {a.ngf}, ndf {a.ndf}, nz {a.nz}, batch {a.batch}, {a.steps} timed steps after 1 warm-up")
-    print(f"{'size':>5} {'G params':>12} {'D params':>12} {'s/step':>9} {'D fwd s':>9}")
+    print(f"ngf {a.ngf}, ndf {a.ndf}, nz {a.nz}, batch {a.batch}, median of {a.steps} steps after 1 warm-up")
+    print(f"{'size':>5} {'G params':>12} {'D params':>12} {'s/step':>9} {'1st step':>9} {'D fwd s':>9}")
     for size in SIZES:
         cfg = FastGANConfig(image_size=size, nz=a.nz, ngf=a.ngf, ndf=a.ndf)
         n_g, n_d = count_parameters(Generator(cfg)), count_parameters(Discriminator(cfg))
-        step, fwd = time_size(size, a, dev) if size in sizes else (float("nan"), float("nan"))
-        print(f"{size:>5} {n_g:>12,} {n_d:>12,} {step:>9.3f} {fwd:>9.3f}", flush=True)
+        step, first, fwd = time_size(size, a, dev) if size in sizes else (float("nan"),) * 3
+        print(f"{size:>5} {n_g:>12,} {n_d:>12,} {step:>9.3f} {first:>9.3f} {fwd:>9.3f}", flush=True)
     print(f"finished {time.strftime('%Y-%m-%d %H:%M:%S')}")
 
 

@@ -2,9 +2,10 @@
 
 One code path for 2D and 3D. Arrays are ``(*items, *spatial)``: a stack of slices ``(N, H, W)`` with
 ``spatial_dims=2``, a batch of volumes ``(N, D, H, W)`` with ``spatial_dims=3``, or one image / volume
-with no item axis. When ``spatial_dims`` is None it is inferred from the rank: 2 → one 2D image,
-3 → a stack of 2D slices, 4 → a batch of 3D volumes (pass ``spatial_dims=3`` for one ``(D, H, W)``
-volume, or to treat a stack of consecutive slices as a volume).
+with no item axis. When ``spatial_dims`` is None it is inferred from the rank where the rank says it:
+2 → one 2D image, 4 → a batch of 3D volumes. A rank-3 array is either a stack of 2D slices or one
+``(D, H, W)`` volume, so it needs ``spatial_dims`` (2: filter each slice alone; 3: the whole volume,
+also to treat a stack of consecutive slices as a volume); without it a ``ValueError`` says so.
 
 The seed-000 pipeline (Walluscheck 2024, Sec. 2.2.4): ``D = rho(x - x_hat)`` with ``rho = |.|`` or
 ``max(., 0)``; threshold; morphological closing; majority vote over the three-GAN ensemble; optionally
@@ -29,18 +30,30 @@ ArrayLike = Any  # np.ndarray | torch.Tensor
 
 
 # ---------------------------------------------------------------------------------------------- helpers
-def _infer_spatial_dims(ndim: int, spatial_dims: int | None) -> int:
+def _infer_spatial_dims(shape: tuple[int, ...], spatial_dims: int | None) -> int:
+    """``spatial_dims``, or the one the rank of ``shape`` implies: 2 → 2 (one image), 4 → 3 (volumes).
+
+    Raises:
+        ValueError: rank 3 without ``spatial_dims`` (slices or one volume?), another rank without it,
+            ``spatial_dims`` not 2 or 3, or fewer axes than ``spatial_dims``.
+    """
+    ndim = len(shape)
     if spatial_dims is None:
-        table = {2: 2, 3: 2, 4: 3}
+        if ndim == 3:
+            raise ValueError(
+                f"an array of shape {tuple(shape)} is either a stack of 2D slices (N, H, W) or one volume "
+                "(D, H, W): pass spatial_dims=2 (each slice alone) or spatial_dims=3 (one volume)"
+            )
+        table = {2: 2, 4: 3}
         if ndim not in table:
             raise ValueError(
-                f"cannot infer spatial_dims for an array of rank {ndim}; pass spatial_dims=2 or 3"
+                f"cannot infer spatial_dims for an array of shape {tuple(shape)}; pass spatial_dims=2 or 3"
             )
         return table[ndim]
     if spatial_dims not in (2, 3):
         raise ValueError(f"spatial_dims must be 2 or 3, got {spatial_dims}")
     if ndim < spatial_dims:
-        raise ValueError(f"array of rank {ndim} has fewer axes than spatial_dims={spatial_dims}")
+        raise ValueError(f"array of shape {tuple(shape)} has fewer axes than spatial_dims={spatial_dims}")
     return spatial_dims
 
 
@@ -113,13 +126,13 @@ def closing(mask: ArrayLike, radius: int, spatial_dims: int | None = None) -> np
     Args:
         mask: (*items, *spatial) binary mask.
         radius: structuring-element radius in pixels (0 returns the mask unchanged).
-        spatial_dims: 2 or 3 (see module docstring).
+        spatial_dims: 2 or 3; required for a rank-3 array (see module docstring).
 
     Returns:
         uint8 mask, same shape.
     """
     m = _to_numpy(mask).astype(bool)
-    sd = _infer_spatial_dims(m.ndim, spatial_dims)
+    sd = _infer_spatial_dims(m.shape, spatial_dims)
     if radius <= 0:
         return m.astype(np.uint8)
     se = ball(radius, sd)
@@ -170,14 +183,14 @@ def connected_components(
     Args:
         mask: (*items, *spatial) binary mask.
         connectivity: 1 (faces: 4-/6-neighbourhood) up to ``spatial_dims`` (8-/26-neighbourhood).
-        spatial_dims: 2 or 3 (see module docstring).
+        spatial_dims: 2 or 3; required for a rank-3 array (see module docstring).
 
     Returns:
         ``(labels, counts)``: int32 labels of the mask's shape (0 = background, numbered per item) and
         the number of components per item, shape ``items`` (a 0-d array for a single image).
     """
     m = _to_numpy(mask).astype(bool)
-    sd = _infer_spatial_dims(m.ndim, spatial_dims)
+    sd = _infer_spatial_dims(m.shape, spatial_dims)
     st = _structure(sd, connectivity)
     counts: list[int] = []
 
@@ -199,13 +212,14 @@ def remove_small_components(
         mask: (*items, *spatial) binary mask.
         min_size: smallest component kept (components with fewer elements are removed; <= 1 keeps all).
         connectivity: see :func:`connected_components`.
-        spatial_dims: 2 or 3; a stack of consecutive slices with ``spatial_dims=3`` is one volume.
+        spatial_dims: 2 or 3, required for a rank-3 array; a stack of consecutive slices with
+            ``spatial_dims=3`` is one volume.
 
     Returns:
         uint8 mask, same shape.
     """
     m = _to_numpy(mask).astype(bool)
-    sd = _infer_spatial_dims(m.ndim, spatial_dims)
+    sd = _infer_spatial_dims(m.shape, spatial_dims)
     if min_size <= 1:
         return m.astype(np.uint8)
     st = _structure(sd, connectivity)
@@ -228,13 +242,13 @@ def median_filter(maps: ArrayLike, size: int = 5, spatial_dims: int | None = Non
     Args:
         maps: (*items, *spatial) float maps.
         size: window side (odd). 1 returns a copy.
-        spatial_dims: 2 or 3.
+        spatial_dims: 2 or 3; required for a rank-3 array (see module docstring).
 
     Returns:
         float32 maps, same shape (borders: reflect).
     """
     a = _to_numpy(maps).astype(np.float32)
-    sd = _infer_spatial_dims(a.ndim, spatial_dims)
+    sd = _infer_spatial_dims(a.shape, spatial_dims)
     if size <= 1:
         return a.copy()
     return _per_item(a, sd, lambda item: ndimage.median_filter(item, size=size, mode="reflect")).astype(
@@ -260,7 +274,7 @@ def erode_mask(
         mm: alternatively, remove everything within ``mm`` millimetres of the background (Euclidean
             distance transform with ``spacing``).
         spacing: pixel / voxel size in mm per spatial axis (default 1 mm).
-        spatial_dims: 2 or 3.
+        spatial_dims: 2 or 3; required for a rank-3 array (see module docstring).
 
     Returns:
         uint8 mask, same shape. Outside the image counts as background.
@@ -268,7 +282,7 @@ def erode_mask(
     if (iterations is None) == (mm is None):
         raise ValueError("erode_mask: give exactly one of iterations or mm")
     m = _to_numpy(mask).astype(bool)
-    sd = _infer_spatial_dims(m.ndim, spatial_dims)
+    sd = _infer_spatial_dims(m.shape, spatial_dims)
     if iterations is not None:
         if iterations <= 0:
             return m.astype(np.uint8)
@@ -316,7 +330,7 @@ def postprocess(
         min_size: smallest connected component kept, 0 for none.
         median: median window side (Luo: 5), or None.
         erode: erosion iterations of ``brain`` (Luo), or None.
-        spatial_dims: 2 or 3 for filtering, erosion and closing.
+        spatial_dims: 2 or 3 for filtering, erosion and closing; required for a rank-3 array.
         components_spatial_dims: spatial dims for the component analysis, default ``spatial_dims``;
             pass 3 with a stack of consecutive slices to let components span slices.
         connectivity: component connectivity.
@@ -325,7 +339,7 @@ def postprocess(
         uint8 mask, same shape as ``maps``.
     """
     a = _to_numpy(maps).astype(np.float32)
-    sd = _infer_spatial_dims(a.ndim, spatial_dims)
+    sd = _infer_spatial_dims(a.shape, spatial_dims)
     if median is not None and median > 1:
         a = median_filter(a, median, spatial_dims=sd)
     mask = threshold_maps(a, thr).astype(bool)
@@ -361,13 +375,13 @@ def scan_score(
         maps: (*items, *spatial) anomaly maps.
         brain: binary mask of the same shape, or None (whole image).
         top_fraction: share of the highest values averaged (0.01 = top 1 %); at least one value.
-        spatial_dims: 2 or 3.
+        spatial_dims: 2 or 3; required for a rank-3 array (see module docstring).
 
     Returns:
         float32 scores of shape ``items`` (0.0 for an item with an empty brain mask).
     """
     a = _to_numpy(maps).astype(np.float32)
-    sd = _infer_spatial_dims(a.ndim, spatial_dims)
+    sd = _infer_spatial_dims(a.shape, spatial_dims)
     b = np.ones(a.shape, bool) if brain is None else _to_numpy(brain).astype(bool)
     if b.shape != a.shape:
         raise ValueError(f"scan_score: brain has shape {b.shape}, maps {a.shape}")

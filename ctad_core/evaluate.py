@@ -23,8 +23,9 @@ Rules the numbers follow (and the notebook explains):
   haemorrhage when any part is one. As seed 000 did, the haemorrhage Dice (and ``pixel_auroc_haemorrhage``,
   healthy + haemorrhage test items) uses the method's ``maps_haemorrhage`` (ρ = max(·, 0)) when it wrote them.
 
-CLI: ``python -m ctad_core.evaluate record-baseline --run-dir D --profile P`` copies the run's metrics into
-``tests/baselines/P.json`` with tolerances (see :func:`record_baseline`).
+CLI: ``python -m ctad_core.evaluate record-baseline --run-dir D --profile P --out FILE`` copies the run's metrics
+with tolerances into FILE (see :func:`record_baseline`; the repository keeps its baselines in
+``tests/baselines/<profile>.json``).
 """
 
 from __future__ import annotations
@@ -74,7 +75,9 @@ def kind_parts(kind: str) -> set[str]:
 
 def is_haemorrhage(kinds: Sequence[str] | np.ndarray) -> np.ndarray:
     """(N,) bool: does each kind include a haemorrhage kind?"""
-    return np.array([bool(kind_parts(k) & set(HAEMORRHAGE_KINDS)) for k in np.asarray(kinds).astype(str)], bool)
+    return np.array(
+        [bool(kind_parts(k) & set(HAEMORRHAGE_KINDS)) for k in np.asarray(kinds).astype(str)], bool
+    )
 
 
 def _nan_to_none(x: Any) -> Any:
@@ -95,8 +98,12 @@ def _summary(d: np.ndarray) -> dict[str, float]:
     d = d[~np.isnan(d)]
     if d.size == 0:
         return {"n": 0, "mean": float("nan"), "sd": float("nan"), "median": float("nan")}
-    return {"n": int(d.size), "mean": float(d.mean()), "sd": float(d.std(ddof=1)) if d.size > 1 else 0.0,
-            "median": float(np.median(d))}
+    return {
+        "n": int(d.size),
+        "mean": float(d.mean()),
+        "sd": float(d.std(ddof=1)) if d.size > 1 else 0.0,
+        "median": float(np.median(d)),
+    }
 
 
 def scan_table(res: MethodResults, split: str) -> dict[str, np.ndarray]:
@@ -197,7 +204,12 @@ def evaluate_method_full(
     split = np.asarray(res.split).astype(str)
     kind = np.asarray(res.kind).astype(str)
     val, test = split == "val", split == "test"
-    m: dict[str, Any] = {"level": res.level, "n_val_items": int(val.sum()), "n_test_items": int(test.sum())}
+    m: dict[str, Any] = {
+        "level": res.level,
+        "model_dims": res.model_dims,
+        "n_val_items": int(val.sum()),
+        "n_test_items": int(test.sum()),
+    }
     ev = MethodEvaluation(res.name, m)
 
     # ---- scan level (seed 002 Table 1, seed 001 Youden point)
@@ -213,7 +225,9 @@ def evaluate_method_full(
     if res.maps is not None:
         # the same scan score for every method, from its map: mean of the top 1 % inside the mask (2D: max
         # over the scan's slices) — beside each method's own score, never instead
-        ms = anomaly.scan_score(res.maps, res.brain, top_fraction=0.01, spatial_dims=2 if res.level == "2d" else 3)
+        ms = anomaly.scan_score(
+            res.maps, res.brain, top_fraction=0.01, spatial_dims=2 if res.level == "2d" else 3
+        )
         sm = scan_table(replace(res, scan_score=ms), "test")
         m["scan_auroc_map"] = M.roc_auc(sm["score"], sm["label"])
         m["scan_auroc_map_by_kind"] = M.per_kind_auroc(sm["score"], sm["kind"])
@@ -231,8 +245,11 @@ def evaluate_method_full(
         m["slice_auroc"] = M.roc_auc(score[test], lab[test])
         m["slice_auprc"] = M.average_precision(score[test], lab[test])
         yv_s = M.youden_threshold(score[val], lab[val])
-        m["slice_sensitivity"] = M.operating_point(score[test], lab[test], yv_s.threshold).sensitivity \
-            if math.isfinite(yv_s.threshold) else float("nan")
+        m["slice_sensitivity"] = (
+            M.operating_point(score[test], lab[test], yv_s.threshold).sensitivity
+            if math.isfinite(yv_s.threshold)
+            else float("nan")
+        )
     elif res.maps is not None:
         e_v, n_v, l_v = _slice_scores_3d(res, val)
         e_t, n_t, l_t = _slice_scores_3d(res, test)
@@ -240,8 +257,11 @@ def evaluate_method_full(
         m["slice_auprc"] = M.average_precision(e_t, l_t)
         m["slice_auroc_normality"] = M.roc_auc(n_t, l_t)
         yv_s = M.youden_threshold(e_v, l_v)
-        m["slice_sensitivity"] = M.operating_point(e_t, l_t, yv_s.threshold).sensitivity \
-            if math.isfinite(yv_s.threshold) else float("nan")
+        m["slice_sensitivity"] = (
+            M.operating_point(e_t, l_t, yv_s.threshold).sensitivity
+            if math.isfinite(yv_s.threshold)
+            else float("nan")
+        )
 
     # ---- pixel level and Dice (seed 000 Table 3 / Fig. 6, seed 004 Table 3)
     if res.maps is not None and res.lesion is not None:
@@ -254,8 +274,10 @@ def evaluate_method_full(
         ev.roc_pixel = _thin(fpr, tpr, max_roc_points)
         has_les = lab == 1
         haem = is_haemorrhage(kind)
-        grid = M._default_thresholds(maps[val & has_les][brain[val & has_les] != 0]
-                                     if (val & has_les).any() else maps[brain != 0], dice_thresholds)
+        grid = M._default_thresholds(
+            maps[val & has_les][brain[val & has_les] != 0] if (val & has_les).any() else maps[brain != 0],
+            dice_thresholds,
+        )
         # seed 000: "when testing on hemorrhage data, only positive values are considered" — the haemorrhage
         # subset uses the max(·, 0) maps where the method wrote them (its own threshold, from validation)
         maps_h = res.maps_haemorrhage if res.maps_haemorrhage is not None else maps
@@ -265,7 +287,13 @@ def evaluate_method_full(
         for subset, sub in (("all", np.ones_like(has_les)), ("haemorrhage", haem)):
             vsel, tsel = val & has_les & sub, test & has_les & sub
             if not vsel.any() or not tsel.any():
-                m[f"dice_{subset}"] = {"n": int(tsel.sum()), "threshold": None, "mean": None, "median": None, "sd": None}
+                m[f"dice_{subset}"] = {
+                    "n": int(tsel.sum()),
+                    "threshold": None,
+                    "mean": None,
+                    "median": None,
+                    "sd": None,
+                }
                 continue
             mp = maps_h if subset == "haemorrhage" else maps
             g = grid if mp is maps else M._default_thresholds(mp[vsel][brain[vsel] != 0], dice_thresholds)
@@ -274,8 +302,12 @@ def evaluate_method_full(
             pred = (mp[tsel] >= sw.best_threshold) & (brain[tsel] != 0)
             d = M.dice_per_item(pred, les[tsel])
             ev.dice_test[subset] = (d, np.flatnonzero(tsel))
-            m[f"dice_{subset}"] = {**_summary(d), "threshold": sw.best_threshold, "val_mean_dice": sw.best_dice,
-                                   "residual": "max(x - x_hat, 0)" if mp is not maps else "the method's map"}
+            m[f"dice_{subset}"] = {
+                **_summary(d),
+                "threshold": sw.best_threshold,
+                "val_mean_dice": sw.best_dice,
+                "residual": "max(x - x_hat, 0)" if mp is not maps else "the method's map",
+            }
             if subset == "all":
                 m["dice_threshold"] = sw.best_threshold
                 m["dice_mean"], m["dice_median"] = float(np.mean(d)), float(np.median(d))
@@ -292,10 +324,14 @@ def evaluate_method_full(
             t_pool = M.threshold_for_best_dice(maps[vl], les[vl], brain[vl], grid, reduce="pooled")
             m["dice_seed004"] = M.dice((maps[tl] >= t_pool) & (brain[tl] != 0), les[tl])
             m["dice_seed004_threshold"] = t_pool
-            m["dice_oracle_test"] = M.best_achievable_dice(maps[tl], les[tl], brain[tl], dice_thresholds, "pooled")[0]
+            m["dice_oracle_test"] = M.best_achievable_dice(
+                maps[tl], les[tl], brain[tl], dice_thresholds, "pooled"
+            )[0]
         pp = res.info.get("postprocess")
         if not pp and int(res.info.get("closing_radius", 0) or 0) > 0:
-            pp = {"closing_radius": int(res.info["closing_radius"])}  # seed 000's closing, as notebook 04 ran it
+            pp = {
+                "closing_radius": int(res.info["closing_radius"])
+            }  # seed 000's closing, as notebook 04 ran it
         if pp and "dice_threshold" in m:
             from ctad_core.anomaly import postprocess
 
@@ -314,7 +350,8 @@ def evaluate_method_full(
         for label, sel in (("normal", test & (lab == 0)), ("abnormal", test & (lab == 1))):
             if sel.any():
                 m["recon_error"][label] = M.recon_error_stats(
-                    x[sel], res.recon[sel], value_range=(-1.0, 1.0), mask=None if mask is None else mask[sel])
+                    x[sel], res.recon[sel], value_range=(-1.0, 1.0), mask=None if mask is None else mask[sel]
+                )
 
     # timing: notebook 04 stores seconds per *slice* (info["seconds_unit"]); a 2D scan costs all its slices
     sec = res.info.get("seconds_per_scan")
@@ -381,8 +418,9 @@ def aligned_inputs(res: MethodResults, run_dir: str | os.PathLike) -> np.ndarray
         from ctad_core.gan2d import prepare_slices
 
         x = prepare_slices(x, size)[:, 0].numpy()
-        les = F.interpolate(torch.as_tensor(les.astype(np.float32))[:, None], size=(size, size),
-                            mode="nearest")[:, 0].numpy()
+        les = F.interpolate(
+            torch.as_tensor(les.astype(np.float32))[:, None], size=(size, size), mode="nearest"
+        )[:, 0].numpy()
     if les.shape != res.lesion.shape or not np.array_equal(les != 0, res.lesion != 0):
         return None
     return x.astype(np.float32)
@@ -401,7 +439,11 @@ def compare_dice(evals: Mapping[str, MethodEvaluation], subset: str = "all") -> 
         for b in names[i + 1 :]:
             da, ia = evals[a].dice_test[subset]
             db, ib = evals[b].dice_test[subset]
-            if evals[a].metrics["level"] != evals[b].metrics["level"] or ia.shape != ib.shape or (ia != ib).any():
+            if (
+                evals[a].metrics["level"] != evals[b].metrics["level"]
+                or ia.shape != ib.shape
+                or (ia != ib).any()
+            ):
                 continue
             stat, p = M.wilcoxon_dice(da, db)
             out[f"{a} vs {b}"] = {"statistic": stat, "p_value": p, "n": int(da.size)}
@@ -416,8 +458,9 @@ def gan_member_dirs(run_dir: str | os.PathLike) -> list[Path]:
     return sorted(p for p in (Path(run_dir) / "gan").glob("member_*") if (p / "checkpoint.pt").is_file())
 
 
-def generated_images(run_dir: str | os.PathLike, n: int, seed: int = 0, member: int = 0,
-                     device: str = "cpu") -> np.ndarray:
+def generated_images(
+    run_dir: str | os.PathLike, n: int, seed: int = 0, member: int = 0, device: str = "cpu"
+) -> np.ndarray:
     """``n`` generator samples of a FastGAN member as display images (n, S, S) in [0, 1].
 
     Raises:
@@ -432,8 +475,9 @@ def generated_images(run_dir: str | os.PathLike, n: int, seed: int = 0, member: 
     return np.clip((generate(G, n, seed=seed) + 1.0) / 2.0, 0.0, 1.0).astype(np.float32)
 
 
-def real_images(run_dir: str | os.PathLike, split: str = "test", which: str = "healthy",
-                size: int | None = None) -> np.ndarray:
+def real_images(
+    run_dir: str | os.PathLike, split: str = "test", which: str = "healthy", size: int | None = None
+) -> np.ndarray:
     """Real slices of a split as display images (N, H, W) in [0, 1], windowed as the models see them.
 
     Args:
@@ -464,13 +508,16 @@ def real_images(run_dir: str | os.PathLike, split: str = "test", which: str = "h
     if size is not None and img.shape[0] and img.shape[-1] != size:
         t = torch.as_tensor(img)[:, None]
         mode = "area" if img.shape[-1] > size else "bilinear"
-        img = F.interpolate(t, size=(size, size), mode=mode, **({} if mode == "area" else {"align_corners": False}))
+        img = F.interpolate(
+            t, size=(size, size), mode=mode, **({} if mode == "area" else {"align_corners": False})
+        )
         img = img[:, 0].numpy()
     return img.astype(np.float32)
 
 
-def default_extractor(run_dir: str | os.PathLike, inception_weights: str = "", seed: int = 0,
-                      device: str = "cpu") -> Any:
+def default_extractor(
+    run_dir: str | os.PathLike, inception_weights: str = "", seed: int = 0, device: str = "cpu"
+) -> Any:
     """The FID feature space: Inception-v3 if a local weights file is given, else the trained FastGAN
     discriminator of member 0, else (no GAN) a seeded random CNN. ``.name`` says which."""
     from ctad_core import features
@@ -482,7 +529,9 @@ def default_extractor(run_dir: str | os.PathLike, inception_weights: str = "", s
         from ctad_core.gan2d import load_discriminator
 
         D = load_discriminator(members[0] / "checkpoint.pt", device=device)
-        return features.discriminator_extractor(D, f"fastgan-discriminator ({members[0].name}, trained in this run)")
+        return features.discriminator_extractor(
+            D, f"fastgan-discriminator ({members[0].name}, trained in this run)"
+        )
     return features.random_cnn_extractor(seed=seed, device=device)
 
 
@@ -524,8 +573,12 @@ def compute_fid(
             continue
         f_real = extract_features(ex, real)
         fi = M.fid_infinity(f_gen, f_real, num_points=num_points, seed=seed)
-        out[which] = {"n_real": int(len(real)), "fid": M.fid(f_gen, f_real), "fid_inf": fi["fid_inf"],
-                      "fid_inf_fit": {"ns": fi["ns"], "fids": fi["fids"], "slope": fi["slope"]}}
+        out[which] = {
+            "n_real": int(len(real)),
+            "fid": M.fid(f_gen, f_real),
+            "fid_inf": fi["fid_inf"],
+            "fid_inf_fit": {"ns": fi["ns"], "fids": fi["fids"], "slope": fi["slope"]},
+        }
     return out
 
 
@@ -553,12 +606,18 @@ def markdown_tables(report: Mapping[str, Any]) -> dict[str, str]:
     t: dict[str, str] = {}
     # seed 000 Table 3: mean ± SD Dice per test set (rows) and method (columns)
     rows = []
-    for label, key in (("Haemorrhage", "dice_haemorrhage"), ("All lesions (haemorrhage, tumour, …)", "dice_all")):
+    for label, key in (
+        ("Haemorrhage", "dice_haemorrhage"),
+        ("All lesions (haemorrhage, tumour, …)", "dice_all"),
+    ):
         r = [label]
         for n in names:
             d = meths[n].get(key) or {}
-            r.append(f"{_fmt(d.get('mean'), 2)} ± {_fmt(d.get('sd'), 2)} (median {_fmt(d.get('median'), 2)}, n={d.get('n', 0)})"
-                     if d.get("mean") is not None else "–")
+            r.append(
+                f"{_fmt(d.get('mean'), 2)} ± {_fmt(d.get('sd'), 2)} (median {_fmt(d.get('median'), 2)}, n={d.get('n', 0)})"
+                if d.get("mean") is not None
+                else "–"
+            )
         rows.append(r)
     t["table3_seed000_dice"] = _md(["Test set", *names], rows)
     # seed 002 Table 1: scan AUROC per pathology
@@ -568,38 +627,91 @@ def markdown_tables(report: Mapping[str, Any]) -> dict[str, str]:
     t["table1_seed002_auroc_by_kind"] = _md(["Pathology (scan AUROC)", *names], rows)
     # the same with every method scored by its map (top 1 % inside the mask)
     if any(meths[n].get("scan_auroc_map_by_kind") for n in names):
-        rows = [[k, *[_fmt((meths[n].get("scan_auroc_map_by_kind") or {}).get(k)) for n in names]] for k in kinds]
+        rows = [
+            [k, *[_fmt((meths[n].get("scan_auroc_map_by_kind") or {}).get(k)) for n in names]] for k in kinds
+        ]
         rows.append(["TOTAL", *[_fmt(meths[n].get("scan_auroc_map")) for n in names]])
         t["table1_auroc_by_kind_map_score"] = _md(["Pathology (scan AUROC, map score)", *names], rows)
     # seed 004 Tables 2-3
-    rows = [[n, _fmt(meths[n].get("slice_auroc")), _fmt(meths[n].get("slice_auprc")),
-             _fmt(meths[n].get("slice_sensitivity")), _fmt(meths[n].get("dice_seed004"))] for n in names]
-    t["table3_seed004"] = _md(["Method", "AUC (slice)", "AUPRC (slice)", "Sensitivity (val Youden)", "[DICE]"], rows)
+    rows = [
+        [
+            n,
+            _fmt(meths[n].get("slice_auroc")),
+            _fmt(meths[n].get("slice_auprc")),
+            _fmt(meths[n].get("slice_sensitivity")),
+            _fmt(meths[n].get("dice_seed004")),
+        ]
+        for n in names
+    ]
+    t["table3_seed004"] = _md(
+        ["Method", "AUC (slice)", "AUPRC (slice)", "Sensitivity (val Youden)", "[DICE]"], rows
+    )
     # overview
-    rows = [[n, meths[n]["level"], _fmt(meths[n].get("pixel_auroc")), _fmt(meths[n].get("pixel_auprc")),
-             _fmt(meths[n].get("dice_mean")), _fmt(meths[n].get("dice_median")),
-             _fmt(meths[n].get("pixel_auroc_haemorrhage")), _fmt((meths[n].get("dice_haemorrhage") or {}).get("median")),
-             _fmt(meths[n].get("scan_auroc")), _fmt(meths[n].get("scan_auroc_map")),
-             _fmt(meths[n].get("seconds_per_scan"), 2)] for n in names]
-    t["summary"] = _md(["Method", "level", "pixel AUROC", "pixel AUPRC", "Dice mean", "Dice median",
-                        "pixel AUROC (haem.)", "Dice median (haem.)", "scan AUROC", "scan AUROC (map score)",
-                        "s / scan"], rows)
+    items = {"2d": "slices", "3d": "volumes"}
+    rows = [
+        [
+            n,
+            items.get(meths[n]["level"], meths[n]["level"]),
+            str(meths[n].get("model_dims", "")).upper(),
+            _fmt(meths[n].get("pixel_auroc")),
+            _fmt(meths[n].get("pixel_auprc")),
+            _fmt(meths[n].get("dice_mean")),
+            _fmt(meths[n].get("dice_median")),
+            _fmt(meths[n].get("pixel_auroc_haemorrhage")),
+            _fmt((meths[n].get("dice_haemorrhage") or {}).get("median")),
+            _fmt(meths[n].get("scan_auroc")),
+            _fmt(meths[n].get("scan_auroc_map")),
+            _fmt(meths[n].get("seconds_per_scan"), 2),
+        ]
+        for n in names
+    ]
+    t["summary"] = _md(
+        [
+            "Method",
+            "items",
+            "model",
+            "pixel AUROC",
+            "pixel AUPRC",
+            "Dice mean",
+            "Dice median",
+            "pixel AUROC (haem.)",
+            "Dice median (haem.)",
+            "scan AUROC",
+            "scan AUROC (map score)",
+            "s / scan",
+        ],
+        rows,
+    )
     rows = []
     for n in names:
         for label, st in (meths[n].get("recon_error") or {}).items():
-            rows.append([n, label, _fmt(st.get("rmse")), f"{_fmt(st.get('mean_abs'))} ± {_fmt(st.get('sd_abs'))}",
-                         _fmt(st.get("p90_abs"))])
+            rows.append(
+                [
+                    n,
+                    label,
+                    _fmt(st.get("rmse")),
+                    f"{_fmt(st.get('mean_abs'))} ± {_fmt(st.get('sd_abs'))}",
+                    _fmt(st.get("p90_abs")),
+                ]
+            )
     if rows:
-        t["recon_error_seed000"] = _md(["Method", "test items", "RMSE", "mean ± SD abs. difference", "90th pct abs. difference"], rows)
+        t["recon_error_seed000"] = _md(
+            ["Method", "test items", "RMSE", "mean ± SD abs. difference", "90th pct abs. difference"], rows
+        )
     if report.get("wilcoxon"):
         rows = [[k, _fmt(v.get("p_value"), 4), str(v.get("n"))] for k, v in report["wilcoxon"].items()]
         t["wilcoxon_dice"] = _md(["Pair", "p (Wilcoxon, paired)", "n"], rows)
     fid = report.get("fid") or {}
     if fid.get("healthy"):
-        rows = [[w, str(fid[w].get("n_real")), _fmt(fid[w].get("fid"), 2), _fmt(fid[w].get("fid_inf"), 2)]
-                for w in ("healthy", "lesioned") if fid.get(w)]
-        t["fid"] = _md(["Generated vs real", "n real", "FID", "FID∞ (unbiased)"], rows) + \
-            f"\n\nFeature extractor: {fid.get('extractor')}; {fid.get('n_generated')} generated images."
+        rows = [
+            [w, str(fid[w].get("n_real")), _fmt(fid[w].get("fid"), 2), _fmt(fid[w].get("fid_inf"), 2)]
+            for w in ("healthy", "lesioned")
+            if fid.get(w)
+        ]
+        t["fid"] = (
+            _md(["Generated vs real", "n real", "FID", "FID∞ (unbiased)"], rows)
+            + f"\n\nFeature extractor: {fid.get('extractor')}; {fid.get('n_generated')} generated images."
+        )
     return t
 
 
@@ -638,26 +750,36 @@ def build_report(
     if methods:
         missing = sorted(set(methods) - set(found))
         if missing:
-            raise FileNotFoundError(f"methods {missing} not found under {run_dir}/*/methods/ (found {sorted(found)})")
+            raise FileNotFoundError(
+                f"methods {missing} not found under {run_dir}/*/methods/ (found {sorted(found)})"
+            )
         found = {k: v for k, v in found.items() if k in methods}
     if not found:
         raise FileNotFoundError(f"no method results under {run_dir}/*/methods/: run notebooks 04/05 first")
     evals = {}
     for name, p in found.items():
         res = load_method_results(p)
-        evals[name] = evaluate_method_full(res, dice_thresholds, min_lesion_dice, inputs=aligned_inputs(res, run_dir))
+        evals[name] = evaluate_method_full(
+            res, dice_thresholds, min_lesion_dice, inputs=aligned_inputs(res, run_dir)
+        )
     if turing is None and (run_dir / "turing" / "scores.json").is_file():
         turing = read_json(run_dir / "turing" / "scores.json")
     report = {
         "profile": profile,
         "device": device,
         "seed": int(seed),
-        "rules": {"thresholds": "chosen on validation", "scan_aggregate_2d": SCAN_AGGREGATE,
-                  "dice_items": "test items with a lesion", "pixel_mask": "brain mask of each item",
-                  "haemorrhage_kinds": list(HAEMORRHAGE_KINDS)},
+        "rules": {
+            "thresholds": "chosen on validation",
+            "scan_aggregate_2d": SCAN_AGGREGATE,
+            "dice_items": "test items with a lesion",
+            "pixel_mask": "brain mask of each item",
+            "haemorrhage_kinds": list(HAEMORRHAGE_KINDS),
+        },
         "methods": {n: e.metrics for n, e in evals.items()},
-        "wilcoxon": {**compare_dice(evals, "all"),
-                     **{f"{k} (haemorrhage)": v for k, v in compare_dice(evals, "haemorrhage").items()}},
+        "wilcoxon": {
+            **compare_dice(evals, "all"),
+            **{f"{k} (haemorrhage)": v for k, v in compare_dice(evals, "haemorrhage").items()},
+        },
         "turing": dict(turing) if turing else {},
         "fid": dict(fid) if fid else {},
     }
@@ -685,8 +807,16 @@ def check_report(report: Mapping[str, Any]) -> list[str]:
         for k in REQUIRED_METHOD_KEYS:
             if k not in m:
                 problems.append(f"{name}: missing {k!r}")
-        for k in ("pixel_auroc", "pixel_auroc_haemorrhage", "pixel_auprc", "scan_auroc", "scan_auroc_map", "dice_mean",
-                  "dice_median", "slice_auroc"):
+        for k in (
+            "pixel_auroc",
+            "pixel_auroc_haemorrhage",
+            "pixel_auprc",
+            "scan_auroc",
+            "scan_auroc_map",
+            "dice_mean",
+            "dice_median",
+            "slice_auroc",
+        ):
             v = m.get(k)
             if v is not None and not (0.0 <= float(v) <= 1.0):
                 problems.append(f"{name}: {k} = {v} outside [0, 1]")
@@ -697,16 +827,30 @@ def check_report(report: Mapping[str, Any]) -> list[str]:
     return problems
 
 
-def record_baseline(run_dir: str | os.PathLike, profile: str, out: str | os.PathLike | None = None,
-                    tolerances: Mapping[str, float] | None = None) -> Path:
-    """Write ``tests/baselines/<profile>.json`` from a run's ``report/metrics.json``.
+def record_baseline(
+    run_dir: str | os.PathLike,
+    profile: str,
+    out: str | os.PathLike,
+    tolerances: Mapping[str, float] | None = None,
+) -> Path:
+    """Write a regression baseline from a run's ``report/metrics.json`` to ``out`` (atomically).
 
-    Run it after an *intended* change of results, review the diff, commit it. The file holds, per method,
-    the value and absolute tolerance of each metric in ``tolerances`` (default
+    Run it after an *intended* change of results, review the diff, commit it (the repository's baselines
+    are ``tests/baselines/<profile>.json``; the package never picks a path itself). The file holds, per
+    method, the value and absolute tolerance of each metric in ``tolerances`` (default
     :data:`DEFAULT_TOLERANCES`) that the run reported.
+
+    Args:
+        run_dir: the run whose ``report/metrics.json`` is recorded.
+        profile: the profile name stored in the baseline.
+        out: the baseline file to write.
+        tolerances: metric → absolute tolerance.
 
     Returns:
         The written path.
+
+    Raises:
+        ValueError: the run's ``metrics.json`` is not a valid report.
     """
     rep = read_json(Path(run_dir) / "report" / "metrics.json")
     problems = check_report(rep)
@@ -716,9 +860,15 @@ def record_baseline(run_dir: str | os.PathLike, profile: str, out: str | os.Path
     methods = {}
     for name, m in rep["methods"].items():
         methods[name] = {k: {"value": m[k], "abs_tol": t} for k, t in tol.items() if m.get(k) is not None}
-    base = {"profile": profile, "seed": rep.get("seed"), "device": rep.get("device"),
-            "recorded_from": str(run_dir), "recorded_at": time.strftime("%Y-%m-%d"), "methods": methods}
-    path = Path(out) if out else Path(__file__).resolve().parent.parent / "tests" / "baselines" / f"{profile}.json"
+    base = {
+        "profile": profile,
+        "seed": rep.get("seed"),
+        "device": rep.get("device"),
+        "recorded_from": str(run_dir),
+        "recorded_at": time.strftime("%Y-%m-%d"),
+        "methods": methods,
+    }
+    path = Path(out)
     write_json(path, base)
     return path
 
@@ -741,13 +891,13 @@ def compare_to_baseline(report: Mapping[str, Any], baseline: Mapping[str, Any]) 
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m ctad_core.evaluate record-baseline --run-dir D --profile P [--out FILE]``."""
+    """``python -m ctad_core.evaluate record-baseline --run-dir D --profile P --out FILE`` or ``check``."""
     ap = argparse.ArgumentParser(prog="python -m ctad_core.evaluate", description=__doc__.split("\n")[0])
     sub = ap.add_subparsers(dest="cmd", required=True)
-    rb = sub.add_parser("record-baseline", help="write tests/baselines/<profile>.json from a run's metrics.json")
+    rb = sub.add_parser("record-baseline", help="write a baseline file from a run's metrics.json")
     rb.add_argument("--run-dir", required=True)
     rb.add_argument("--profile", required=True)
-    rb.add_argument("--out", default=None, help="default tests/baselines/<profile>.json")
+    rb.add_argument("--out", required=True, help="the baseline file, e.g. tests/baselines/<profile>.json")
     cb = sub.add_parser("check", help="compare a run's metrics.json with a baseline file")
     cb.add_argument("--run-dir", required=True)
     cb.add_argument("--baseline", required=True)

@@ -28,7 +28,9 @@ class MethodResults:
 
     Attributes:
         name: method name, e.g. ``"fastgan_restoration"``.
-        level: ``"2d"`` (items are slices) or ``"3d"`` (items are volumes).
+        level: what an item is: ``"2d"`` (items are slices) or ``"3d"`` (items are volumes). This is not
+            the model's dimensionality (:attr:`model_dims`): ``fanogan2d`` runs a 2D model on a volume's
+            mid-axial slices and scores the volume, so its level is ``"3d"`` and its model ``"2d"``.
         scan_id: (N,) scan of each item; split: (N,) ``val``/``test``; kind: (N,) lesion kind or ``healthy``.
         scan_score: (N,) float anomaly score per item.
         maps: (N, *spatial) float32 anomaly maps, or None for score-only methods.
@@ -37,7 +39,8 @@ class MethodResults:
         recon: (N, *spatial) float32 reconstructions in model range [-1, 1], or None.
         maps_haemorrhage: (N, *spatial) float32 maps made with ρ = max(·, 0) (only tissue brighter than its
             reconstruction), which seed 000 uses for its haemorrhage test set; None: ``maps`` serve there too.
-        info: JSON-able extras: ``seconds_per_scan``, ``device``, ``feature_space``, parameters used, …
+        info: JSON-able extras: ``seconds_per_scan``, ``device``, ``feature_space``, parameters used,
+            ``model_dims`` (see :attr:`model_dims`), …
     """
 
     name: str
@@ -65,7 +68,22 @@ class MethodResults:
             if a is not None and a.shape[0] != n:
                 raise ValueError(f"{self.name}: {k} has shape {a.shape}, expected {n} items first")
 
-    _ARRAYS = ("scan_id", "split", "kind", "scan_score", "maps", "lesion", "brain", "recon", "maps_haemorrhage")
+    _ARRAYS = (
+        "scan_id",
+        "split",
+        "kind",
+        "scan_score",
+        "maps",
+        "lesion",
+        "brain",
+        "recon",
+        "maps_haemorrhage",
+    )
+
+    @property
+    def model_dims(self) -> str:
+        """The model's dimensionality, ``"2d"`` or ``"3d"``: ``info["model_dims"]``, else the items' ``level``."""
+        return str(self.info.get("model_dims", self.level))
 
 
 def save_method_results(stage_dir: str | os.PathLike, res: MethodResults) -> Path:

@@ -10,6 +10,8 @@ import numpy as np
 import pytest
 import torch
 from pytorch_msssim import ms_ssim as reference_ms_ssim
+from pytorch_msssim import ssim as reference_ssim
+from scipy.ndimage import correlate1d
 from scipy.stats import multivariate_normal
 
 from ctad_core.models.ctfsh import (
@@ -24,6 +26,7 @@ from ctad_core.models.ctfsh import (
     ms_ssim,
     msssim_scales,
     reconstruction_loss,
+    ssim_components,
 )
 
 
@@ -54,7 +57,10 @@ def test_paper_encoder_reaches_512x4cubed_on_meta():
 
 
 def test_msssim_scales_and_fallback_warning():
-    assert msssim_scales((128, 128, 128), 7) == (5, pytest.approx((0.0448, 0.2856, 0.3001, 0.2363, 0.1333), abs=1e-3))
+    assert msssim_scales((128, 128, 128), 7) == (
+        5,
+        pytest.approx((0.0448, 0.2856, 0.3001, 0.2363, 0.1333), abs=1e-3),
+    )
     n, w = msssim_scales((32, 32, 32), 11)
     assert n == 2 and sum(w) == pytest.approx(1.0)
     assert w[1] / w[0] == pytest.approx(0.2856 / 0.0448)
@@ -64,32 +70,88 @@ def test_msssim_scales_and_fallback_warning():
     assert torch.allclose(v, torch.ones(2), atol=1e-5)
 
 
-def test_msssim_equals_pytorch_msssim_when_five_scales_fit():
+def _ssim_reference(
+    x: np.ndarray, y: np.ndarray, win: int, sigma: float = 1.5, L: float = 1.0
+) -> tuple[float, float]:
+    """(SSIM, cs) of one 2D/3D image pair in float64 with SciPy: Wang et al. 2004, Eqs. 9-13, valid positions."""
+    t = np.arange(win) - win // 2
+    g = np.exp(-(t**2) / (2 * sigma**2))
+    g /= g.sum()
+    r = win // 2
+    inner = tuple(slice(r, n - r) for n in x.shape)
+
+    def blur(a):
+        for ax in range(a.ndim):
+            a = correlate1d(a, g, axis=ax, mode="constant")
+        return a[inner]
+
+    x, y = x.astype(np.float64), y.astype(np.float64)
+    mx, my = blur(x), blur(y)
+    vx, vy, cxy = blur(x * x) - mx**2, blur(y * y) - my**2, blur(x * y) - mx * my
+    c1, c2 = (0.01 * L) ** 2, (0.03 * L) ** 2
+    cs = (2 * cxy + c2) / (vx + vy + c2)
+    return float(np.mean((2 * mx * my + c1) / (mx**2 + my**2 + c1) * cs)), float(np.mean(cs))
+
+
+@pytest.mark.parametrize("shape,win", [((2, 2, 30, 27), 7), ((2, 1, 13, 12, 14), 5)])
+def test_ssim_components_match_scipy_reference_and_pytorch_msssim(shape, win):
     g = torch.Generator().manual_seed(0)
-    x = torch.rand(2, 1, 176, 176, generator=g)
-    y = (x + 0.1 * torch.rand(2, 1, 176, 176, generator=g)).clamp(0, 1)
+    x = torch.rand(*shape, generator=g)
+    y = (0.7 * x + 0.3 * torch.rand(*shape, generator=g)).clamp(0, 1)
+    x0, y0 = x.clone(), y.clone()
+    s, cs = ssim_components(x, y, data_range=1.0, win_size=win)
+    assert s.shape == cs.shape == shape[:2]
+    for b in range(shape[0]):
+        for c in range(shape[1]):
+            ref_s, ref_cs = _ssim_reference(x[b, c].numpy(), y[b, c].numpy(), win)
+            assert float(s[b, c]) == pytest.approx(ref_s, abs=1e-5)
+            assert float(cs[b, c]) == pytest.approx(ref_cs, abs=1e-5)
+    public = reference_ssim(x, y, data_range=1.0, size_average=False, win_size=win)  # (B,), channel mean
+    torch.testing.assert_close(s.mean(1), public, atol=1e-6, rtol=0)
+    assert torch.equal(x, x0) and torch.equal(y, y0)  # inputs untouched
+    ones = ssim_components(x, x.clone(), win_size=win)
+    torch.testing.assert_close(ones[0], torch.ones(shape[:2]), atol=1e-5, rtol=0)
+
+
+def test_ssim_components_refuses_bad_input():
+    x = torch.rand(1, 1, 16, 16)
+    with pytest.raises(ValueError, match="odd"):
+        ssim_components(x, x, win_size=4)
+    with pytest.raises(ValueError, match="smaller than the 17-voxel window"):
+        ssim_components(x, x, win_size=17)
+    with pytest.raises(ValueError, match="equal shape"):
+        ssim_components(x, x[..., :15])
+    with pytest.raises(ValueError, match="equal shape"):
+        ssim_components(x[0], x[0])
+
+
+@pytest.mark.parametrize("shape,win", [((2, 1, 176, 176), 11), ((1, 2, 48, 50, 52), 3)])
+def test_msssim_equals_pytorch_msssim_when_five_scales_fit(shape, win):
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand(*shape, generator=g)
+    y = (x + 0.1 * torch.rand(*shape, generator=g)).clamp(0, 1)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        ours = ms_ssim(x, y, win_size=11)
-    assert torch.allclose(ours, reference_ms_ssim(x, y, data_range=1.0, size_average=False), atol=1e-6)
+        ours = ms_ssim(x, y, win_size=win)
+    assert msssim_scales(shape[2:], win)[0] == 5
+    torch.testing.assert_close(
+        ours, reference_ms_ssim(x, y, data_range=1.0, size_average=False, win_size=win), atol=1e-6, rtol=0
+    )
 
 
 def test_msssim_fewer_scales_matches_manual_product():
     # three scales of a 2D image with win 7: Π cs_i^w_i · ssim_3^w_3 with renormalised weights
-    from pytorch_msssim.ssim import _fspecial_gauss_1d, _ssim
-
     g = torch.Generator().manual_seed(1)
     x = torch.rand(1, 1, 40, 40, generator=g)
     y = (x * 0.8 + 0.1).clamp(0, 1)
     n, w = msssim_scales((40, 40), 7)
     assert n == 3
-    win = _fspecial_gauss_1d(7, 1.5).repeat(1, 1, 1, 1)
-    a, b, vals = x, y, []
+    a, b, vals = x[0, 0].numpy(), y[0, 0].numpy(), []
     for i in range(n):
-        s, cs = _ssim(a, b, data_range=1.0, win=win, size_average=False)
+        s, cs = _ssim_reference(a, b, 7)
         vals.append(cs if i < n - 1 else s)
-        a, b = torch.nn.functional.avg_pool2d(a, 2), torch.nn.functional.avg_pool2d(b, 2)
-    expected = np.prod([float(v) ** wi for v, wi in zip(vals, w)])
+        a, b = (v.reshape(v.shape[0] // 2, 2, v.shape[1] // 2, 2).mean((1, 3)) for v in (a, b))  # even sides
+    expected = np.prod([v**wi for v, wi in zip(vals, w)])
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         assert ms_ssim(x, y, win_size=7).item() == pytest.approx(expected, rel=1e-5)
@@ -143,7 +205,9 @@ def test_acai_critic_sees_gamma_mix():
 
 def test_interpolation_and_kl():
     z1, z2 = torch.ones(2, 3), torch.zeros(2, 3)
-    assert torch.allclose(interpolate_latents(z1, z2, torch.tensor([0.25, 0.5])), torch.tensor([[0.25] * 3, [0.5] * 3]))
+    assert torch.allclose(
+        interpolate_latents(z1, z2, torch.tensor([0.25, 0.5])), torch.tensor([[0.25] * 3, [0.5] * 3])
+    )
     assert torch.allclose(kl_divergence(torch.zeros(2, 4), torch.zeros(2, 4)), torch.zeros(2))
     mu, lv = torch.tensor([[1.0, 0.0]]), torch.tensor([[0.0, np.log(2.0)]])
     assert kl_divergence(mu, lv).item() == pytest.approx(0.5 * (1 + (2 - 1 - np.log(2))))
@@ -170,7 +234,13 @@ def test_training_writes_i_and_f_scores(tmp_path):
     from ctad_core.volumetric import VolumeCache, auroc_table, method_spec, run_method
 
     cache = VolumeCache(make_fake_run(tmp_path, size=16, n_train=4, n_val=3, n_test=6))
-    p = {"ctfsh_channels": [2, 4], "ctfsh_latent_dim": 6, "ctfsh_steps": 2, "ctfsh_win_size": 3, "ctfsh_downsample": 1}
+    p = {
+        "ctfsh_channels": [2, 4],
+        "ctfsh_latent_dim": 6,
+        "ctfsh_steps": 2,
+        "ctfsh_win_size": 3,
+        "ctfsh_downsample": 1,
+    }
     evs = []
     for name in ("ctfsh_vae_acai", "ctfsh_ae_l1_strip"):
         with warnings.catch_warnings():
@@ -180,7 +250,10 @@ def test_training_writes_i_and_f_scores(tmp_path):
         info = ev.results.info
         assert len(info["scores"]["F"]) == len(ev.results.scan_id)
         assert set(info["auroc_per_kind"]) == set(info["auroc_F_per_kind"]) == {"iph", "infarct"}
-    assert evs[0].results.info["msssim_scales"]["scales"] == 3 and evs[1].results.info["msssim_scales"]["used"] is False
+    assert (
+        evs[0].results.info["msssim_scales"]["scales"] == 3
+        and evs[1].results.info["msssim_scales"]["used"] is False
+    )
     # skull-stripped inputs: outside the brain the input is the window's lower bound
     strip = cache.items(method_spec("ctfsh_ae_l1_strip", cache.shape, p))
     assert np.all(strip.x[strip.brain == 0] == -1.0)

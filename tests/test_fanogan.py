@@ -113,9 +113,16 @@ def test_encoder_loss_terms_match_definition():
 
 
 TINY = {
-    "fanogan_latent_dim": 8, "fanogan_base_channels": 2, "fanogan_max_channels": 8, "fanogan_gan_steps": 2,
-    "fanogan_n_critic": 2, "fanogan_encoder_steps": 2, "fanogan_finetune_steps": 2, "ckpt_every": 1,
-    "fanogan2d_mid_fraction": 0.5, "fanogan_downsample": 1,
+    "fanogan_latent_dim": 8,
+    "fanogan_base_channels": 2,
+    "fanogan_max_channels": 8,
+    "fanogan_gan_steps": 2,
+    "fanogan_n_critic": 2,
+    "fanogan_encoder_steps": 2,
+    "fanogan_finetune_steps": 2,
+    "ckpt_every": 1,
+    "fanogan2d_mid_fraction": 0.5,
+    "fanogan_downsample": 1,
 }
 
 
@@ -151,6 +158,8 @@ def test_2d_comparison_on_mid_axial_band(fake_run):
     _, ev2 = run_method("fanogan2d", cache, TINY, progress=False)
     _, ev3 = run_method("fanogan3d", cache, TINY, progress=False)
     r = ev2.results
+    assert r.level == "3d" and r.model_dims == "2d"  # items are volumes; the model is 2D
+    assert ev3.results.model_dims == "3d"
     lo, hi = r.info["band"]
     assert (lo, hi) == (4, 12)
     assert not r.maps[:, :lo].any() and not r.brain[:, hi:].any()

@@ -7,7 +7,7 @@
 
 After an intended change of results, record a new baseline and commit it with the change::
 
-    python -m ctad_core.evaluate record-baseline --run-dir runs/gpu --profile gpu
+    python -m ctad_core.evaluate record-baseline --run-dir runs/gpu --profile gpu --out tests/baselines/gpu.json
 """
 
 from __future__ import annotations
@@ -44,7 +44,9 @@ def test_smoke_report_structure_and_sanity(smoke_run_dir):
     for stem in ("summary", "table3_seed000_dice", "table1_seed002_auroc_by_kind", "table3_seed004"):
         assert (run / "report" / f"{stem}.md").is_file()
     if (run / "turing" / "key" / "answer_key.csv").is_file():
-        assert not any((run / "turing" / "gallery").glob("*.csv")), "the answer key must stay out of the gallery"
+        assert not any((run / "turing" / "gallery").glob("*.csv")), (
+            "the answer key must stay out of the gallery"
+        )
 
 
 def _gpu_run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
@@ -52,8 +54,16 @@ def _gpu_run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     if given:
         return Path(given)
     run = tmp_path_factory.mktemp("gpu_run")
-    cmd = [sys.executable, "-c", "import sys; from ctad_core.workbook import main; sys.exit(main())",
-           "run", "--profile", "gpu", "--run-dir", str(run)]
+    cmd = [
+        sys.executable,
+        "-c",
+        "import sys; from ctad_core.workbook import main; sys.exit(main())",
+        "run",
+        "--profile",
+        "gpu",
+        "--run-dir",
+        str(run),
+    ]
     subprocess.run(cmd, check=True)
     return run
 
@@ -65,7 +75,9 @@ def test_gpu_profile_matches_baseline(tmp_path_factory):
         pytest.skip("needs a CUDA device")
     base_path = BASELINES / "gpu.json"
     if not base_path.is_file():
-        pytest.skip(f"{base_path} not recorded yet: python -m ctad_core.evaluate record-baseline --run-dir D --profile gpu")
+        pytest.skip(
+            f"{base_path} not recorded yet: python -m ctad_core.evaluate record-baseline --run-dir D --profile gpu --out {base_path}"
+        )
     run = _gpu_run_dir(tmp_path_factory)
     rep = read_json(run / "report" / "metrics.json")
     assert check_report(rep) == []

@@ -18,10 +18,14 @@ Losses and scores:
   the AE is pushed (weight λ = 1) to make the critic answer 0 on interpolations.
 - **F** score (Eq. 3): 1 − exp(−‖f(x) − μ‖² / σ²), μ and σ² fitted on the training (healthy) codes.
 
-MS-SSIM at small sizes: five scales need a smallest side of at least ``win_size · 2⁴`` voxels (pytorch-msssim
-asserts more than ``(win_size − 1) · 16``), which a 32³ or 64³ volume does not have. :func:`ms_ssim` then uses
-as many scales as fit, renormalises the first weights of Wang et al. to sum to one, and warns; the scales
-used are reported by :func:`msssim_scales` (the notebook writes them into the results' ``info``).
+MS-SSIM (Wang, Simoncelli & Bovik 2003) is computed here, in 2D or 3D by the input's rank: :func:`ssim_components`
+gives SSIM and its contrast-structure term per channel (Wang et al. 2004, Eqs. 9–13, Gaussian window σ = 1.5,
+K = (0.01, 0.03), no padding), and :func:`ms_ssim` combines the scales. With five scales it equals
+pytorch-msssim's ``ms_ssim`` (the tests compare them). Five scales need a smallest side of at least
+``win_size · 2⁴`` voxels (pytorch-msssim asserts more than ``(win_size − 1) · 16``), which a 32³ or 64³ volume
+does not have. :func:`ms_ssim` then uses as many scales as fit, renormalises the first weights of Wang et al.
+to sum to one, and warns; the scales used are reported by :func:`msssim_scales` (the notebook writes them
+into the results' ``info``).
 """
 
 from __future__ import annotations
@@ -32,8 +36,6 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 import torch.nn.functional as F
-from pytorch_msssim import ms_ssim as _pm_ms_ssim
-from pytorch_msssim.ssim import _fspecial_gauss_1d, _ssim
 from torch import Tensor, nn
 
 from ctad_core.models import nd
@@ -65,7 +67,6 @@ class CTFSHConfig(nd.PyramidConfig):
         self._normalise_pyramid("encoder stages")
 
 
-
 def _n(xs: tuple[int, ...]) -> int:
     return int(np.prod(xs))
 
@@ -76,7 +77,9 @@ class _Encoder(nn.Module):
     def __init__(self, cfg: CTFSHConfig) -> None:
         super().__init__()
         sd, k, d = cfg.spatial_dims, cfg.kernel, cfg.dilation
-        pad = (d * (k - 1)) // 2  # effective kernel d(k-1)+1 = 7, pad 3, stride 2: halves an even side exactly
+        pad = (
+            d * (k - 1)
+        ) // 2  # effective kernel d(k-1)+1 = 7, pad 3, stride 2: halves an even side exactly
         layers: list[nn.Module] = []
         cin = 1
         for cout in cfg.channels:
@@ -160,7 +163,9 @@ class ACAICritic(nn.Module):
 # ----------------------------------------------------------------------------------------------- losses
 
 
-def msssim_scales(shape: tuple[int, ...], win_size: int = 11, max_scales: int = 5) -> tuple[int, tuple[float, ...]]:
+def msssim_scales(
+    shape: tuple[int, ...], win_size: int = 11, max_scales: int = 5
+) -> tuple[int, tuple[float, ...]]:
     """How many MS-SSIM scales fit ``shape`` with a ``win_size`` Gaussian window, and their weights.
 
     A scale fits when the smallest side at that scale is at least ``win_size`` (so the window is applied
@@ -176,11 +181,84 @@ def msssim_scales(shape: tuple[int, ...], win_size: int = 11, max_scales: int = 
     return n, tuple(float(v) for v in w / w.sum())
 
 
+def gaussian_window(win_size: int = 11, sigma: float = 1.5) -> Tensor:
+    """The 1D Gaussian window of SSIM, normalised to sum to one (Wang et al. 2004: 11 taps, σ = 1.5).
+
+    Returns:
+        (win_size,) float32 weights, centred on tap ``win_size // 2``.
+
+    Raises:
+        ValueError: ``win_size`` is not a positive odd number.
+    """
+    if win_size < 1 or win_size % 2 != 1:
+        raise ValueError(f"SSIM window size must be a positive odd number, got {win_size}")
+    t = torch.arange(win_size, dtype=torch.float32) - win_size // 2
+    g = torch.exp(-(t**2) / (2.0 * sigma**2))
+    return g / g.sum()
+
+
+def _gaussian_blur(x: Tensor, win: Tensor) -> Tensor:
+    """Separable Gaussian filter of every channel of (B, C, *spatial) along each spatial axis, valid part only."""
+    c, sd = x.shape[1], x.dim() - 2
+    conv = F.conv2d if sd == 2 else F.conv3d
+    for axis in range(sd):
+        shape = [1, 1] + [1] * sd
+        shape[2 + axis] = win.numel()
+        x = conv(x, win.to(x).reshape(shape).repeat(c, *([1] * (sd + 1))), groups=c)
+    return x
+
+
+def ssim_components(
+    x: Tensor, y: Tensor, data_range: float = 1.0, win_size: int = 11, sigma: float = 1.5
+) -> tuple[Tensor, Tensor]:
+    """SSIM and its contrast-structure term, per item and channel, of 2D or 3D images.
+
+    With local statistics μ, σ², σ_xy from a Gaussian window (valid positions only, no padding),
+    C1 = (0.01·L)², C2 = (0.03·L)², L = ``data_range`` (Wang et al. 2004, Eqs. 9–13)::
+
+        cs   = mean[(2 σ_xy + C2) / (σ_x² + σ_y² + C2)]
+        ssim = mean[(2 μ_x μ_y + C1) / (μ_x² + μ_y² + C1) · (2 σ_xy + C2) / (σ_x² + σ_y² + C2)]
+
+    Args:
+        x, y: (B, C, H, W) or (B, C, D, H, W) of equal shape, in [0, data_range].
+        data_range: value range L.
+        win_size: Gaussian window (odd); every spatial side must be at least this.
+        sigma: the window's standard deviation in voxels.
+
+    Returns:
+        ``(ssim, cs)``, each (B, C).
+
+    Raises:
+        ValueError: unequal shapes, a rank other than 4 or 5, or a side shorter than the window.
+    """
+    if x.shape != y.shape or x.dim() not in (4, 5):
+        raise ValueError(
+            f"SSIM expects two (B,C,H,W) or (B,C,D,H,W) tensors of equal shape, got {tuple(x.shape)} and {tuple(y.shape)}"
+        )
+    if min(x.shape[2:]) < win_size:
+        raise ValueError(
+            f"SSIM: spatial shape {tuple(x.shape[2:])} is smaller than the {win_size}-voxel window"
+        )
+    win = gaussian_window(win_size, sigma)
+    c1, c2 = (0.01 * data_range) ** 2, (0.03 * data_range) ** 2
+    mu_x, mu_y = _gaussian_blur(x, win), _gaussian_blur(y, win)
+    var_x = _gaussian_blur(x * x, win) - mu_x**2
+    var_y = _gaussian_blur(y * y, win) - mu_y**2
+    cov = _gaussian_blur(x * y, win) - mu_x * mu_y
+    cs_map = (2 * cov + c2) / (var_x + var_y + c2)
+    ssim_map = (2 * mu_x * mu_y + c1) / (mu_x**2 + mu_y**2 + c1) * cs_map
+    return ssim_map.flatten(2).mean(-1), cs_map.flatten(2).mean(-1)
+
+
 _warned: set[tuple] = set()
 
 
 def ms_ssim(x: Tensor, y: Tensor, data_range: float = 1.0, win_size: int = 11, max_scales: int = 5) -> Tensor:
-    """Per-item MS-SSIM of 2D or 3D images (pytorch-msssim's SSIM), with fewer scales when they do not fit.
+    """Per-item MS-SSIM of 2D or 3D images, with fewer scales when they do not fit.
+
+    MS-SSIM = ∏_{j<n} relu(cs_j)^{w_j} · relu(ssim_n)^{w_n}, averaged over channels, with the images
+    average-pooled by 2 between scales (odd sides padded) — Wang et al. 2003, Eq. 7, as pytorch-msssim
+    computes it; ``n`` and the weights ``w`` come from :func:`msssim_scales`.
 
     Args:
         x, y: (B, C, H, W) or (B, C, D, H, W), non-negative, in [0, data_range].
@@ -190,12 +268,15 @@ def ms_ssim(x: Tensor, y: Tensor, data_range: float = 1.0, win_size: int = 11, m
 
     Returns:
         (B,) MS-SSIM values in [0, 1].
+
+    Raises:
+        ValueError: unequal shapes, a rank other than 4 or 5, or images smaller than the window.
     """
     if x.shape != y.shape or x.dim() not in (4, 5):
-        raise ValueError(f"ms_ssim expects two (B,C,H,W) or (B,C,D,H,W) tensors of equal shape, got {tuple(x.shape)} and {tuple(y.shape)}")
+        raise ValueError(
+            f"ms_ssim expects two (B,C,H,W) or (B,C,D,H,W) tensors of equal shape, got {tuple(x.shape)} and {tuple(y.shape)}"
+        )
     n, weights = msssim_scales(tuple(x.shape[2:]), win_size, max_scales)
-    if n == 5 and min(x.shape[2:]) > (win_size - 1) * 16:
-        return _pm_ms_ssim(x, y, data_range=data_range, win_size=win_size, size_average=False)  # (B,)
     key = (tuple(x.shape[2:]), win_size, n)
     if n < max_scales and key not in _warned:
         _warned.add(key)
@@ -204,11 +285,10 @@ def ms_ssim(x: Tensor, y: Tensor, data_range: float = 1.0, win_size: int = 11, m
             f"scales fit; using weights {tuple(round(w, 4) for w in weights)} (renormalised)",
             stacklevel=2,
         )
-    win = _fspecial_gauss_1d(win_size, 1.5).repeat([x.shape[1]] + [1] * (x.dim() - 1))
     pool = F.avg_pool2d if x.dim() == 4 else F.avg_pool3d
     vals = []
     for i in range(n):
-        ssim_pc, cs = _ssim(x, y, data_range=data_range, win=win, size_average=False)
+        ssim_pc, cs = ssim_components(x, y, data_range=data_range, win_size=win_size)
         if i < n - 1:
             vals.append(torch.relu(cs))
             pad = [s % 2 for s in x.shape[2:]]
@@ -241,7 +321,9 @@ def reconstruction_loss(
         raise ValueError(f"unknown reconstruction loss {loss!r}; use 'l1' or 'l1+msssim'")
     # SSIM subtracts squared means from means of squares: keep it in float32 even under bf16 autocast
     with torch.autocast(device_type=x.device.type, enabled=False):
-        s = ms_ssim(((x + 1) / 2).clamp(0, 1), ((x_hat + 1) / 2).clamp(0, 1), data_range=1.0, win_size=win_size)
+        s = ms_ssim(
+            ((x + 1) / 2).clamp(0, 1), ((x_hat + 1) / 2).clamp(0, 1), data_range=1.0, win_size=win_size
+        )
     return rho * l1 + (1 - rho) * (1 - s)
 
 

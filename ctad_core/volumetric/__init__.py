@@ -9,12 +9,12 @@ Command line: ``python -m ctad_core.volumetric train --method luo_resae --run-di
 
 from ctad_core.volumetric.data import EvalItems, axial_slices, mid_axial_range, model_volumes
 from ctad_core.volumetric.evaluation import (
-    MethodEvaluation,
+    ScoredMethod,
     auroc_table,
     compare_2d_3d,
-    evaluate_method,
     luo_metrics,
     roc_curves,
+    score_method,
     scores_frame,
     test_metrics,
     write_method,
@@ -27,14 +27,13 @@ from ctad_core.volumetric.training import TrainedMethod, load_trained, train_met
 __all__ = [
     "DEFAULT_PARAMS",
     "EvalItems",
-    "MethodEvaluation",
     "MethodSpec",
+    "ScoredMethod",
     "TrainedMethod",
     "VolumeCache",
     "auroc_table",
     "axial_slices",
     "compare_2d_3d",
-    "evaluate_method",
     "load_trained",
     "luo_metrics",
     "method_names",
@@ -43,6 +42,7 @@ __all__ = [
     "model_volumes",
     "roc_curves",
     "run_method",
+    "score_method",
     "scores_frame",
     "test_metrics",
     "train_method",

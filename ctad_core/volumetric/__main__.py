@@ -32,7 +32,9 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     tr.add_argument("--seed", type=int, default=0)
     tr.add_argument("--no-resume", action="store_true", help="ignore existing checkpoints")
     tr.add_argument("--evaluate", action="store_true", help="score val/test and write results (rank 0)")
-    tr.add_argument("--rank-digest", action="store_true", help="write each rank's parameter digest (DDP check)")
+    tr.add_argument(
+        "--rank-digest", action="store_true", help="write each rank's parameter digest (DDP check)"
+    )
     tr.add_argument("--quiet", action="store_true", help="no progress bars")
     return ap.parse_args(argv)
 
@@ -55,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
     args = _parse(argv)
     from ctad_core import distributed as ddp
     from ctad_core.utils import resolve_device, seed_everything, write_json
-    from ctad_core.volumetric.evaluation import evaluate_method, write_method
+    from ctad_core.volumetric.evaluation import score_method, write_method
     from ctad_core.volumetric.methods import method_spec
     from ctad_core.volumetric.pipeline import VolumeCache
     from ctad_core.volumetric.training import train_method
@@ -69,19 +71,38 @@ def main(argv: list[str] | None = None) -> int:
         for name in args.method:
             spec = method_spec(name, cache.shape, params)
             tm = train_method(
-                spec, cache.train_x(spec), out, seed=args.seed, resume=not args.no_resume,
-                progress=not args.quiet, info=info,
+                spec,
+                cache.train_x(spec),
+                out,
+                seed=args.seed,
+                resume=not args.no_resume,
+                progress=not args.quiet,
+                info=info,
             )
             if args.rank_digest:
-                write_json(out / "ddp" / f"{name}.rank{info.rank}.json",
-                           {"rank": info.rank, "world_size": info.world_size, "digest": ddp.parameter_digest(tm.model)})
+                write_json(
+                    out / "ddp" / f"{name}.rank{info.rank}.json",
+                    {
+                        "rank": info.rank,
+                        "world_size": info.world_size,
+                        "digest": ddp.parameter_digest(tm.model),
+                    },
+                )
             if info.is_main:
-                print(f"{name}: trained on {len(cache.train)} volumes {cache.shape}, world size {info.world_size}, "
-                      f"{tm.train_seconds:.1f} s", flush=True)
+                print(
+                    f"{name}: trained on {len(cache.train)} volumes {cache.shape}, world size {info.world_size}, "
+                    f"{tm.train_seconds:.1f} s",
+                    flush=True,
+                )
             if args.evaluate and info.is_main:
-                ev = evaluate_method(tm, cache.items(spec), info.device, int(params["eval_batch_size"]), not args.quiet)
+                ev = score_method(
+                    tm, cache.items(spec), info.device, int(params["eval_batch_size"]), not args.quiet
+                )
                 write_method(out, ev, cache.items(spec))
-                print(f"{name}: test AUROC {ev.results.info['auroc']:.3f} {ev.results.info['auroc_per_kind']}", flush=True)
+                print(
+                    f"{name}: test AUROC {ev.results.info['auroc']:.3f} {ev.results.info['auroc_per_kind']}",
+                    flush=True,
+                )
             ddp.barrier()
     finally:
         ddp.cleanup()

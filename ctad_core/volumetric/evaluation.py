@@ -40,8 +40,10 @@ from ctad_core.volumetric.training import TrainedMethod, autocast
 
 
 @dataclass
-class MethodEvaluation:
-    """A method's outputs on the evaluation items, kept in memory for the notebook's figures.
+class ScoredMethod:
+    """A method's outputs on the evaluation items (from :func:`score_method`), kept for notebook 05's figures.
+
+    Not the report's per-method evaluation (:class:`ctad_core.evaluate.MethodEvaluation`, notebook 07).
 
     Attributes:
         results: the :class:`~ctad_core.results.MethodResults` written for notebook 07.
@@ -65,14 +67,18 @@ def _batches(n: int, bs: int):
 
 
 @torch.no_grad()
-def _infer(tm: TrainedMethod, x: np.ndarray, device: torch.device, batch_size: int, progress: bool) -> dict[str, np.ndarray]:
+def _infer(
+    tm: TrainedMethod, x: np.ndarray, device: torch.device, batch_size: int, progress: bool
+) -> dict[str, np.ndarray]:
     """Run a family's forward pass on (N, *spatial) inputs: recon, per-item score(s), latent codes."""
     spec, model = tm.spec, tm.model
     model.eval().to(device)
     out: dict[str, list[np.ndarray]] = {"recon": [], "score": []}
     if spec.family == "ctfsh":
         out["F"] = []
-    for sl in tqdm(list(_batches(len(x), batch_size)), desc=f"{spec.name} scoring", disable=not progress, leave=False):
+    for sl in tqdm(
+        list(_batches(len(x), batch_size)), desc=f"{spec.name} scoring", disable=not progress, leave=False
+    ):
         xb = torch.from_numpy(np.ascontiguousarray(x[sl])).unsqueeze(1).to(device)
         with autocast(device, spec.amp):
             if spec.family == "fanogan":
@@ -81,7 +87,9 @@ def _infer(tm: TrainedMethod, x: np.ndarray, device: torch.device, batch_size: i
             elif spec.family == "ctfsh":
                 rec, _, mu, _ = model(xb, sample=False)
                 rec = rec.float()
-                score = ctfsh_lib.reconstruction_loss(xb, rec, spec.train.loss, spec.train.rho, spec.train.win_size)
+                score = ctfsh_lib.reconstruction_loss(
+                    xb, rec, spec.train.loss, spec.train.rho, spec.train.win_size
+                )
                 out["F"].append(ctfsh_lib.f_score(mu.float(), tm.latent["mu"], tm.latent["sigma2"]))
             else:
                 rec = model(xb).float()
@@ -91,13 +99,13 @@ def _infer(tm: TrainedMethod, x: np.ndarray, device: torch.device, batch_size: i
     return {k: np.concatenate(v) for k, v in out.items()}
 
 
-def evaluate_method(
+def score_method(
     tm: TrainedMethod,
     items: EvalItems,
     device: torch.device | str = "cpu",
     batch_size: int = 4,
     progress: bool = True,
-) -> MethodEvaluation:
+) -> ScoredMethod:
     """Score val + test volumes with a trained method.
 
     Args:
@@ -108,7 +116,7 @@ def evaluate_method(
         progress: tqdm bars.
 
     Returns:
-        A :class:`MethodEvaluation` whose ``results.info`` holds the test-split metrics.
+        A :class:`ScoredMethod` whose ``results.info`` holds the test-split metrics.
     """
     spec, device = tm.spec, torch.device(device)
     n = len(items)
@@ -122,7 +130,9 @@ def evaluate_method(
         if spec.spatial_dims == 2:
             band = mid_axial_range(xs.shape[1], spec.mid_fraction or 1.0)
             k = band[1] - band[0]
-            inf = _infer(tm, xs[:, band[0] : band[1]].reshape(-1, *xs.shape[2:]), device, batch_size, progress)
+            inf = _infer(
+                tm, xs[:, band[0] : band[1]].reshape(-1, *xs.shape[2:]), device, batch_size, progress
+            )
             rs = xs.copy()
             rs[:, band[0] : band[1]] = inf["recon"].reshape(n, k, *xs.shape[2:])
             scores = inf["score"].reshape(n, k).mean(1)
@@ -148,13 +158,19 @@ def evaluate_method(
             maps_pos[:, outside] = 0.0
             brain[:, outside] = 0
         if spec.family == "resae":
-            eroded = anomaly.erode_mask(brain, iterations=spec.post["erode"], spatial_dims=3) if spec.post["erode"] else brain
+            eroded = (
+                anomaly.erode_mask(brain, iterations=spec.post["erode"], spatial_dims=3)
+                if spec.post["erode"]
+                else brain
+            )
             maps = anomaly.median_filter(maps, spec.post["median"], spatial_dims=3) * eroded
             maps_pos = anomaly.median_filter(maps_pos, spec.post["median"], spatial_dims=3) * eroded
             brain = eroded.astype(np.uint8)
             scores = anomaly.scan_score(maps, brain, top_fraction=0.01, spatial_dims=3)
             err = np.abs(items.x - recon)
-            extra["normality"] = np.stack([normality_score(slice_errors(e, 0, b)) for e, b in zip(err, items.brain)])
+            extra["normality"] = np.stack(
+                [normality_score(slice_errors(e, 0, b)) for e, b in zip(err, items.brain)]
+            )
         if spec.family == "ctfsh":
             extra["I"], extra["F"] = scores, inf["F"]
     seconds = sw.seconds
@@ -162,7 +178,7 @@ def evaluate_method(
     sel = np.flatnonzero(keep)
     res = MethodResults(
         name=spec.name,
-        level="3d",
+        level="3d",  # the items are volumes, also for fanogan2d (its 2D model scores a volume's band)
         scan_id=items.scan_id[sel],
         split=items.split[sel],
         kind=items.kind[sel],
@@ -176,15 +192,24 @@ def evaluate_method(
             "train_seconds": tm.train_seconds,
             "device": describe_device(device),
             "family": spec.family,
+            "model_dims": f"{spec.spatial_dims}d",
             "spec": spec.to_dict(),
             "map": "|x - x_hat| in the model range"
             + (f", {spec.post.get('median')}^3 median, eroded brain" if spec.family == "resae" else "")
-            + ("; brain = evaluation mask (brain mask)" if spec.skull_strip else "; brain = evaluation mask (whole head)"),
-            "scan_score": {"fanogan": "Eq. 6 (L_img + kappa*L_feat)", "ctfsh": "I score (Eq. 1)", "resae": "top-1% mean of the post-processed map"}[spec.family],
+            + (
+                "; brain = evaluation mask (brain mask)"
+                if spec.skull_strip
+                else "; brain = evaluation mask (whole head)"
+            ),
+            "scan_score": {
+                "fanogan": "Eq. 6 (L_img + kappa*L_feat)",
+                "ctfsh": "I score (Eq. 1)",
+                "resae": "top-1% mean of the post-processed map",
+            }[spec.family],
         },
     )
     extra = {k: (v[sel] if isinstance(v, np.ndarray) and len(v) == n else v) for k, v in extra.items()}
-    ev = MethodEvaluation(res, items.x[sel], recon[sel], extra)
+    ev = ScoredMethod(res, items.x[sel], recon[sel], extra)
     if band is not None:
         res.info["band"] = list(band)
         res.info["excluded_scans"] = items.scan_id[~keep].tolist()
@@ -203,11 +228,11 @@ def _msssim_info(spec) -> dict[str, Any]:
     return {"used": True, "scales": n, "weights": list(w), "win_size": spec.train.win_size, "of": 5}
 
 
-def _test(ev: MethodEvaluation, split: str = "test") -> np.ndarray:
+def _test(ev: ScoredMethod, split: str = "test") -> np.ndarray:
     return ev.results.split == split
 
 
-def test_metrics(ev: MethodEvaluation) -> dict[str, Any]:
+def test_metrics(ev: ScoredMethod) -> dict[str, Any]:
     """Test-split metrics of one method: per-kind AUROC (and AUROC(F) for CTFSH), overall AUROC, AUPRC,
     the Youden operating point, and for Luo's AE the slice-level scores and [DICE]."""
     r = ev.results
@@ -229,7 +254,7 @@ def test_metrics(ev: MethodEvaluation) -> dict[str, Any]:
     return out
 
 
-def _slice_table(ev: MethodEvaluation, split: str) -> tuple[np.ndarray, np.ndarray]:
+def _slice_table(ev: ScoredMethod, split: str) -> tuple[np.ndarray, np.ndarray]:
     """1 − s(u) and slice labels of the slices that hold brain, for the scans of ``split``."""
     r, s = ev.results, _test(ev, split)
     scores, labels = [], []
@@ -242,7 +267,7 @@ def _slice_table(ev: MethodEvaluation, split: str) -> tuple[np.ndarray, np.ndarr
     return np.concatenate(scores), np.concatenate(labels)
 
 
-def luo_metrics(ev: MethodEvaluation, min_size: int | None = None) -> dict[str, Any]:
+def luo_metrics(ev: ScoredMethod, min_size: int | None = None) -> dict[str, Any]:
     """Seed 004's evaluation: slice-level AUC, AUPRC and sensitivity from the normality score, and [DICE].
 
     Sensitivity is taken at the Youden threshold of the validation slices (the paper does not say which
@@ -257,7 +282,11 @@ def luo_metrics(ev: MethodEvaluation, min_size: int | None = None) -> dict[str, 
         "slice_auc": metrics.roc_auc(s_test, y_test),
         "slice_auprc": metrics.average_precision(s_test, y_test),
     }
-    thr_s = metrics.youden_threshold(s_val, y_val).threshold if y_val.size and 0 < y_val.sum() < y_val.size else 0.5
+    thr_s = (
+        metrics.youden_threshold(s_val, y_val).threshold
+        if y_val.size and 0 < y_val.sum() < y_val.size
+        else 0.5
+    )
     out["slice_sensitivity"] = metrics.operating_point(s_test, y_test, thr_s).sensitivity
     out["slice_threshold_val"] = float(thr_s)
     v, t = _test(ev, "val"), _test(ev, "test")
@@ -268,14 +297,18 @@ def luo_metrics(ev: MethodEvaluation, min_size: int | None = None) -> dict[str, 
         pred = anomaly.postprocess(r.maps[t], thr, brain=r.brain[t], min_size=min_size, spatial_dims=3)
         les_t = r.lesion[t]
         lesioned = les_t.reshape(len(les_t), -1).any(1)
-        out["dice_test_pooled"] = metrics.dice(pred[lesioned], les_t[lesioned]) if lesioned.any() else float("nan")
+        out["dice_test_pooled"] = (
+            metrics.dice(pred[lesioned], les_t[lesioned]) if lesioned.any() else float("nan")
+        )
         out["dice_test_mean"] = (
-            float(np.mean(metrics.dice_per_item(pred[lesioned], les_t[lesioned]))) if lesioned.any() else float("nan")
+            float(np.mean(metrics.dice_per_item(pred[lesioned], les_t[lesioned])))
+            if lesioned.any()
+            else float("nan")
         )
     return out
 
 
-def compare_2d_3d(ev3d: MethodEvaluation, ev2d: MethodEvaluation) -> dict[str, float]:
+def compare_2d_3d(ev3d: ScoredMethod, ev2d: ScoredMethod) -> dict[str, float]:
     """Viana's 2D-vs-3D comparison: test AUROC of both on the scans the 2D method kept."""
     kept = set(ev2d.results.scan_id[_test(ev2d)].tolist())
     r3 = ev3d.results
@@ -295,7 +328,10 @@ def compare_2d_3d(ev3d: MethodEvaluation, ev2d: MethodEvaluation) -> dict[str, f
 
 
 def write_method(
-    out_dir: str | Path, ev: MethodEvaluation, items: EvalItems | None = None, nifti_splits: tuple[str, ...] = ("test",)
+    out_dir: str | Path,
+    ev: ScoredMethod,
+    items: EvalItems | None = None,
+    nifti_splits: tuple[str, ...] = ("test",),
 ) -> Path:
     """Write one method's ``methods/<name>.npz/.json`` and its voxel maps as NIfTI (input-aligned).
 
@@ -313,13 +349,19 @@ def write_method(
     return npz
 
 
-def scores_frame(evals: list[MethodEvaluation]) -> pd.DataFrame:
+def scores_frame(evals: list[ScoredMethod]) -> pd.DataFrame:
     """One row per method and scan: method, scan_id, split, kind, score (+ I and F for CTFSH)."""
     rows = []
     for ev in evals:
         r = ev.results
         for i in range(len(r.scan_id)):
-            row = {"method": r.name, "scan_id": r.scan_id[i], "split": r.split[i], "kind": r.kind[i], "score": float(r.scan_score[i])}
+            row = {
+                "method": r.name,
+                "scan_id": r.scan_id[i],
+                "split": r.split[i],
+                "kind": r.kind[i],
+                "score": float(r.scan_score[i]),
+            }
             for k in ("I", "F"):
                 if k in ev.extra:
                     row[k] = float(ev.extra[k][i])
@@ -327,13 +369,13 @@ def scores_frame(evals: list[MethodEvaluation]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def write_scores_csv(out_dir: str | Path, evals: list[MethodEvaluation]) -> Path:
+def write_scores_csv(out_dir: str | Path, evals: list[ScoredMethod]) -> Path:
     """Write ``scores.csv`` (see :func:`scores_frame`) atomically."""
     df = scores_frame(evals)
     return atomic_write(Path(out_dir) / "scores.csv", lambda p: df.to_csv(p, index=False))
 
 
-def auroc_table(evals: list[MethodEvaluation], score: str = "scan") -> pd.DataFrame:
+def auroc_table(evals: list[ScoredMethod], score: str = "scan") -> pd.DataFrame:
     """Per-pathology test AUROC, kinds as rows and methods as columns (the shape of CTFSH Tables 1–3).
 
     Args:
@@ -356,7 +398,7 @@ def auroc_table(evals: list[MethodEvaluation], score: str = "scan") -> pd.DataFr
     return df
 
 
-def roc_curves(evals: list[MethodEvaluation]) -> dict[str, tuple[np.ndarray, np.ndarray, float]]:
+def roc_curves(evals: list[ScoredMethod]) -> dict[str, tuple[np.ndarray, np.ndarray, float]]:
     """Test-split scan-level ROC curve (fpr, tpr, AUROC) of each method."""
     out = {}
     with warnings.catch_warnings():

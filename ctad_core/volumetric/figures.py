@@ -9,11 +9,11 @@ import numpy as np
 
 from ctad_core import viz
 from ctad_core.data.windows import from_model
-from ctad_core.volumetric.evaluation import MethodEvaluation, roc_curves
+from ctad_core.volumetric.evaluation import ScoredMethod, roc_curves
 from ctad_core.volumetric.training import TrainedMethod
 
 
-def pick_cases(ev: MethodEvaluation, split: str = "test") -> list[int]:
+def pick_cases(ev: ScoredMethod, split: str = "test") -> list[int]:
     """Indices of a healthy scan and of the lesioned scan with the largest lesion (in ``split``)."""
     r = ev.results
     idx = np.flatnonzero(r.split == split)
@@ -25,7 +25,7 @@ def pick_cases(ev: MethodEvaluation, split: str = "test") -> list[int]:
     return [int(i) for i in out]
 
 
-def case_views(ev: MethodEvaluation, i: int, window: str | tuple[float, float] | None = None):
+def case_views(ev: ScoredMethod, i: int, window: str | tuple[float, float] | None = None):
     """Three-plane views of one scan: input, reconstruction (both in HU through the method's window) and
     the anomaly map, crossing at the lesion's centre (outlined in red) or the volume's centre."""
     r = ev.results
@@ -33,7 +33,11 @@ def case_views(ev: MethodEvaluation, i: int, window: str | tuple[float, float] |
     window = tuple(window) if isinstance(window, list) else window
     fig = viz.three_plane(
         [from_model(ev.x[i], window), from_model(ev.recon[i], window), r.maps[i]],
-        [f"{r.scan_id[i]} ({r.kind[i]}) input", "reconstruction", f"anomaly map (score {r.scan_score[i]:.4g})"],
+        [
+            f"{r.scan_id[i]} ({r.kind[i]}) input",
+            "reconstruction",
+            f"anomaly map (score {r.scan_score[i]:.4g})",
+        ],
         windows=[window, window, None],
         mask=r.lesion[i],
     )
@@ -47,12 +51,17 @@ def loss_figure(tm: TrainedMethod, smooth: int = 5):
     fig, axes = plt.subplots(1, max(1, len(phases)), figsize=(4.2 * max(1, len(phases)), 3), squeeze=False)
     for ax, ph in zip(axes[0], phases):
         keys = tm.history[ph][0].keys()
-        viz.loss_curves({k: [h[k] for h in tm.history[ph]] for k in keys}, title=f"{tm.spec.name}: {ph}", smooth=smooth, ax=ax)
+        viz.loss_curves(
+            {k: [h[k] for h in tm.history[ph]] for k in keys},
+            title=f"{tm.spec.name}: {ph}",
+            smooth=smooth,
+            ax=ax,
+        )
     fig.tight_layout()
     return fig
 
 
-def roc_figure(evals: Sequence[MethodEvaluation], title: str = "test ROC (scan level)"):
+def roc_figure(evals: Sequence[ScoredMethod], title: str = "test ROC (scan level)"):
     """Scan-level test ROC curves of several methods on one axes."""
     fig, ax = plt.subplots(figsize=(5, 4.5))
     for name, (fpr, tpr, auc) in roc_curves(list(evals)).items():
@@ -66,7 +75,7 @@ def roc_figure(evals: Sequence[MethodEvaluation], title: str = "test ROC (scan l
     return fig
 
 
-def normality_figure(ev: MethodEvaluation, indices: Sequence[int]):
+def normality_figure(ev: ScoredMethod, indices: Sequence[int]):
     """Luo's Fig. 2: slice normality score s(u) along z for some scans, lesioned slices marked."""
     r = ev.results
     fig, axes = plt.subplots(1, len(indices), figsize=(4.2 * len(indices), 3), squeeze=False)

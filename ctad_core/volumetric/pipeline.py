@@ -24,9 +24,9 @@ from ctad_core.data.manifest import VolumeSet, load_volumes
 from ctad_core.utils import write_json
 from ctad_core.volumetric.data import EvalItems, downsample, model_volumes
 from ctad_core.volumetric.evaluation import (
-    MethodEvaluation,
+    ScoredMethod,
     compare_2d_3d,
-    evaluate_method,
+    score_method,
     write_method,
     write_scores_csv,
 )
@@ -78,7 +78,7 @@ def run_method(
     resume: bool = True,
     progress: bool = True,
     nifti_splits: tuple[str, ...] = ("test",),
-) -> tuple[TrainedMethod, MethodEvaluation]:
+) -> tuple[TrainedMethod, ScoredMethod]:
     """Train (or reload) one method, score val + test, and write its results under ``run_dir/volumetric``.
 
     Args:
@@ -97,22 +97,41 @@ def run_method(
     out = cache.run_dir / "volumetric"
     spec = method_spec(name, cache.shape, params)
     device = torch.device(device)
-    tm = train_method(spec, cache.train_x(spec), out, device=device, seed=seed, resume=resume, progress=progress)
+    tm = train_method(
+        spec, cache.train_x(spec), out, device=device, seed=seed, resume=resume, progress=progress
+    )
     batch = int((params or {}).get("eval_batch_size", 4))
-    ev = evaluate_method(tm, cache.items(spec), device=device, batch_size=batch, progress=progress)
+    ev = score_method(tm, cache.items(spec), device=device, batch_size=batch, progress=progress)
     write_method(out, ev, cache.items(spec), nifti_splits)
     return tm, ev
 
 
-def write_summary(run_dir: str | os.PathLike, evals: list[MethodEvaluation]) -> dict[str, Any]:
+def write_summary(run_dir: str | os.PathLike, evals: list[ScoredMethod]) -> dict[str, Any]:
     """Write ``scores.csv`` and ``summary.json`` (per-method test metrics, 2D-vs-3D comparison)."""
     out = Path(run_dir) / "volumetric"
     write_scores_csv(out, evals)
     by = {ev.name: ev for ev in evals}
-    keys = ("auroc", "auprc", "auroc_per_kind", "auroc_F", "auroc_F_per_kind", "youden", "seconds_per_scan",
-            "train_seconds", "slice_auc", "slice_auprc", "slice_sensitivity", "dice_test_pooled", "dice_test_mean",
-            "n_test", "n_test_lesioned", "device")
-    summary: dict[str, Any] = {"methods": {n: {k: ev.results.info[k] for k in keys if k in ev.results.info} for n, ev in by.items()}}
+    keys = (
+        "auroc",
+        "auprc",
+        "auroc_per_kind",
+        "auroc_F",
+        "auroc_F_per_kind",
+        "youden",
+        "seconds_per_scan",
+        "train_seconds",
+        "slice_auc",
+        "slice_auprc",
+        "slice_sensitivity",
+        "dice_test_pooled",
+        "dice_test_mean",
+        "n_test",
+        "n_test_lesioned",
+        "device",
+    )
+    summary: dict[str, Any] = {
+        "methods": {n: {k: ev.results.info[k] for k in keys if k in ev.results.info} for n, ev in by.items()}
+    }
     if "fanogan3d" in by and "fanogan2d" in by:
         summary["fanogan_2d_vs_3d"] = compare_2d_3d(by["fanogan3d"], by["fanogan2d"])
     if ddp.is_main():
