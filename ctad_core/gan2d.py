@@ -292,7 +292,10 @@ def load_discriminator(path: str | os.PathLike, device: str | torch.device = "cp
     """The discriminator of a FastGAN checkpoint, in eval mode, frozen."""
     ck = load_checkpoint(_ckpt(path), map_location="cpu")
     D = Discriminator(FastGANConfig.from_dict(ck["config"]))
-    D.load_state_dict(ck["D"])
+    try:
+        D.load_state_dict(ck["D"])
+    except RuntimeError as e:
+        raise RuntimeError(f"{_ckpt(path)}: {e}") from e
     D.eval()
     for p in D.parameters():
         p.requires_grad_(False)

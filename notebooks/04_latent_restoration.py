@@ -269,7 +269,7 @@ for k, name in (("encoder", "fastgan_encoder"), ("restoration", "fastgan_restora
     mean_map = maps[k].mean(0)
     save_method_results(out_dir, MethodResults(
         name=name, level="2d", scan_id=ev.scan_id, split=ev.split, kind=ev.kind,
-        scan_score=anomaly.scan_score(mean_map, brain, top_fraction),
+        scan_score=anomaly.scan_score(mean_map, brain, top_fraction, spatial_dims=2),
         maps=mean_map.astype(np.float32), lesion=lesion.astype(np.uint8), brain=brain.astype(np.uint8),
         maps_haemorrhage=ensemble2d.residual_maps(xn, rec[k], "pos").mean(0).astype(np.float32),
         recon=rec[k].mean(0).astype(np.float32),
