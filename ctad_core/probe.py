@@ -12,9 +12,10 @@ runner) creates a :class:`LoopProbe`, iterates ``while step < probe.stop`` and w
 
 The GPU-memory estimate follows the usual accounting for training with Adam: weights (4 B per float32
 parameter) + gradients and two Adam moments for the trainable ones (3 × 4 B) + the tensors autograd saved for
-backward in one step (measured with :func:`torch.autograd.graph.saved_tensors_hooks`; halved when measured
-in float32 for a loop that runs under bf16 autocast on a GPU) + :data:`CUDA_OVERHEAD_BYTES` for the CUDA context and cuDNN workspaces. The saved tensors are
-summed over the whole step, so for a GAN step (D then G) it is an upper bound. On a CUDA device the probe
+backward in one step (measured with :func:`torch.autograd.graph.saved_tensors_hooks`: the peak of the live
+saved tensors, parameters excluded; halved when measured in float32 for a loop that runs under bf16 autocast on
+a GPU; scaled up when a partial batch ran) + :data:`CUDA_OVERHEAD_BYTES` for the CUDA context and cuDNN
+workspaces. Temporaries that autograd does not save (and the allocator's fragmentation) are not counted. On a CUDA device the probe
 also records ``torch.cuda.max_memory_allocated``, which is what to trust there.
 """
 
@@ -25,6 +26,7 @@ import os
 import resource
 import sys
 import time
+import weakref
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -127,7 +129,14 @@ class LoopProbe:
         if self.step_seconds:
             yield
         else:
-            seen: set[int] = set()
+            # live saved bytes: added when autograd saves a tensor, removed when the graph frees it; the
+            # record keeps the peak. Parameters are counted as weights, not again as activations.
+            params = {q.untyped_storage().data_ptr() for m in self.modules.values() for q in m.parameters()}
+            live: dict[int, int] = {}
+            current = [0]
+
+            def release(key: int) -> None:
+                current[0] -= live.pop(key, 0)
 
             def pack(t: torch.Tensor) -> torch.Tensor:
                 try:
@@ -135,9 +144,11 @@ class LoopProbe:
                     key, nbytes = storage.data_ptr(), storage.nbytes()
                 except (RuntimeError, NotImplementedError):  # sparse, nested or functional tensors
                     key, nbytes = id(t), t.numel() * t.element_size()
-                if key not in seen:
-                    seen.add(key)
-                    self.saved_bytes += nbytes
+                if key not in params and key not in live:
+                    live[key] = nbytes
+                    current[0] += nbytes
+                    self.saved_bytes = max(self.saved_bytes, current[0])
+                    weakref.finalize(t, release, key)
                 return t
 
             with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
@@ -166,6 +177,11 @@ class LoopProbe:
             "start": self.start,
             "steps_run": len(self.step_seconds),
             "seconds_per_step": per_step,
+            # a partial batch ran (fewer items than the profile's batch): time scaled to the full batch, as on
+            # a CPU where time grows with the items; a GPU's is flatter, so this errs long
+            "seconds_per_step_nominal": per_step * self.nominal_batch_size / self.batch_size
+            if per_step and self.nominal_batch_size and self.batch_size and self.nominal_batch_size > self.batch_size
+            else per_step,
             "first_step_seconds": self.step_seconds[0] if self.step_seconds else None,
             "parameters": params,
             "trainable_parameters": int(trainable),

@@ -133,6 +133,12 @@ DRY_RUN_OVERRIDES: dict[str, dict[str, Any]] = {
 _SCAN_COUNTS = ("n_train", "n_val_healthy", "n_test_healthy", "n_val_per_kind", "n_test_per_kind")
 
 
+def _file_digest(path: Path) -> str:
+    import hashlib
+
+    return hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+
+
 def _params_digest(profile: str, params: dict[str, Any]) -> str:
     """A stable digest of what a notebook ran with (for ``--resume``)."""
     import hashlib
@@ -166,8 +172,12 @@ def _running_cell(executed: Path) -> str:
     return f"cell {i} ({first[:80]!r})"
 
 
-def _kill_tree(proc: Any) -> None:
-    """Kill a process and every descendant (the Jupyter kernel runs in its own session)."""
+def _kill_tree(proc: Any) -> list[int]:
+    """Kill a process and every descendant (the Jupyter kernel runs in its own session).
+
+    Returns:
+        PIDs still alive 10 s after the kill (e.g. stuck in a driver call), for the error message.
+    """
     import psutil
 
     try:
@@ -180,43 +190,88 @@ def _kill_tree(proc: Any) -> None:
             p.kill()
         except psutil.NoSuchProcess:
             pass
-    psutil.wait_procs(procs, timeout=10)
-    proc.wait(timeout=10)
+    _, alive = psutil.wait_procs(procs, timeout=10)
+    return [p.pid for p in alive]
 
 
-def _execute_in_child(spec: dict[str, Any], notebook_timeout: float | None, env: dict[str, str]) -> None:
+def _tree_rss(proc: Any) -> int:
+    """Resident memory of a process and its descendants (bytes; 0 when it is gone)."""
+    import psutil
+
+    try:
+        parent = psutil.Process(proc.pid)
+        total = 0
+        for p in [parent, *parent.children(recursive=True)]:
+            try:
+                total += p.memory_info().rss
+            except psutil.NoSuchProcess:
+                pass
+        return total
+    except psutil.NoSuchProcess:
+        return 0
+
+
+def _execute_in_child(spec: dict[str, Any], notebook_timeout: float | None, env: dict[str, str]) -> int:
     """Run one notebook in a child process under a wall-clock watchdog.
 
     The child (``python -m ctad_core.workbook _execute SPEC``) runs papermill; on timeout the child and its
     kernel are killed and :class:`ChainError` names the notebook and the cell that was running.
+
+    Returns:
+        Peak resident memory of the child and its kernel, sampled every second (bytes).
     """
     import subprocess
     import tempfile
 
     nb, out = Path(spec["notebook"]), Path(spec["output"])
+    peak = 0
     with tempfile.TemporaryDirectory(prefix="ctad-exec-") as tmp:
         spec_file, result_file = Path(tmp) / "spec.json", Path(tmp) / "result.json"
         write_json(spec_file, {**spec, "result": str(result_file)})
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "ctad_core.workbook", "_execute", str(spec_file)], env=env
-        )
+        proc = subprocess.Popen([sys.executable, "-m", "ctad_core.workbook", "_execute", str(spec_file)], env=env)
+        deadline = None if notebook_timeout is None else time.monotonic() + notebook_timeout
         try:
-            proc.wait(timeout=notebook_timeout)
-        except subprocess.TimeoutExpired:
-            _kill_tree(proc)
-            raise ChainError(
-                f"{nb.name}: stopped by the watchdog after {notebook_timeout:g} s at {_running_cell(out)}\n"
-                f"executed notebook so far: {out}"
-            ) from None
-        except BaseException:  # Ctrl-C, SIGTERM turned into an exception: leave no kernel behind
-            _kill_tree(proc)
+            while True:
+                try:
+                    proc.wait(timeout=1.0)
+                    break
+                except subprocess.TimeoutExpired:
+                    peak = max(peak, _tree_rss(proc))
+                    if deadline is not None and time.monotonic() > deadline:
+                        cell = _running_cell(out)
+                        alive = _kill_tree(proc)
+                        stuck = f"; processes still alive after the kill: {alive}" if alive else ""
+                        raise ChainError(
+                            f"{nb.name}: stopped by the watchdog after {notebook_timeout:g} s at {cell}{stuck}\n"
+                            f"executed notebook so far: {out}"
+                        ) from None
+        except BaseException as e:  # Ctrl-C, SIGTERM (see main): leave no kernel behind
+            if not isinstance(e, ChainError):
+                _kill_tree(proc)
             raise
         result = read_json(result_file) if result_file.is_file() else None
     if proc.returncode != 0 or result is None or result.get("status") != "ok":
-        message = (result or {}).get(
-            "message"
-        ) or f"the notebook process exited with status {proc.returncode}"
+        message = (result or {}).get("message") or (
+            f"{nb.name}: the notebook process exited with status {proc.returncode} at {_running_cell(out)}"
+        )
         raise ChainError(f"{message}\nexecuted notebook: {out}")
+    return peak
+
+
+def _exit_with_parent() -> None:
+    """In the child: exit (and so end the kernel, which watches its own parent) when ``ctad run`` is gone,
+    even if it was killed with SIGKILL and could not clean up."""
+    import threading
+
+    parent = os.getppid()
+
+    def watch() -> None:
+        while True:
+            time.sleep(1.0)
+            if os.getppid() != parent:
+                os._exit(3)
+
+    threading.Thread(target=watch, daemon=True, name="ctad-parent-watch").start()
 
 
 def _execute_child(spec_file: str) -> int:
@@ -226,6 +281,7 @@ def _execute_child(spec_file: str) -> int:
     import papermill as pm
     from traitlets.config import Config
 
+    _exit_with_parent()
     spec = read_json(spec_file)
     nb, out, timeout = Path(spec["notebook"]), Path(spec["output"]), spec.get("cell_timeout")
     result: dict[str, Any] = {"status": "ok"}
@@ -330,6 +386,14 @@ def run_chain(
     times: dict[str, float] = {}
     chain_file = run_dir / "chain.json"
     record = read_json(chain_file) if chain_file.is_file() else {}
+    if record.get("dry_run", dry_run) != dry_run:
+        kind = "a dry run" if record["dry_run"] else "a real run"
+        raise ValueError(
+            f"{run_dir} holds {kind}: its checkpoints would be taken as finished by the other kind "
+            "(a dry run's 2-step models as trained ones). Use another --run-dir."
+        )
+    record["dry_run"] = dry_run
+    order = [p.stem for p in list_notebooks(root)]
     skipping = resume
     for nb in chosen:
         declared = notebook_parameters(nb)
@@ -339,15 +403,17 @@ def run_chain(
             raise ValueError(
                 f"parameters/{profile}/{nb.stem}.yaml sets {unknown}, not in {nb.name}'s parameters cell"
             )
+        real = dict(params)  # what a real run would use (the dry run's data counts are projected back to it)
         if dry_run:
             params.update({k: v for k, v in DRY_RUN_OVERRIDES.get(nb.name[:2], {}).items() if k in declared})
-        params["run_dir"] = str(run_dir)
-        if "profile" in declared:
-            params["profile"] = profile
-        for k, v in (overrides or {}).items():
-            if k in declared:
-                params[k] = v
-        digest = _params_digest(profile, {**params, "dry_run": dry_steps if dry_run else 0})
+        for d in (params, real):
+            d["run_dir"] = str(run_dir)
+            if "profile" in declared:
+                d["profile"] = profile
+            d.update({k: v for k, v in (overrides or {}).items() if k in declared})
+        digest = _params_digest(
+            profile, {**params, "dry_run": dry_steps if dry_run else 0, "source_sha": _file_digest(nb)}
+        )
         if skipping and _stage_complete(run_dir, nb, profile, digest, record):
             print(
                 f"[ctad] {profile}: {nb.name} already complete in {run_dir} — skipped (--resume)", flush=True
@@ -356,7 +422,14 @@ def run_chain(
         skipping = False
         out = run_dir / nb.name
         print(f"[ctad] {profile}: {nb.name} -> {out}", flush=True)
-        record.setdefault("completed", {}).pop(nb.stem, None)
+        # this notebook and every later one: their inputs are about to change
+        for later in order[order.index(nb.stem) :]:
+            record.setdefault("completed", {}).pop(later, None)
+        if dry_run and nb.name.startswith("01"):
+            record["dry_run_data"] = {
+                "real": _data_counts({**declared, **real}),
+                "dry": _data_counts({**declared, **params}),
+            }
         write_json(chain_file, record)
         env = {**os.environ, "CTAD_HEADLESS": "1", "CTAD_ROOT": str(root)}
         env.pop("CTAD_DRY_RUN_STEPS", None)
@@ -377,8 +450,9 @@ def run_chain(
             "cell_timeout": cell_timeout,
         }
         t0 = time.perf_counter()
-        _execute_in_child(spec, notebook_timeout, env)
+        peak = _execute_in_child(spec, notebook_timeout, env)
         times[nb.stem] = round(time.perf_counter() - t0, 1)
+        record.setdefault("peak_rss_bytes", {})[nb.stem] = peak
         record.setdefault(profile if not dry_run else f"{profile}-dry-run", {})[nb.stem] = times[nb.stem]
         record.setdefault("completed", {})[nb.stem] = {
             "profile": profile,
@@ -448,21 +522,20 @@ def dry_run_report(
     run_dir = Path(run_dir)
     record = read_json(run_dir / "chain.json")
     walls = record.get(f"{profile}-dry-run", {})
-    nb01 = next((nb for nb in list_notebooks(root) if nb.name.startswith("01")), None)
     scale, eval_scale = 1.0, 1.0
-    if nb01 is not None:
-        real = {**notebook_parameters(nb01), **load_profile(profile, nb01, root)}
-        n_real, n_dry = _data_counts(real), _data_counts({**real, **DRY_RUN_OVERRIDES["01"]})
-        if n_real and n_dry:
-            scale, eval_scale = n_real[0] / n_dry[0], n_real[1] / n_dry[1]
-        nb04 = next((nb for nb in list_notebooks(root) if nb.name.startswith("04")), None)
-        cap = (
-            {**notebook_parameters(nb04), **load_profile(profile, nb04, root)}.get("max_slices_per_split")
-            if nb04
-            else 0
-        )
-        if cap and n_real and n_dry:  # notebook 04 restores at most `cap` slices per split (val, test)
-            eval_scale = min(n_real[1], 2 * cap) / min(n_dry[1], 2 * cap)
+    counts = record.get("dry_run_data")
+    if counts and counts.get("real") and counts.get("dry"):  # what the run used, --set included
+        (n_real, e_real), (n_dry, e_dry) = counts["real"], counts["dry"]
+    else:  # an older run: the profile's files
+        nb01 = next((nb for nb in list_notebooks(root) if nb.name.startswith("01")), None)
+        real = {**notebook_parameters(nb01), **load_profile(profile, nb01, root)} if nb01 else {}
+        both = (_data_counts(real), _data_counts({**real, **DRY_RUN_OVERRIDES["01"]})) if nb01 else (None, None)
+        (n_real, e_real), (n_dry, e_dry) = both if all(both) else ((1, 1), (1, 1))
+    scale, eval_scale = n_real / n_dry, e_real / e_dry
+    nb04 = next((nb for nb in list_notebooks(root) if nb.name.startswith("04")), None)
+    cap = {**notebook_parameters(nb04), **load_profile(profile, nb04, root)}.get("max_slices_per_split") if nb04 else 0
+    if cap:  # notebook 04 restores at most `cap` slices of each split (val, test): at most 2 × cap
+        eval_scale = min(e_real, 2 * cap) / min(e_dry, 2 * cap)
     speed = dict(speed or {})
     report: dict[str, Any] = {
         "profile": profile,
@@ -497,12 +570,17 @@ def dry_run_report(
         rows = []
         for lp in loops:
             left = lp["total_steps"] - lp["start"]
-            t = (lp["seconds_per_step"] or 0) * left * (eval_scale if lp["scales_with_data"] else 1.0)
+            per_step = lp.get("seconds_per_step_nominal") or lp["seconds_per_step"] or 0
+            t = per_step * left * (eval_scale if lp["scales_with_data"] else 1.0)
             projected_loops += t
             rows.append((lp, t))
         projected = projected_loops + max(0.0, wall - measured) * scale
         total += projected
-        peak = max([lp["peak_cuda_bytes"] or lp["peak_host_bytes"] for lp in loops], default=None)
+        peak = max(
+            [lp["peak_cuda_bytes"] or lp["peak_host_bytes"] for lp in loops]
+            + [record.get("peak_rss_bytes", {}).get(stem) or 0],
+            default=None,
+        ) or None
         gpu = max([lp["estimated_gpu_bytes"] for lp in loops], default=None)
         report["notebooks"][stem] = {
             "wall_seconds": wall,
@@ -530,8 +608,8 @@ def dry_run_report(
     lines.append(f"| **chain** | | | | | | | | **{_duration(total)}** |{extra}")
     lines += [
         "",
-        "Peak memory is the notebook process's resident peak on CPU, `torch.cuda.max_memory_allocated` "
-        "on CUDA. The GPU estimate is weights + gradients + Adam moments + activations saved for backward "
+        "Peak memory: resident memory of the notebook's process and kernel, sampled each second (a loop's "
+        "row: its process's peak so far; `torch.cuda.max_memory_allocated` on CUDA). The GPU estimate is weights + gradients + Adam moments + activations saved for backward "
         "in one step + 1 GiB of CUDA context (`ctad_core.probe`).",
     ]
     write_json(run_dir / "dry_run.json", report)
@@ -569,6 +647,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["_execute"] and len(argv) == 2:  # the watchdog's child process
         return _execute_child(argv[1])
+    import signal
+
+    def terminate(signum: int, _frame: Any) -> None:  # kill, timeout, a scheduler's stop, a closed terminal
+        raise SystemExit(128 + signum)  # unwinds through run_chain, which kills the notebook and its kernel
+
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, terminate)
     ap = argparse.ArgumentParser(
         prog="ctad", description="ctad workbook: run the notebook chain with papermill"
     )

@@ -44,6 +44,18 @@ def fake_root(tmp_path, monkeypatch):
     return root
 
 
+def _kernels_for(root: Path) -> list[psutil.Process]:
+    """Kernels started for this test's checkout (other tests' kernels may run beside them under xdist)."""
+    found = []
+    for p in psutil.process_iter(["cmdline"]):
+        try:
+            if "ipykernel" in " ".join(p.info["cmdline"] or []) and p.environ().get("CTAD_ROOT") == str(root):
+                found.append(p)
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            pass
+    return found
+
+
 def _kernels_of(pid: int) -> list[psutil.Process]:
     try:
         procs = psutil.Process(pid).children(recursive=True)
@@ -54,7 +66,6 @@ def _kernels_of(pid: int) -> list[psutil.Process]:
 
 def test_watchdog_stops_a_cell_that_never_returns(fake_root, tmp_path):
     _notebook(fake_root / "notebooks" / "01_hang.ipynb", "x = 1", "import time\nwhile True:\n    time.sleep(0.5)")
-    before = {p.pid for p in psutil.process_iter()}
     t0 = time.monotonic()
     with pytest.raises(ChainError) as err:
         run_chain("smoke", tmp_path / "run", progress=False, notebook_timeout=25)
@@ -63,9 +74,7 @@ def test_watchdog_stops_a_cell_that_never_returns(fake_root, tmp_path):
     msg = str(err.value)
     assert "01_hang.ipynb" in msg and "watchdog" in msg and "cell 3 (" in msg and "import time" in msg
     time.sleep(1)
-    left = [p for p in psutil.process_iter(["pid", "cmdline"]) if p.pid not in before
-            and "ipykernel" in " ".join(p.info["cmdline"] or [])]
-    assert not left, f"kernels left running: {[p.pid for p in left]}"
+    assert not _kernels_for(fake_root), "kernels left running"
 
 
 def test_failing_cell_is_named_and_later_notebooks_do_not_run(fake_root, tmp_path):
@@ -183,7 +192,10 @@ def test_dry_run_caps_loops_and_projects_the_profile(fake_root, tmp_path):
     assert rec["steps_run"] == 3 and rec["total_steps"] == 1000 and rec["parameters"] == {"net": 55}
     report = json.loads((run / "dry_run.json").read_text())
     nb = report["notebooks"]["02_train"]
-    assert nb["projected_seconds"] >= rec["seconds_per_step"] * 1000
+    measured = rec["first_step_seconds"] + 2 * rec["seconds_per_step"]
+    # no notebook 01 here, so no data scaling: 1000 steps at the measured rate + the rest of the wall time
+    assert nb["projected_seconds"] == pytest.approx(rec["seconds_per_step"] * 1000 + nb["wall_seconds"] - measured)
+    assert nb["peak_bytes"] >= rec["peak_host_bytes"] > 0
     md = (run / "dry_run.md").read_text()
     assert "02_train" in md and "| 1000 |" in md and "on fast" in md
     executed = json.loads((run / "02_train.ipynb").read_text())
@@ -256,3 +268,60 @@ def test_dry_run_projection_by_hand(fake_root, tmp_path):
     assert report["projected_seconds"] == pytest.approx(expected)
     md = (run / "dry_run.md").read_text()
     assert "on X" in md and "**87.2 min**" in md and "**21.8 min**" in md  # 5234 s, and / 4
+
+
+def test_dry_and_real_runs_never_share_a_run_dir(fake_root, tmp_path):
+    _notebook(fake_root / "notebooks" / "01_a.ipynb", "x = 1")
+    run = tmp_path / "run"
+    run_chain("smoke", run, progress=False, notebook_timeout=120, dry_run=True)
+    with pytest.raises(ValueError, match="holds a dry run"):
+        run_chain("smoke", run, progress=False, notebook_timeout=120)
+    other = tmp_path / "real"
+    run_chain("smoke", other, progress=False, notebook_timeout=120)
+    with pytest.raises(ValueError, match="holds a real run"):
+        run_chain("smoke", other, progress=False, notebook_timeout=120, dry_run=True)
+
+
+def test_resume_reruns_everything_after_a_notebook_that_ran_again(fake_root, tmp_path):
+    nbdir = fake_root / "notebooks"
+    bump = ("from pathlib import Path\np = Path(run_dir) / '{0}.count'\n"
+            "p.write_text(str(int(p.read_text()) + 1 if p.exists() else 1))")
+    _notebook(nbdir / "01_data.ipynb", bump.format("01") + "\n(Path(run_dir) / 'data').mkdir(exist_ok=True)\n"
+              "(Path(run_dir) / 'data' / 'manifest.csv').write_text('scan\\n')")
+    _notebook(nbdir / "02_gan.ipynb", bump.format("02") + "\n(Path(run_dir) / 'gan').mkdir(exist_ok=True)")
+    run = tmp_path / "run"
+    run_chain("smoke", run, progress=False, notebook_timeout=120)
+    run_chain("smoke", run, only=["01"], overrides={"steps": 7}, progress=False, notebook_timeout=120)
+    # 02 was built on the old 01: --resume must not skip it, although its own parameters did not change
+    ran = run_chain("smoke", run, overrides={"steps": 7}, progress=False, notebook_timeout=120, resume=True)
+    assert set(ran) == {"02_gan"} and (run / "02.count").read_text() == "2"
+    # an edited notebook is not "complete" either
+    _notebook(nbdir / "02_gan.ipynb", "# edited\n" + bump.format("02") + "\n(Path(run_dir) / 'gan').mkdir(exist_ok=True)")
+    ran = run_chain("smoke", run, overrides={"steps": 7}, progress=False, notebook_timeout=120, resume=True)
+    assert set(ran) == {"02_gan"} and (run / "01.count").read_text() == "2"
+
+
+@pytest.mark.parametrize("how", ["sigterm_ctad", "sigkill_ctad_only"])
+def test_a_stopped_ctad_run_leaves_no_kernel(fake_root, tmp_path, how):
+    """SIGTERM (kill, timeout, a scheduler) unwinds and kills the notebook's process tree; SIGKILL of ctad alone
+    (no clean-up possible) makes its notebook process exit, and the kernel follows its parent."""
+    _notebook(fake_root / "notebooks" / "01_sleep.ipynb", "import time\nwhile True:\n    time.sleep(0.2)")
+    env = {**os.environ, "CTAD_ROOT": str(fake_root)}
+    cmd = [sys.executable, "-m", "ctad_core.workbook", "run", "--profile", "smoke", "--run-dir",
+           str(tmp_path / "run"), "--no-progress", "--notebook-timeout", "300"]
+    proc = subprocess.Popen(cmd, env=env, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 120
+        while not _kernels_for(fake_root):
+            assert proc.poll() is None and time.monotonic() < deadline, "the kernel never started"
+            time.sleep(0.2)
+        time.sleep(2)  # the cell is running
+        proc.send_signal(signal.SIGTERM if how == "sigterm_ctad" else signal.SIGKILL)
+        assert proc.wait(timeout=60) != 0
+        deadline = time.monotonic() + 30
+        while _kernels_for(fake_root) and time.monotonic() < deadline:
+            time.sleep(0.5)
+        assert not _kernels_for(fake_root), f"a kernel outlived ctad ({how})"
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)

@@ -81,8 +81,8 @@ class PhaseRunner:
         ckpt_every: checkpoint period in steps.
         resume: load a phase checkpoint if there is one.
         progress: show tqdm bars (rank 0 only).
-        name, batch_size, amp: the method's name, batch size and autocast, for its loop probes
-            (:mod:`ctad_core.probe`).
+        name, batch_size, nominal_batch_size, amp: the method's name, the batch it runs (capped by the
+            data), the batch its parameters ask for, and autocast, for its loop probes (:mod:`ctad_core.probe`).
     """
 
     ckpt_dir: Path | None
@@ -93,6 +93,7 @@ class PhaseRunner:
     history: dict[str, list[dict[str, float]]] = field(default_factory=dict)
     name: str = ""
     batch_size: int | None = None
+    nominal_batch_size: int | None = None
     amp: bool = False
 
     def run(
@@ -116,7 +117,8 @@ class PhaseRunner:
             start, hist = int(ck["step"]), list(ck["history"])
             torch.set_rng_state(ck["rng"].cpu())
         probe = LoopProbe(f"{self.name}_{phase}" if self.name else phase, steps, start, modules,
-                          self.batch_size, self.info.device, bf16_on_gpu=self.amp)
+                          self.batch_size, self.info.device, bf16_on_gpu=self.amp,
+                          nominal_batch_size=self.nominal_batch_size)
         bar = tqdm(
             range(start, probe.stop), desc=desc, initial=start, total=steps,
             disable=not (self.progress and self.info.is_main), leave=False,
@@ -513,9 +515,11 @@ def train_method(
         ddp.barrier()
     torch.manual_seed(seed)  # the same initial weights on every rank (DDP also broadcasts rank 0's)
     model, critic = build_model(spec)
-    runner = PhaseRunner(out_dir / "models" / spec.name, info, spec.ckpt_every, resume, progress,
-                         name=spec.name, batch_size=spec.train.batch_size, amp=spec.amp)
     x = training_images(spec, x_train)
+    shard = (len(x) + info.world_size - 1) // info.world_size  # make_loader caps the batch at the shard
+    runner = PhaseRunner(out_dir / "models" / spec.name, info, spec.ckpt_every, resume, progress,
+                         name=spec.name, batch_size=max(1, min(spec.train.batch_size, shard)),
+                         nominal_batch_size=spec.train.batch_size, amp=spec.amp)
     with Stopwatch(info.device) as sw:
         if spec.family == "fanogan":
             train_fanogan(model, x, spec, runner, seed)
