@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ast
 from pathlib import Path
 
 import numpy as np
@@ -21,7 +20,7 @@ NB = Path(__file__).resolve().parents[1] / "notebooks" / "05_volumetric_3d.ipynb
 def _nb_params() -> dict:
     from ctad_core.workbook import notebook_parameters
 
-    return {k: ast.literal_eval(v) for k, v in notebook_parameters(NB).items()}
+    return notebook_parameters(NB)  # literals, evaluated
 
 
 def test_parameters_cell_matches_package_defaults():
