@@ -570,8 +570,10 @@ def dry_run_report(
         rows = []
         for lp in loops:
             left = lp["total_steps"] - lp["start"]
-            per_step = lp.get("seconds_per_step_nominal") or lp["seconds_per_step"] or 0
-            t = per_step * left * (eval_scale if lp["scales_with_data"] else 1.0)
+            if lp["scales_with_data"]:  # time per step of the images it ran × the ratio of images
+                t = (lp["seconds_per_step"] or 0) * left * eval_scale
+            else:  # a fixed number of steps at the profile's batch
+                t = (lp.get("seconds_per_step_nominal") or lp["seconds_per_step"] or 0) * left
             projected_loops += t
             rows.append((lp, t))
         projected = projected_loops + max(0.0, wall - measured) * scale

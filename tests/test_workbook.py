@@ -257,17 +257,19 @@ def test_dry_run_projection_by_hand(fake_root, tmp_path):
             "parameters": {"G": 10}, "trainable_parameters": 0, "saved_activation_bytes": 0,
             "estimated_gpu_bytes": 2**30, "peak_host_bytes": 2**31, "peak_cuda_bytes": None}
     (run / "dry_run" / "04_restore" / "train.json").write_text(json.dumps(
-        {**base, "name": "train", "total_steps": 1000, "seconds_per_step": 2.0, "scales_with_data": False}))
+        {**base, "name": "train", "total_steps": 1000, "seconds_per_step": 2.0, "scales_with_data": False,
+         "seconds_per_step_nominal": 2.5}))  # a partial batch ran: the profile's full batch takes longer
     (run / "dry_run" / "04_restore" / "restoration.json").write_text(json.dumps(
-        {**base, "name": "restoration", "total_steps": 500, "seconds_per_step": 1.0, "scales_with_data": True}))
+        {**base, "name": "restoration", "total_steps": 500, "seconds_per_step": 1.0, "scales_with_data": True,
+         "seconds_per_step_nominal": 8.0}))  # ignored: the image ratio already scales restoration
     report = workbook.dry_run_report(run, "gpu", {"X": 4.0}, root=fake_root)
     assert report["scan_scale"] == pytest.approx(36 / 14) and report["eval_slice_scale"] == pytest.approx(48 / 8)
     measured = (3.0 + 2.0) + (3.0 + 1.0)  # first step + one steady step, for each loop
-    expected = 2.0 * 1000 + 1.0 * 500 * 48 / 8 + (100.0 - measured) * 36 / 14
+    expected = 2.5 * 1000 + 1.0 * 500 * 48 / 8 + (100.0 - measured) * 36 / 14
     assert report["notebooks"]["04_restore"]["projected_seconds"] == pytest.approx(expected)
     assert report["projected_seconds"] == pytest.approx(expected)
     md = (run / "dry_run.md").read_text()
-    assert "on X" in md and "**87.2 min**" in md and "**21.8 min**" in md  # 5234 s, and / 4
+    assert "on X" in md and "**95.6 min**" in md and "**23.9 min**" in md  # 5734 s, and / 4
 
 
 def test_dry_and_real_runs_never_share_a_run_dir(fake_root, tmp_path):
