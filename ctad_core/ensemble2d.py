@@ -9,9 +9,7 @@ unchanged to the test slices.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -19,7 +17,6 @@ import torch
 import torch.nn.functional as F
 
 from ctad_core import anomaly, metrics
-from ctad_core.utils import atomic_write
 
 
 def resize_masks(mask: np.ndarray, size: int) -> np.ndarray:
@@ -219,11 +216,4 @@ def select_slices(
     return np.sort(np.concatenate(keep)) if keep else np.zeros(0, int)
 
 
-def save_npz(path: str | os.PathLike, **arrays: np.ndarray) -> Path:
-    """Write arrays to a compressed ``.npz`` atomically (through a file handle, so no suffix is added)."""
 
-    def write(p: Path) -> None:
-        with open(p, "wb") as fh:
-            np.savez_compressed(fh, **arrays)
-
-    return atomic_write(path, write)

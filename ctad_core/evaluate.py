@@ -44,12 +44,10 @@ import numpy as np
 
 from ctad_core import anomaly
 from ctad_core import metrics as M
+from ctad_core.kinds import HAEMORRHAGE_KINDS, HEALTHY, is_haemorrhage, kind_parts  # noqa: F401
 from ctad_core.results import MethodResults, find_method_results, load_method_results
 from ctad_core.utils import read_json, write_json
 
-HAEMORRHAGE_KINDS = ("iph", "sdh", "edh", "sah", "ivh")
-LESION_KINDS = ("iph", "sdh", "edh", "sah", "ivh", "infarct", "tumour", "fracture", "atrophy")
-HEALTHY = "healthy"
 SCAN_AGGREGATE = "max"
 
 #: metrics compared by the regression test, with (absolute tolerance) — see record_baseline.
@@ -66,18 +64,6 @@ DEFAULT_TOLERANCES: dict[str, float] = {
 
 
 # ------------------------------------------------------------------------------------------ helpers
-
-
-def kind_parts(kind: str) -> set[str]:
-    """``"sdh+fracture"`` → ``{"sdh", "fracture"}``; ``"healthy"`` → empty set."""
-    return set() if kind == HEALTHY or not kind else set(str(kind).split("+"))
-
-
-def is_haemorrhage(kinds: Sequence[str] | np.ndarray) -> np.ndarray:
-    """(N,) bool: does each kind include a haemorrhage kind?"""
-    return np.array(
-        [bool(kind_parts(k) & set(HAEMORRHAGE_KINDS)) for k in np.asarray(kinds).astype(str)], bool
-    )
 
 
 def _nan_to_none(x: Any) -> Any:

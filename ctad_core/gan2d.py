@@ -43,7 +43,7 @@ from ctad_core.models.fastgan import (
 )
 from ctad_core.probe import LoopProbe
 from ctad_core.train import EMA, Stopwatch, load_checkpoint, restore_training, save_checkpoint
-from ctad_core.utils import resolve_device, seed_everything, write_json
+from ctad_core.utils import resolve_device, save_npz, seed_everything, write_json
 
 CKPT = "checkpoint.pt"
 
@@ -180,13 +180,7 @@ def train_fastgan(
             if samples
             else np.zeros((0, cfg.n_samples, cfg.image_size, cfg.image_size), np.float32)
         )
-        from ctad_core.utils import atomic_write
-
-        def w(p: Path) -> None:
-            with open(p, "wb") as fh:
-                np.savez_compressed(fh, images=arr, steps=np.asarray(sample_steps, np.int64))
-
-        atomic_write(out / "samples.npz", w)
+        save_npz(out / "samples.npz", images=arr, steps=np.asarray(sample_steps, np.int64))
 
     @torch.no_grad()
     def snapshot() -> None:

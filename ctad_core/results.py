@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from ctad_core.utils import atomic_write, read_json, write_json
+from ctad_core.utils import read_json, save_npz, write_json
 
 
 @dataclass
@@ -93,12 +93,7 @@ def save_method_results(stage_dir: str | os.PathLike, res: MethodResults) -> Pat
     arrays["scan_id"] = np.asarray(arrays["scan_id"]).astype(str)
     arrays["split"] = np.asarray(arrays["split"]).astype(str)
     arrays["kind"] = np.asarray(arrays["kind"]).astype(str)
-
-    def write(p: Path) -> None:
-        with open(p, "wb") as fh:
-            np.savez_compressed(fh, **arrays)
-
-    npz = atomic_write(out / f"{res.name}.npz", write)
+    npz = save_npz(out / f"{res.name}.npz", **arrays)
     write_json(out / f"{res.name}.json", {"name": res.name, "level": res.level, "info": res.info})
     return npz
 

@@ -100,6 +100,26 @@ def atomic_write(path: str | os.PathLike, write: Callable[[Path], Any]) -> Path:
     return path
 
 
+def save_npz(path: str | os.PathLike, compress: bool = True, **arrays: np.ndarray) -> Path:
+    """Write arrays to an ``.npz`` file atomically (:func:`atomic_write`); the one array writer of the package.
+
+    Args:
+        path: the destination, written as given (no ``.npz`` suffix is added).
+        compress: ``np.savez_compressed`` (default) or ``np.savez`` (faster to read, for caches).
+        **arrays: the arrays, by name.
+
+    Returns:
+        The destination path.
+    """
+    save = np.savez_compressed if compress else np.savez
+
+    def write(p: Path) -> None:
+        with open(p, "wb") as fh:
+            save(fh, **arrays)
+
+    return atomic_write(path, write)
+
+
 def write_json(path: str | os.PathLike, obj: Any) -> Path:
     """Atomically write ``obj`` as indented JSON (NumPy scalars and arrays converted)."""
 

@@ -34,6 +34,7 @@ from typing import Any
 
 import yaml
 
+from ctad_core.kinds import LESION_KINDS
 from ctad_core.utils import read_json, write_json
 
 PROFILES = ("smoke", "quick", "gpu", "paper")
@@ -484,7 +485,7 @@ def _data_counts(params: dict[str, Any]) -> tuple[int, int] | None:
         k in params for k in (*_SCAN_COUNTS, "slices_2d")
     ):
         return None
-    kinds = len(params.get("kinds") or [])
+    kinds = len(params.get("kinds") or LESION_KINDS)
     evaluated = (
         params["n_val_healthy"]
         + params["n_test_healthy"]

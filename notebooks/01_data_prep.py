@@ -46,7 +46,7 @@ n_val_healthy = 10
 n_test_healthy = 16
 n_val_per_kind = 2
 n_test_per_kind = 4
-kinds = ["iph", "sdh", "edh", "sah", "ivh", "infarct", "tumour", "fracture", "atrophy"]
+kinds = None  # lesion kinds to include; None: all of ctad_core.kinds.LESION_KINDS
 shape_3d = [64, 64, 64]
 size_2d = 64
 slices_2d = 5
@@ -75,7 +75,10 @@ from ctad_core.data.phantom_acquisition import KERNELS, acquisition_ranges
 from ctad_core.data.phantom_set import PhantomSetSpec, build_phantom_set, phantom_splits
 from ctad_core.data.prepare import write_prepared
 from ctad_core.data.windows import WINDOWS, window_bounds
+from ctad_core.kinds import LESION_KINDS
 from ctad_core.utils import seed_everything
+
+kinds = list(LESION_KINDS if kinds is None else kinds)
 
 seed_everything(seed)
 run_dir = Path(run_dir)

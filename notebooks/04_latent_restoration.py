@@ -84,7 +84,7 @@ from ctad_core.data.windows import to_model
 from ctad_core.losses import ReconstructionLoss, make_feature_extractor
 from ctad_core.restoration import encode_reconstruct, restore_many
 from ctad_core.results import MethodResults, save_method_results
-from ctad_core.utils import describe_device, read_json, resolve_device, seed_everything, write_json
+from ctad_core.utils import describe_device, read_json, resolve_device, save_npz, seed_everything, write_json
 
 if threads:
     torch.set_num_threads(threads)
@@ -171,7 +171,7 @@ plt.show()
 
 # %%
 maps = {k: ensemble2d.residual_maps(xn, v, residual_mode) for k, v in rec.items()}
-ensemble2d.save_npz(
+save_npz(
     out_dir / "reconstructions.npz", x=xn, lesion=lesion, brain=brain, scan_id=ev.scan_id, slice_index=ev.slice_index, split=ev.split,
     kind=ev.kind, recon_encoder=rec["encoder"], recon_restoration=rec["restoration"],
     maps_encoder=maps["encoder"], maps_restoration=maps["restoration"])

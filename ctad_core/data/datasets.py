@@ -42,6 +42,7 @@ from ctad_core.data.io import ScanError, pseudonym
 from ctad_core.data.preprocess import Preprocessed, PreprocessParams, preprocess_path
 from ctad_core.data.windows import window_bounds
 from ctad_core.frontend import tqdm
+from ctad_core.kinds import LESION_CODES, join_kinds
 
 SOURCES = ("rsna", "cq500", "physionet", "folder")
 RSNA_SUBTYPES = {"epidural": "edh", "intraparenchymal": "iph", "intraventricular": "ivh",
@@ -58,9 +59,6 @@ CQ500_KIND = {"IPH": "iph", "IVH": "ivh", "SDH": "sdh", "EDH": "edh", "SAH": "sa
 CTFSH_GROUPS = {"IPH": "ICH", "SDH": "ICH", "EDH": "ICH", "SAH": "ICH", "IVH": "ICH", "ICH": "ICH", "CHR": "ICH",
                 "FRAC": "FRAC", "ATY": "ATY", "MSE": "MASS", "MSHIFT": "MASS", "TUM": "MASS", "MASS": "MASS",
                 "LST": "ISCH", "ISCH": "ISCH", "INF": "ISCH", "OTHER": "OTHER"}
-_KIND_ORDER = ("iph", "sdh", "edh", "sah", "ivh", "ich", "infarct", "tumour", "mass", "fracture", "atrophy",
-               "aty", "frac", "isch", "other")
-
 
 @dataclass
 class ScanRecord:
@@ -91,8 +89,7 @@ class ScanRecord:
 
 
 def _kind(tokens: Sequence[str]) -> str:
-    toks = sorted(set(tokens), key=lambda t: (_KIND_ORDER.index(t) if t in _KIND_ORDER else 99, t))
-    return "+".join(toks) if toks else "healthy"
+    return join_kinds(tokens)
 
 
 def _safe(s: str) -> str:
@@ -422,10 +419,6 @@ def slice_labels_for(record: ScanRecord, pp: Preprocessed) -> np.ndarray:
 
 
 def _lesion_code(kind: str) -> int:
-    try:
-        from ctad_core.data.phantom import LESION_CODES
-    except Exception:  # the phantom module is optional for real data
-        return 1
     for k in kind.split("+"):
         if k in LESION_CODES:
             return int(LESION_CODES[k])

@@ -114,13 +114,9 @@ class SliceSet:
 
 def save_slices(path: str | os.PathLike, s: SliceSet) -> Path:
     """Atomically write a :class:`SliceSet` as ``.npz``."""
-    from ctad_core.utils import atomic_write
+    from ctad_core.utils import save_npz
 
-    def write(p: Path) -> None:
-        with open(p, "wb") as fh:
-            np.savez_compressed(fh, **{k: getattr(s, k) for k in s.__dataclass_fields__})
-
-    return atomic_write(path, write)
+    return save_npz(path, **{k: getattr(s, k) for k in s.__dataclass_fields__})
 
 
 def load_slices(run_dir: str | os.PathLike, split: str | None = None) -> SliceSet:

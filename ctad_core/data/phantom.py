@@ -66,23 +66,8 @@ from ctad_core.data.nifti import zyx_affine
 from ctad_core.data.phantom_acquisition import resolve_acquisition, sample_acquisition
 from ctad_core.data.phantom_anatomy import partial_inside as _inside
 from ctad_core.data.template import CHANNELS, Template, load_template
+from ctad_core.kinds import HAEMORRHAGE_KINDS, LESION_CODES, LESION_KINDS  # noqa: F401 (re-exported)
 
-#: Lesion kinds a phantom can carry ("healthy" for none).
-LESION_KINDS = ("iph", "sdh", "edh", "sah", "ivh", "infarct", "tumour", "fracture", "atrophy")
-HAEMORRHAGE_KINDS = ("iph", "sdh", "edh", "sah", "ivh")
-#: Codes of the lesion label map (0 = none).
-LESION_CODES = {
-    "iph": 1,
-    "sdh": 2,
-    "edh": 3,
-    "sah": 4,
-    "ivh": 5,
-    "infarct": 6,
-    "tumour": 7,
-    "oedema": 8,
-    "fracture": 9,
-    "atrophy": 10,
-}
 #: Codes of the tissue label map.
 TISSUE_CODES = {
     "air": 0,

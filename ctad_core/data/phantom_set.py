@@ -22,10 +22,11 @@ from typing import Any
 
 import numpy as np
 
-from ctad_core.data.phantom import HAEMORRHAGE_KINDS, LESION_KINDS, make_phantom, sample_patient
+from ctad_core.data.phantom import make_phantom, sample_patient
 from ctad_core.data.phantom_acquisition import acquisition_ranges, resolve_acquisition
 from ctad_core.data.prepare import PreparedScan
 from ctad_core.frontend import tqdm
+from ctad_core.kinds import HAEMORRHAGE_KINDS, LESION_KINDS
 
 __all__ = ["PhantomSetSpec", "plan_phantom_set", "phantom_splits", "render_phantom_scan", "build_phantom_set"]
 

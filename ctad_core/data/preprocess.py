@@ -48,7 +48,7 @@ from scipy import ndimage
 from ctad_core.data.io import AIR_HU, Scan, load_scan
 from ctad_core.data.nifti import centred_affine
 from ctad_core.data.windows import window_bounds
-from ctad_core.utils import atomic_write
+from ctad_core.utils import save_npz
 
 _LPS_RAS = np.diag([-1.0, -1.0, 1.0, 1.0])
 #: Part of every cache key: bump when loading or preprocessing gives other results for the same inputs
@@ -710,12 +710,7 @@ def _save_cached(path: Path, r: Preprocessed) -> None:
         arrays["lesion"] = r.lesion
         arrays["slice_lesion"] = r.slice_lesion
     doc = json.dumps({"meta": r.meta, "info": r.info, "sources": list(r.sources)}, default=str)
-
-    def write(tmp: Path) -> None:
-        with open(tmp, "wb") as fh:
-            np.savez_compressed(fh, _json=np.frombuffer(doc.encode(), dtype=np.uint8), **arrays)
-
-    atomic_write(path, write)
+    save_npz(path, _json=np.frombuffer(doc.encode(), dtype=np.uint8), **arrays)
 
 
 def _load_cached(path: Path) -> Preprocessed:

@@ -259,14 +259,10 @@ def load_template(level: int = 0) -> Template:
         data = _build()
         coarse = ndi.gaussian_filter(data["maps"], sigma=(0, 0.85, 0.85, 0.85), mode="nearest")[:, ::2, ::2, ::2]
         data["maps_l1"] = np.ascontiguousarray(coarse, dtype=np.float32)
-        from ctad_core.utils import atomic_write
-
-        def write(p: Path) -> None:
-            with open(p, "wb") as fh:
-                np.savez(fh, **{k: (v.astype(np.float16) if k.startswith("maps") else v) for k, v in data.items()})
+        from ctad_core.utils import save_npz
 
         try:
-            atomic_write(path, write)
+            save_npz(path, compress=False, **{k: (v.astype(np.float16) if k.startswith("maps") else v) for k, v in data.items()})
         except OSError:
             pass  # read-only home: keep it in memory only
     _LEVEL1[:] = [data["maps_l1"]]
