@@ -21,6 +21,9 @@ import numpy as np
 
 from ctad_core.utils import read_json, save_npz, write_json
 
+#: The segmentation step of a method that declares none: threshold ``maps``, nothing else.
+NO_SEGMENTATION: dict[str, Any] = {"closing_radius": 0, "vote": None, "min_component_size": 0}
+
 
 @dataclass
 class MethodResults:
@@ -39,8 +42,17 @@ class MethodResults:
         recon: (N, *spatial) float32 reconstructions in model range [-1, 1], or None.
         maps_haemorrhage: (N, *spatial) float32 maps made with ρ = max(·, 0) (only tissue brighter than its
             reconstruction), which seed 000 uses for its haemorrhage test set; None: ``maps`` serve there too.
+        member_maps: (M, N, *spatial) float32 maps of each of M ensemble members, where members vote (seed
+            000); ``maps`` is then their mean. None for single models.
+        member_maps_haemorrhage: (M, N, *spatial) float32, the members' ρ = max(·, 0) maps, or None.
+        inputs: (N, *spatial) float32 the items' inputs in model range [-1, 1] as the model saw them, so that
+            no later stage re-derives them (reconstruction-error statistics need them with ``recon``).
         info: JSON-able extras: ``seconds_per_scan``, ``device``, ``feature_space``, parameters used,
-            ``model_dims`` (see :attr:`model_dims`), …
+            ``model_dims`` (see :attr:`model_dims`), and ``segmentation``: the method's own segmentation
+            step, which the evaluator applies after thresholding — a dict with ``closing_radius`` (int, 0 =
+            none; seed 000), ``vote`` (``"majority"``: a strict majority of ``member_maps`` must agree, seed
+            000; None: threshold ``maps``), ``min_component_size`` (int voxels, 0 = none; seed 004) — see
+            :data:`NO_SEGMENTATION`.
     """
 
     name: str
@@ -55,6 +67,9 @@ class MethodResults:
     recon: np.ndarray | None = None
     info: dict[str, Any] = field(default_factory=dict)
     maps_haemorrhage: np.ndarray | None = None
+    member_maps: np.ndarray | None = None
+    member_maps_haemorrhage: np.ndarray | None = None
+    inputs: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         if self.level not in ("2d", "3d"):
@@ -63,10 +78,23 @@ class MethodResults:
         for k in ("split", "kind", "scan_score"):
             if len(getattr(self, k)) != n:
                 raise ValueError(f"{self.name}: {k} has {len(getattr(self, k))} items, scan_id has {n}")
-        for k in ("maps", "lesion", "brain", "recon", "maps_haemorrhage"):
+        for k in ("maps", "lesion", "brain", "recon", "maps_haemorrhage", "inputs"):
             a = getattr(self, k)
             if a is not None and a.shape[0] != n:
                 raise ValueError(f"{self.name}: {k} has shape {a.shape}, expected {n} items first")
+        for k in ("member_maps", "member_maps_haemorrhage"):
+            a = getattr(self, k)
+            if a is not None and (a.ndim < 2 or a.shape[1] != n):
+                raise ValueError(f"{self.name}: {k} has shape {a.shape}, expected (members, {n}, ...)")
+        seg = self.info.get("segmentation")
+        if seg is not None:
+            unknown = set(seg) - set(NO_SEGMENTATION)
+            if unknown:
+                raise ValueError(f"{self.name}: unknown segmentation keys {sorted(unknown)}")
+            if seg.get("vote") not in (None, "majority"):
+                raise ValueError(f"{self.name}: segmentation vote must be None or 'majority', got {seg['vote']!r}")
+            if seg.get("vote") and self.member_maps is None:
+                raise ValueError(f"{self.name}: a majority vote needs member_maps")
 
     _ARRAYS = (
         "scan_id",
@@ -78,7 +106,15 @@ class MethodResults:
         "brain",
         "recon",
         "maps_haemorrhage",
+        "member_maps",
+        "member_maps_haemorrhage",
+        "inputs",
     )
+
+    @property
+    def segmentation(self) -> dict[str, Any]:
+        """The method's segmentation step (``info["segmentation"]`` over :data:`NO_SEGMENTATION`)."""
+        return {**NO_SEGMENTATION, **(self.info.get("segmentation") or {})}
 
     @property
     def model_dims(self) -> str:
