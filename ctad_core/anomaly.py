@@ -108,7 +108,7 @@ def residual(x: ArrayLike, x_hat: ArrayLike, mode: str = "abs") -> ArrayLike:
 def threshold_maps(maps: ArrayLike, thr: float) -> ArrayLike:
     """Binary mask ``maps >= thr`` (uint8 for NumPy, bool for torch).
 
-    "At or above" is the rule :mod:`ctad_core.metrics` uses for ROC curves and Dice sweeps, so a threshold
+    "At or above" is the rule :mod:`ctad_core.evaluation.metrics` uses for ROC curves and Dice sweeps, so a threshold
     chosen there gives the same mask here.
     """
     if isinstance(maps, torch.Tensor):
@@ -135,14 +135,12 @@ def closing(mask: ArrayLike, radius: int, spatial_dims: int | None = None) -> np
     sd = _infer_spatial_dims(m.shape, spatial_dims)
     if radius <= 0:
         return m.astype(np.uint8)
-    se = ball(radius, sd)
-
-    def one(item: np.ndarray) -> np.ndarray:
-        padded = np.pad(item, radius, mode="constant")
-        closed = ndimage.binary_closing(padded, structure=se)
-        return closed[tuple(slice(radius, -radius) for _ in range(sd))]
-
-    return _per_item(m, sd, one).astype(np.uint8)
+    lead = m.ndim - sd
+    # one SciPy call for all items: the element has extent 1 along the item axes, so items never touch
+    se = ball(radius, sd).reshape((1,) * lead + (2 * radius + 1,) * sd)
+    padded = np.pad(m, [(0, 0)] * lead + [(radius, radius)] * sd, mode="constant")
+    closed = ndimage.binary_closing(padded, structure=se)
+    return closed[(slice(None),) * lead + tuple(slice(radius, -radius) for _ in range(sd))].astype(np.uint8)
 
 
 def majority_vote(masks_list: Sequence[ArrayLike]) -> np.ndarray:
@@ -324,7 +322,7 @@ def postprocess(
 
     Args:
         maps: (*items, *spatial) residual maps.
-        thr: threshold (``maps > thr`` is anomalous).
+        thr: threshold (``maps >= thr`` is anomalous, as :func:`threshold_maps`).
         brain: binary mask of the same shape, or None for the whole image.
         closing_radius: closing radius in pixels (seed 000), 0 for none.
         min_size: smallest connected component kept, 0 for none.
@@ -397,9 +395,3 @@ def scan_score(
         out[i] = float(np.mean(np.partition(v, v.size - k)[v.size - k :]))
     return out.reshape(lead)
 
-
-def ensemble_mean(maps_list: Sequence[ArrayLike]) -> np.ndarray:
-    """Mean of an ensemble's continuous anomaly maps (for ROC analysis; masks use :func:`majority_vote`)."""
-    if len(maps_list) == 0:
-        raise ValueError("ensemble_mean needs at least one map")
-    return np.mean([_to_numpy(m).astype(np.float32) for m in maps_list], axis=0)

@@ -420,7 +420,7 @@ def machine_observer(
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
-    from ctad_core.metrics import roc_auc
+    from ctad_core.evaluation.metrics import roc_auc
 
     key = gallery.key().set_index("image")
     names, imgs = load_gallery_images(gallery)

@@ -64,16 +64,6 @@ def show_map(ax, values: np.ndarray, title: str | None = None, cmap: str = "magm
     return im
 
 
-def overlay(ax, hu: np.ndarray, values: np.ndarray, window="brain", alpha: float = 0.5, threshold: float | None = None,
-            title: str | None = None, cmap: str = "autumn") -> None:
-    """CT in a window with an anomaly map over it (values below ``threshold`` transparent)."""
-    show_ct(ax, hu, window, title)
-    v = np.asarray(values, dtype=float)
-    if threshold is not None:
-        v = np.where(v >= threshold, v, np.nan)
-    ax.imshow(axial(v), cmap=cmap, alpha=alpha, interpolation="nearest")
-
-
 def gallery(images: Sequence[np.ndarray], titles: Sequence[str] | None = None, window="brain",
             masks: Sequence[np.ndarray | None] | None = None, ncols: int = 6, size: float = 2.2):
     """A grid of axial CT images with optional mask outlines; returns the figure."""

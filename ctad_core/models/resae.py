@@ -19,7 +19,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-import torch
 from torch import Tensor, nn
 
 from ctad_core.models import nd
@@ -133,45 +132,3 @@ def weight_decay_groups(model: nn.Module, weight_decay: float) -> list[dict]:
             is_kernel = name == "weight" and isinstance(m, (nn.Linear, nn.modules.conv._ConvNd))
             (decay if is_kernel else no_decay).append(p)
     return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
-
-
-def slice_errors(residual: np.ndarray | Tensor, axis: int = 0, mask: np.ndarray | None = None) -> np.ndarray:
-    """e(u): the summed absolute reconstruction error of each slice along ``axis``.
-
-    Args:
-        residual: (D, H, W) voxel errors (absolute values are taken).
-        axis: slice axis (0 = axial in the workbook's (z, y, x) convention).
-        mask: optional (D, H, W) mask of voxels to count (e.g. the brain).
-
-    Returns:
-        (n_slices,) float64.
-    """
-    r = np.abs(np.asarray(residual.detach().cpu() if isinstance(residual, torch.Tensor) else residual, dtype=np.float64))
-    if mask is not None:
-        r = r * (np.asarray(mask) > 0)
-    other = tuple(a for a in range(r.ndim) if a != axis)
-    return r.sum(axis=other)
-
-
-def normality_score(errors: np.ndarray) -> np.ndarray:
-    """s(u) = 1 − (e(u) − min e) / (max e − min e) (Luo, Appendix E1); 1 = most normal slice of the scan.
-
-    Args:
-        errors: (n_slices,) per-slice errors e(u) of one scan.
-
-    Returns:
-        (n_slices,) in [0, 1]; all ones when every slice has the same error.
-    """
-    e = np.asarray(errors, dtype=np.float64)
-    span = e.max() - e.min()
-    if span <= 0:
-        return np.ones_like(e)
-    return 1.0 - (e - e.min()) / span
-
-
-def slice_labels(lesion: np.ndarray, axis: int = 0) -> np.ndarray:
-    """(n_slices,) int: 1 where a slice along ``axis`` holds any lesion voxel."""
-    les = np.asarray(lesion) > 0
-    other = tuple(a for a in range(les.ndim) if a != axis)
-    return les.any(axis=other).astype(np.int64)
-

@@ -99,10 +99,10 @@ def main(argv: list[str] | None = None) -> int:
                     tm, cache.items(spec), info.device, int(params["eval_batch_size"]), not args.quiet
                 )
                 write_method(out, ev, cache.items(spec))
-                print(
-                    f"{name}: test AUROC {ev.results.info['auroc']:.3f} {ev.results.info['auroc_per_kind']}",
-                    flush=True,
-                )
+                from ctad_core.evaluation import evaluate
+
+                m = evaluate(ev.results).metrics
+                print(f"{name}: test scan AUROC {m['scan_auroc']:.3f} {m['scan_auroc_by_kind']}", flush=True)
             ddp.barrier()
     finally:
         ddp.cleanup()

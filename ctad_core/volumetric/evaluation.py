@@ -9,15 +9,13 @@ Per family (higher = more anomalous everywhere):
 - ``ctfsh``: scan score = **I** (ℓ_r of Eq. 1); **F** (Eq. 3) in ``info``; voxel map |x − x̂|.
 - ``resae``: voxel map = median-filtered |x − x̂| (Luo: 5³) inside the eroded brain mask (Luo's post-processing before
   the threshold); scan score = mean of the top 1 % of that map (Luo scored slices, not scans: this choice is
-  ours); slice normality score s(u) (Appendix E1), slice-level AUC / AUPRC / sensitivity; the [DICE]
-  threshold searched on the validation scans and applied, with small-component removal, to the test scans.
+  ours); the declared segmentation step removes components smaller than ``post["min_size"]`` voxels.
 
-Metrics on the test split go to ``MethodResults.info`` (per-kind AUROC, Youden point, …).
+Metrics are computed by :mod:`ctad_core.evaluation` from the written results, not here.
 """
 
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,12 +24,11 @@ import numpy as np
 import pandas as pd
 import torch
 
-from ctad_core import anomaly, metrics
+from ctad_core import anomaly
 from ctad_core.data.nifti import save_nifti
 from ctad_core.frontend import tqdm
 from ctad_core.models import ctfsh as ctfsh_lib
 from ctad_core.models.fanogan import encoder_loss_terms
-from ctad_core.models.resae import normality_score, slice_errors, slice_labels
 from ctad_core.results import MethodResults, save_method_results
 from ctad_core.train import Stopwatch
 from ctad_core.utils import atomic_write, describe_device
@@ -43,12 +40,12 @@ from ctad_core.volumetric.training import TrainedMethod, autocast
 class ScoredMethod:
     """A method's outputs on the evaluation items (from :func:`score_method`), kept for notebook 05's figures.
 
-    Not the report's per-method evaluation (:class:`ctad_core.evaluate.MethodEvaluation`, notebook 07).
+    Not the per-method evaluation (:class:`ctad_core.evaluation.MethodEvaluation`).
 
     Attributes:
         results: the :class:`~ctad_core.results.MethodResults` written for notebook 07.
         x: (N, D, H, W) model inputs of the kept items; recon: their reconstructions.
-        extra: per-item extras (``I``/``F`` scores, ``normality`` (N, D) slice scores, …).
+        extra: per-item extras (``I``/``F`` scores, …).
     """
 
     results: MethodResults
@@ -116,7 +113,7 @@ def score_method(
         progress: tqdm bars.
 
     Returns:
-        A :class:`ScoredMethod` whose ``results.info`` holds the test-split metrics.
+        A :class:`ScoredMethod`; its results declare the method's segmentation step (Luo: small components).
     """
     spec, device = tm.spec, torch.device(device)
     n = len(items)
@@ -167,10 +164,6 @@ def score_method(
             maps_pos = anomaly.median_filter(maps_pos, spec.post["median"], spatial_dims=3) * eroded
             brain = eroded.astype(np.uint8)
             scores = anomaly.scan_score(maps, brain, top_fraction=0.01, spatial_dims=3)
-            err = np.abs(items.x - recon)
-            extra["normality"] = np.stack(
-                [normality_score(slice_errors(e, 0, b)) for e, b in zip(err, items.brain)]
-            )
         if spec.family == "ctfsh":
             extra["I"], extra["F"] = scores, inf["F"]
     seconds = sw.seconds
@@ -213,11 +206,12 @@ def score_method(
     if band is not None:
         res.info["band"] = list(band)
         res.info["excluded_scans"] = items.scan_id[~keep].tolist()
+    if spec.family == "resae":  # Luo's segmentation: drop components smaller than min_size voxels
+        res.info["segmentation"] = {"min_component_size": int(spec.post["min_size"])}
     if spec.family == "ctfsh":
         res.info["msssim_scales"] = _msssim_info(spec)
         res.info["latent_sigma2"] = float(tm.latent["sigma2"])
         res.info["scores"] = {"I": np.asarray(extra["I"]).tolist(), "F": np.asarray(extra["F"]).tolist()}
-    res.info.update(test_metrics(ev))
     return ev
 
 
@@ -226,102 +220,6 @@ def _msssim_info(spec) -> dict[str, Any]:
         return {"used": False}
     n, w = ctfsh_lib.msssim_scales(spec.model.image_shape, spec.train.win_size)
     return {"used": True, "scales": n, "weights": list(w), "win_size": spec.train.win_size, "of": 5}
-
-
-def _test(ev: ScoredMethod, split: str = "test") -> np.ndarray:
-    return ev.results.split == split
-
-
-def test_metrics(ev: ScoredMethod) -> dict[str, Any]:
-    """Test-split metrics of one method: per-kind AUROC (and AUROC(F) for CTFSH), overall AUROC, AUPRC,
-    the Youden operating point, and for Luo's AE the slice-level scores and [DICE]."""
-    r = ev.results
-    t = _test(ev)
-    labels = (r.kind[t] != "healthy").astype(int)
-    out: dict[str, Any] = {"n_test": int(t.sum()), "n_test_lesioned": int(labels.sum())}
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", metrics.MetricWarning)
-        out["auroc"] = metrics.roc_auc(r.scan_score[t], labels)
-        out["auprc"] = metrics.average_precision(r.scan_score[t], labels)
-        out["auroc_per_kind"] = metrics.per_kind_auroc(r.scan_score[t], r.kind[t])
-        out["youden"] = metrics.youden_threshold(r.scan_score[t], labels).as_dict()
-        if "F" in ev.extra:
-            f = np.asarray(ev.extra["F"])
-            out["auroc_F"] = metrics.roc_auc(f[t], labels)
-            out["auroc_F_per_kind"] = metrics.per_kind_auroc(f[t], r.kind[t])
-        if "normality" in ev.extra:
-            out.update(luo_metrics(ev))
-    return out
-
-
-def _slice_table(ev: ScoredMethod, split: str) -> tuple[np.ndarray, np.ndarray]:
-    """1 − s(u) and slice labels of the slices that hold brain, for the scans of ``split``."""
-    r, s = ev.results, _test(ev, split)
-    scores, labels = [], []
-    for norm, les, br in zip(ev.extra["normality"][s], r.lesion[s], r.brain[s]):
-        has_brain = br.reshape(br.shape[0], -1).any(1)
-        scores.append((1.0 - norm)[has_brain])
-        labels.append(slice_labels(les)[has_brain])
-    if not scores:
-        return np.zeros(0), np.zeros(0, int)
-    return np.concatenate(scores), np.concatenate(labels)
-
-
-def luo_metrics(ev: ScoredMethod, min_size: int | None = None) -> dict[str, Any]:
-    """Seed 004's evaluation: slice-level AUC, AUPRC and sensitivity from the normality score, and [DICE].
-
-    Sensitivity is taken at the Youden threshold of the validation slices (the paper does not say which
-    threshold); [DICE] uses the threshold that maximises the pooled Dice on the validation scans, applied to
-    the test scans followed by the removal of components smaller than ``min_size`` voxels.
-    """
-    r = ev.results
-    min_size = int(r.info["spec"]["post"]["min_size"]) if min_size is None else min_size
-    s_val, y_val = _slice_table(ev, "val")
-    s_test, y_test = _slice_table(ev, "test")
-    out: dict[str, Any] = {
-        "slice_auc": metrics.roc_auc(s_test, y_test),
-        "slice_auprc": metrics.average_precision(s_test, y_test),
-    }
-    thr_s = (
-        metrics.youden_threshold(s_val, y_val).threshold
-        if y_val.size and 0 < y_val.sum() < y_val.size
-        else 0.5
-    )
-    out["slice_sensitivity"] = metrics.operating_point(s_test, y_test, thr_s).sensitivity
-    out["slice_threshold_val"] = float(thr_s)
-    v, t = _test(ev, "val"), _test(ev, "test")
-    if r.lesion[v].any():
-        thr = metrics.threshold_for_best_dice(r.maps[v], r.lesion[v], r.brain[v], reduce="pooled")
-        out["dice_threshold_val"] = thr
-        out["dice_val_best"] = metrics.best_achievable_dice(r.maps[v], r.lesion[v], r.brain[v])[0]
-        pred = anomaly.postprocess(r.maps[t], thr, brain=r.brain[t], min_size=min_size, spatial_dims=3)
-        les_t = r.lesion[t]
-        lesioned = les_t.reshape(len(les_t), -1).any(1)
-        out["dice_test_pooled"] = (
-            metrics.dice(pred[lesioned], les_t[lesioned]) if lesioned.any() else float("nan")
-        )
-        out["dice_test_mean"] = (
-            float(np.mean(metrics.dice_per_item(pred[lesioned], les_t[lesioned])))
-            if lesioned.any()
-            else float("nan")
-        )
-    return out
-
-
-def compare_2d_3d(ev3d: ScoredMethod, ev2d: ScoredMethod) -> dict[str, float]:
-    """Viana's 2D-vs-3D comparison: test AUROC of both on the scans the 2D method kept."""
-    kept = set(ev2d.results.scan_id[_test(ev2d)].tolist())
-    r3 = ev3d.results
-    m3 = _test(ev3d) & np.isin(r3.scan_id, list(kept))
-    r2 = ev2d.results
-    m2 = _test(ev2d)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", metrics.MetricWarning)
-        return {
-            "n_scans": int(m2.sum()),
-            "auroc_3d": metrics.roc_auc(r3.scan_score[m3], (r3.kind[m3] != "healthy").astype(int)),
-            "auroc_2d": metrics.roc_auc(r2.scan_score[m2], (r2.kind[m2] != "healthy").astype(int)),
-        }
 
 
 # ---------------------------------------------------------------------------------------------- outputs
@@ -373,39 +271,3 @@ def write_scores_csv(out_dir: str | Path, evals: list[ScoredMethod]) -> Path:
     """Write ``scores.csv`` (see :func:`scores_frame`) atomically."""
     df = scores_frame(evals)
     return atomic_write(Path(out_dir) / "scores.csv", lambda p: df.to_csv(p, index=False))
-
-
-def auroc_table(evals: list[ScoredMethod], score: str = "scan") -> pd.DataFrame:
-    """Per-pathology test AUROC, kinds as rows and methods as columns (the shape of CTFSH Tables 1–3).
-
-    Args:
-        evals: evaluated methods.
-        score: ``"scan"`` (each method's own score; I for CTFSH) or ``"F"`` (CTFSH latent score only).
-    """
-    cols = {}
-    for ev in evals:
-        info = ev.results.info
-        if score == "F":
-            if "auroc_F_per_kind" not in info:
-                continue
-            per, total = info["auroc_F_per_kind"], info["auroc_F"]
-        else:
-            per, total = info["auroc_per_kind"], info["auroc"]
-        cols[ev.name] = {**per, "TOTAL": total}
-    df = pd.DataFrame(cols)
-    if "TOTAL" in df.index:
-        df = df.loc[[i for i in df.index if i != "TOTAL"] + ["TOTAL"]]
-    return df
-
-
-def roc_curves(evals: list[ScoredMethod]) -> dict[str, tuple[np.ndarray, np.ndarray, float]]:
-    """Test-split scan-level ROC curve (fpr, tpr, AUROC) of each method."""
-    out = {}
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", metrics.MetricWarning)
-        for ev in evals:
-            r, t = ev.results, _test(ev)
-            y = (r.kind[t] != "healthy").astype(int)
-            fpr, tpr, _ = metrics.roc_curve(r.scan_score[t], y)
-            out[ev.name] = (fpr, tpr, metrics.roc_auc(r.scan_score[t], y))
-    return out

@@ -9,7 +9,9 @@ import numpy as np
 
 from ctad_core import viz
 from ctad_core.data.windows import from_model
-from ctad_core.volumetric.evaluation import ScoredMethod, roc_curves
+from ctad_core.evaluation import evaluate, roc_curves
+from ctad_core.evaluation.slices import scan_normality
+from ctad_core.volumetric.evaluation import ScoredMethod
 from ctad_core.volumetric.training import TrainedMethod
 
 
@@ -64,7 +66,7 @@ def loss_figure(tm: TrainedMethod, smooth: int = 5):
 def roc_figure(evals: Sequence[ScoredMethod], title: str = "test ROC (scan level)"):
     """Scan-level test ROC curves of several methods on one axes."""
     fig, ax = plt.subplots(figsize=(5, 4.5))
-    for name, (fpr, tpr, auc) in roc_curves(list(evals)).items():
+    for name, (fpr, tpr, auc) in roc_curves({e.name: evaluate(e.results) for e in evals}).items():
         ax.plot(fpr, tpr, lw=1.2, label=f"{name} ({auc:.2f})")
     ax.plot([0, 1], [0, 1], "k:", lw=0.8)
     ax.set_xlabel("false positive rate")
@@ -80,7 +82,7 @@ def normality_figure(ev: ScoredMethod, indices: Sequence[int]):
     r = ev.results
     fig, axes = plt.subplots(1, len(indices), figsize=(4.2 * len(indices), 3), squeeze=False)
     for ax, i in zip(axes[0], indices):
-        s = ev.extra["normality"][i]
+        s, _ = scan_normality(r, i)  # Luo's s(u) of the method's map, as the report scores slices
         les = (r.lesion[i] > 0).reshape(r.lesion.shape[1], -1).any(1)
         u = np.arange(len(s))
         ax.plot(u, s, color="tab:green", lw=1.2, label="s(u)")

@@ -21,11 +21,11 @@ import torch
 
 from ctad_core import distributed as ddp
 from ctad_core.data.manifest import VolumeSet, load_volumes
+from ctad_core.evaluation import compare_on_common_scans
 from ctad_core.utils import write_json
 from ctad_core.volumetric.data import EvalItems, downsample, model_volumes
 from ctad_core.volumetric.evaluation import (
     ScoredMethod,
-    compare_2d_3d,
     score_method,
     write_method,
     write_scores_csv,
@@ -133,7 +133,10 @@ def write_summary(run_dir: str | os.PathLike, evals: list[ScoredMethod]) -> dict
         "methods": {n: {k: ev.results.info[k] for k in keys if k in ev.results.info} for n, ev in by.items()}
     }
     if "fanogan3d" in by and "fanogan2d" in by:
-        summary["fanogan_2d_vs_3d"] = compare_2d_3d(by["fanogan3d"], by["fanogan2d"])
+        c = compare_on_common_scans(by["fanogan3d"].results, by["fanogan2d"].results)
+        summary["fanogan_2d_vs_3d"] = {
+            "n_scans": c["n_scans"], "auroc_3d": c["auroc_fanogan3d"], "auroc_2d": c["auroc_fanogan2d"]
+        }
     if ddp.is_main():
         write_json(out / "summary.json", summary)
     return summary

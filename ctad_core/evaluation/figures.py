@@ -1,6 +1,6 @@
 """Figures and the interactive viewer of the evaluation report (notebook 07).
 
-Every function takes what :func:`ctad_core.evaluate.build_report` returns and gives back a matplotlib
+Every function takes what :func:`ctad_core.evaluation.report.build_report` returns and gives back a matplotlib
 ``Figure`` (the notebook shows it and saves it as PNG) or an ipywidgets viewer.
 """
 
@@ -15,8 +15,9 @@ import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.figure import Figure
 
-from ctad_core import metrics as M
-from ctad_core.evaluate import MethodEvaluation
+from ctad_core.evaluation import metrics as M
+from ctad_core.evaluation.evaluate import MethodEvaluation
+from ctad_core.evaluation.segmentation import segment
 from ctad_core.results import MethodResults
 
 
@@ -35,12 +36,26 @@ def roc_figure(evals: Mapping[str, MethodEvaluation]) -> Figure:
         if ev.roc_pixel is not None:
             auc = ev.metrics.get("pixel_auroc")
             axes[0].plot(*ev.roc_pixel, label=f"{name} (AUROC {auc:.3f})" if auc is not None else name)
-        if ev.roc_scan is not None and np.isfinite(ev.roc_scan[1]).all() and np.isfinite(ev.roc_scan[0]).all():
+        if (
+            ev.roc_scan is not None
+            and np.isfinite(ev.roc_scan[1]).all()
+            and np.isfinite(ev.roc_scan[0]).all()
+        ):
             auc = ev.metrics.get("scan_auroc")
-            axes[1].step(*ev.roc_scan, where="post", label=f"{name} (AUROC {auc:.3f})" if auc is not None else name)
-    for ax, title in zip(axes, ("pixel level (test, inside brain mask)", "scan level (test; 2D: max over slices)")):
+            axes[1].step(
+                *ev.roc_scan, where="post", label=f"{name} (AUROC {auc:.3f})" if auc is not None else name
+            )
+    for ax, title in zip(
+        axes, ("pixel level (test, inside brain mask)", "scan level (test; 2D: max over slices)")
+    ):
         ax.plot([0, 1], [0, 1], "k:", lw=0.8)
-        ax.set(xlabel="false positive rate", ylabel="true positive rate", title=title, xlim=(0, 1), ylim=(0, 1.01))
+        ax.set(
+            xlabel="false positive rate",
+            ylabel="true positive rate",
+            title=title,
+            xlim=(0, 1),
+            ylim=(0, 1.01),
+        )
         ax.legend(fontsize=8, loc="lower right")
     fig.tight_layout()
     return fig
@@ -63,7 +78,9 @@ def dice_boxplot(evals: Mapping[str, MethodEvaluation]) -> Figure:
 
 def dice_threshold_figure(evals: Mapping[str, MethodEvaluation], subset: str = "haemorrhage") -> Figure:
     """Dice vs threshold on the validation set (seed 000 Fig. 6): median and IQR over items, chosen t."""
-    names = [n for n, e in evals.items() if subset in e.sweeps] or [n for n, e in evals.items() if "all" in e.sweeps]
+    names = [n for n, e in evals.items() if subset in e.sweeps] or [
+        n for n, e in evals.items() if "all" in e.sweeps
+    ]
     if not any(subset in evals[n].sweeps for n in names):
         subset = "all"
     fig, axes = plt.subplots(1, max(1, len(names)), figsize=(4.2 * max(1, len(names)), 3.6), squeeze=False)
@@ -108,15 +125,23 @@ def _lesion_slice(lesion: np.ndarray) -> int | None:
     return int(np.argmax(lesion.reshape(lesion.shape[0], -1).sum(1)))
 
 
-def qualitative_panel(results: Mapping[str, MethodResults], evals: Mapping[str, MethodEvaluation],
-                      n_items: int = 3, seed: int = 0) -> Figure:
+def qualitative_panel(
+    results: Mapping[str, MethodResults],
+    evals: Mapping[str, MethodEvaluation],
+    n_items: int = 3,
+    seed: int = 0,
+) -> Figure:
     """Test items with a lesion: reconstruction, anomaly map, thresholded mask and reference, per method.
 
     2D and 3D methods score different items (slices, volumes), so each level gets its own rows: the same
     ``n_items`` lesioned test items for every method of that level; a 3D item is shown at its axial slice
     with the most lesion. 3D methods keep no reconstruction in their results: their first panel stays empty.
     """
-    names = [n for n, r in results.items() if r.maps is not None and r.lesion is not None and "all" in evals[n].dice_test]
+    names = [
+        n
+        for n, r in results.items()
+        if r.maps is not None and r.lesion is not None and "all" in evals[n].dice_test
+    ]
     if not names:
         fig, ax = plt.subplots(figsize=(4, 1))
         ax.text(0.5, 0.5, "no method with anomaly maps", ha="center")
@@ -147,8 +172,7 @@ def qualitative_panel(results: Mapping[str, MethodResults], evals: Mapping[str, 
                 res = results[n]
                 t = evals[n].metrics.get("dice_threshold", float("nan"))
                 m = _view(res.maps[i], k)
-                b = _view(res.brain[i], k) if res.brain is not None else np.ones_like(m)
-                pred = (m >= t) & (b != 0)
+                pred = _view(segment(res, t, np.array([i]))[0], k) != 0  # the method's declared step
                 a1, a2, a3 = axes[r, 1 + 3 * c : 4 + 3 * c]
                 if res.recon is not None:
                     a1.imshow(_view(res.recon[i], k), cmap="gray", vmin=-1, vmax=1)
@@ -188,8 +212,7 @@ def _viewer_panels(axes, r: MethodResults, i: int, z: int, threshold: float, sho
     """Draw the report viewer's three panels for item ``i`` (slice ``z`` in 3D); return the item's Dice."""
     maps = r.maps[i]
     les = r.lesion[i] if r.lesion is not None else np.zeros(maps.shape, np.uint8)
-    brain = r.brain[i] if r.brain is not None else np.ones(maps.shape, np.uint8)
-    pred = (maps >= threshold) & (brain != 0)
+    pred = segment(r, threshold, np.array([i]))[0] != 0  # the method's declared segmentation step
     if r.level == "3d":
         m2, l2, p2 = maps[z], les[z], pred[z]
         rec = r.recon[i][z] if r.recon is not None else None
@@ -211,7 +234,9 @@ def _viewer_panels(axes, r: MethodResults, i: int, z: int, threshold: float, sho
     return float(M.dice(pred, les))
 
 
-def viewer(results: Mapping[str, MethodResults], evals: Mapping[str, MethodEvaluation], split: str = "test") -> Any:
+def viewer(
+    results: Mapping[str, MethodResults], evals: Mapping[str, MethodEvaluation], split: str = "test"
+) -> Any:
     """Interactive viewer: method, item (and slice for 3D) sliders, overlay, threshold slider with live Dice.
 
     Headless (:func:`ctad_core.frontend.headless`, e.g. under ``ctad run``) it returns a static figure of
@@ -241,7 +266,11 @@ def viewer(results: Mapping[str, MethodResults], evals: Mapping[str, MethodEvalu
             r, idx = results[name], sel(name)
             sizes = [(r.lesion[j] > 0).sum() if r.lesion is not None else 0 for j in idx]
             i = int(idx[int(np.argmax(sizes))])
-            z = int(np.argmax((r.lesion[i] > 0).reshape(r.lesion[i].shape[0], -1).sum(1))) if r.level == "3d" and r.lesion is not None else 0
+            z = (
+                int(np.argmax((r.lesion[i] > 0).reshape(r.lesion[i].shape[0], -1).sum(1)))
+                if r.level == "3d" and r.lesion is not None
+                else 0
+            )
             t = threshold_of(name, idx)
             d = _viewer_panels(row, r, i, z, t, True)
             row[0].set_title(f"{name} · {r.scan_id[i]} ({r.kind[i]})\nDice {d:.3f} at t={t:.4g}", fontsize=8)
@@ -259,8 +288,15 @@ def viewer(results: Mapping[str, MethodResults], evals: Mapping[str, MethodEvalu
     method = W.Dropdown(options=names, description="method")
     item = W.IntSlider(0, 0, 1, description="item")
     depth = W.IntSlider(0, 0, 1, description="slice (3D)")
-    thr = W.FloatSlider(0.0, min=0.0, max=1.0, step=0.001, description="threshold", readout_format=".3f",
-                        continuous_update=False)
+    thr = W.FloatSlider(
+        0.0,
+        min=0.0,
+        max=1.0,
+        step=0.001,
+        description="threshold",
+        readout_format=".3f",
+        continuous_update=False,
+    )
     overlay = W.Checkbox(True, description="overlay prediction")
     out = W.Output()
     info = W.HTML()
@@ -290,9 +326,11 @@ def viewer(results: Mapping[str, MethodResults], evals: Mapping[str, MethodEvalu
             out.clear_output(wait=True)
             fig, axes = plt.subplots(1, 3, figsize=(10, 3.4))
             d = _viewer_panels(axes, r, i, depth.value, thr.value, overlay.value)
-            info.value = (f"<b>{r.scan_id[i]}</b> · kind <b>{r.kind[i]}</b> · item Dice at t={thr.value:.4g}: "
-                          f"<b>{d:.3f}</b> (validation threshold "
-                          f"{evals[method.value].metrics.get('dice_threshold', float('nan')):.4g})")
+            info.value = (
+                f"<b>{r.scan_id[i]}</b> · kind <b>{r.kind[i]}</b> · item Dice at t={thr.value:.4g}: "
+                f"<b>{d:.3f}</b> (validation threshold "
+                f"{evals[method.value].metrics.get('dice_threshold', float('nan')):.4g})"
+            )
             plt.show()
 
     method.observe(on_method, "value")

@@ -1,0 +1,151 @@
+"""THE threshold rule of the report, the same for every method.
+
+A method's threshold is chosen on its **validation** items with a lesion and applied unchanged to its test
+items. Candidates are :data:`DICE_GRID` evenly spaced values from the lowest to the highest value of the
+maps that are thresholded (member maps when the method votes) inside the evaluation mask of those
+validation items (:func:`ctad_core.evaluation.metrics.threshold_grid`). For each candidate the method's
+declared segmentation step (:func:`ctad_core.evaluation.segmentation.segment`: closing, vote, mask,
+small components) is run, and the candidate with the best Dice wins (the lowest on ties):
+
+- ``reduce="mean"``: the mean of the per-item Dice — seed 000's rule (Walluscheck 2024, Fig. 6);
+- ``reduce="pooled"``: one Dice over all voxels of the items — seed 004's [DICE] (Luo 2023, Sec. 2.6,
+  after Baur et al.).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ctad_core.evaluation.metrics import DiceSweep, threshold_grid
+from ctad_core.evaluation.segmentation import _select, is_plain_threshold, maps_for, segment
+from ctad_core.results import MethodResults
+
+#: size of the threshold grid (the report's and the notebooks' previews: one value, so their numbers match).
+DICE_GRID = 200
+
+
+def grid_for(
+    res: MethodResults, items: np.ndarray, n: int = DICE_GRID, haemorrhage: bool = False
+) -> np.ndarray:
+    """The candidate thresholds for ``items``: ``n`` evenly spaced values over the thresholded maps.
+
+    Args:
+        res: the method's results.
+        items: (N,) bool selection or indices (the validation items with a lesion).
+        n: grid size.
+        haemorrhage: grid over the ρ = max(·, 0) maps (see :func:`~ctad_core.evaluation.segmentation.maps_for`).
+
+    Returns:
+        (n,) increasing thresholds (fewer when the values are constant).
+    """
+    idx = _select(len(res.scan_id), items)
+    src = maps_for(res, haemorrhage)
+    vals = src[:, idx] if src.ndim == res.maps.ndim + 1 else src[idx]
+    if res.brain is not None:
+        b = res.brain[idx] != 0
+        vals = vals[:, b] if vals.ndim == b.ndim + 1 else vals[b]
+    return threshold_grid(vals, n)
+
+
+def dice_counts(
+    res: MethodResults, items: np.ndarray, thresholds: np.ndarray, haemorrhage: bool = False
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per item and threshold: predicted voxels |P|, true positives |P ∩ T|, and reference voxels |T|.
+
+    The prediction is the method's declared segmentation at each threshold. A plain threshold (no closing,
+    vote or components) is counted for all thresholds at once by sorting (the same numbers, faster).
+
+    Returns:
+        ``(n_pred, n_tp, n_true)``, each (n_items, K) int64.
+    """
+    idx = _select(len(res.scan_id), items)
+    thr = np.asarray(thresholds, dtype=np.float64).ravel()
+    if res.lesion is None:
+        raise ValueError(f"{res.name}: results have no lesion reference")
+    les = res.lesion[idx].reshape(len(idx), -1) != 0
+    n_true = np.repeat(les.sum(1, keepdims=True), thr.size, axis=1).astype(np.int64)
+    n_pred = np.zeros((len(idx), thr.size), np.int64)
+    n_tp = np.zeros((len(idx), thr.size), np.int64)
+    if is_plain_threshold(res):
+        m = maps_for(res, haemorrhage)[idx].reshape(len(idx), -1).astype(np.float64)
+        b = np.ones(m.shape, bool) if res.brain is None else res.brain[idx].reshape(len(idx), -1) != 0
+        for i in range(len(idx)):
+            inside = np.sort(m[i][b[i]])
+            hit = np.sort(m[i][b[i] & les[i]])
+            n_pred[i] = inside.size - np.searchsorted(inside, thr, side="left")
+            n_tp[i] = hit.size - np.searchsorted(hit, thr, side="left")
+        return n_pred, n_tp, n_true
+    for k, t in enumerate(thr):
+        pred = segment(res, float(t), idx, haemorrhage).reshape(len(idx), -1) != 0
+        n_pred[:, k] = pred.sum(1)
+        n_tp[:, k] = (pred & les).sum(1)
+    return n_pred, n_tp, n_true
+
+
+def sweep(
+    res: MethodResults,
+    items: np.ndarray,
+    thresholds: int | np.ndarray = DICE_GRID,
+    reduce: str = "mean",
+    haemorrhage: bool = False,
+) -> DiceSweep:
+    """Dice of the method's declared segmentation against the threshold, on ``items`` (seed 000 Fig. 6).
+
+    Args:
+        res: the method's results.
+        items: (N,) bool selection or indices of the items (with a lesion) to score.
+        thresholds: a grid size (see :func:`grid_for`) or explicit increasing thresholds.
+        reduce: ``"mean"`` (mean per-item Dice) or ``"pooled"`` (one Dice over all voxels of the items).
+        haemorrhage: use the ρ = max(·, 0) maps.
+
+    Returns:
+        A :class:`~ctad_core.evaluation.metrics.DiceSweep` (``per_item`` (n, K) for ``"mean"``); its
+        ``best_threshold`` is the rule's choice (the lowest on ties).
+
+    Raises:
+        ValueError: no items, an unknown ``reduce``, decreasing thresholds.
+    """
+    if reduce not in ("mean", "pooled"):
+        raise ValueError(f"reduce must be 'mean' or 'pooled', got {reduce!r}")
+    idx = _select(len(res.scan_id), items)
+    if idx.size == 0:
+        raise ValueError(f"{res.name}: no items to choose a threshold on")
+    if isinstance(thresholds, (int, np.integer)):
+        thr = grid_for(res, idx, int(thresholds), haemorrhage)
+    else:
+        thr = np.asarray(thresholds, dtype=np.float64).ravel()
+        if thr.size == 0 or np.any(np.diff(thr) < 0):
+            raise ValueError("thresholds must be a non-empty increasing sequence")
+    n_pred, n_tp, n_true = dice_counts(res, idx, thr, haemorrhage)
+    per_item = None
+    with np.errstate(invalid="ignore", divide="ignore"):
+        if reduce == "pooled":
+            denom = (n_pred + n_true).sum(0).astype(np.float64)
+            curve = np.where(denom > 0, 2.0 * n_tp.sum(0) / np.maximum(denom, 1), 1.0)
+        else:
+            denom = (n_pred + n_true).astype(np.float64)
+            per_item = np.where(denom > 0, 2.0 * n_tp / np.maximum(denom, 1), 1.0)
+            curve = per_item.mean(0)
+    best = int(np.argmax(curve))
+    return DiceSweep(thr, curve, float(thr[best]), float(curve[best]), reduce, per_item)
+
+
+def choose_threshold(
+    res: MethodResults,
+    val_items: np.ndarray,
+    thresholds: int | np.ndarray = DICE_GRID,
+    reduce: str = "mean",
+    haemorrhage: bool = False,
+) -> float:
+    """THE rule: the threshold with the best Dice of the declared segmentation on the validation items.
+
+    Args:
+        res: the method's results.
+        val_items: (N,) bool selection or indices of the validation items with a lesion.
+        thresholds, reduce, haemorrhage: see :func:`sweep`.
+
+    Returns:
+        The chosen threshold; apply it unchanged to the test items with
+        :func:`~ctad_core.evaluation.segmentation.segment`.
+    """
+    return sweep(res, val_items, thresholds, reduce, haemorrhage).best_threshold
