@@ -213,42 +213,88 @@ show_examples(lesion_idx, "lesioned slices: residuals should light up the lesion
 plt.show()
 
 # %% [markdown]
-# ## Choosing the threshold on validation, measuring on test
+# ## Results for notebook 07
 #
-# Dice against the threshold on the validation slices with lesions (the seed's Fig. 6): the results
-# depend strongly on it. The best one is then applied to the test slices. Pixel AUROC / AUPRC use the
-# ensemble's mean residual inside the brain and need no threshold.
+# Each method writes its val + test maps (the members' mean residual, for pixel AUROC and the figures), each
+# member's residual map and its positive residual max(x − x̂, 0) (seed 000's haemorrhage set), the inputs
+# and the members' mean reconstruction (reconstruction-error statistics), the reference, a per-slice score
+# (the mean of the top 1 % of residuals inside the brain), and the seed's segmentation step: threshold →
+# closing → strict majority vote of the members, which the evaluator applies before every Dice.
 
 # %%
-evals = {k: ensemble2d.evaluate(maps[k], lesion, brain, ev.split, closing_radius, min_size, n_thresholds) for k in maps}
-fig, ax = plt.subplots(figsize=(7, 3.5))
-for k, e in evals.items():
-    ax.plot(e["val_thresholds"], e["val_dice"], label=k)
-    ax.axvline(e["threshold"], ls=":", color=ax.lines[-1].get_color())
-ax.set_xlabel(f"threshold on ρ = {residual_mode} residual (model range)")
-ax.set_ylabel("mean Dice, validation")
-ax.legend()
-fig.savefig(out_dir / "dice_vs_threshold.png", dpi=100)
-plt.show()
+from ctad_core.evaluation import evaluate
 
-summaries = {k: ensemble2d.summary(e) for k, e in evals.items()}
-for k, s in summaries.items():
-    s.update(seconds_per_slice=timings[k]["seconds_per_slice"], feature_space=feature_space, residual_mode=residual_mode)
-write_json(out_dir / "metrics.json", summaries)
+slices_per_scan = float(np.mean(np.unique(load_slices(run).scan_id, return_counts=True)[1]))
+results = {}
+for k, name in (("encoder", "fastgan_encoder"), ("restoration", "fastgan_restoration")):
+    mean_map = maps[k].mean(0)
+    results[name] = MethodResults(
+        name=name, level="2d", scan_id=ev.scan_id, split=ev.split, kind=ev.kind,
+        scan_score=anomaly.scan_score(mean_map, brain, top_fraction, spatial_dims=2),
+        maps=mean_map.astype(np.float32), lesion=lesion.astype(np.uint8), brain=brain.astype(np.uint8),
+        member_maps=maps[k].astype(np.float32),
+        member_maps_haemorrhage=ensemble2d.residual_maps(xn, rec[k], "pos").astype(np.float32),
+        maps_haemorrhage=ensemble2d.residual_maps(xn, rec[k], "pos").mean(0).astype(np.float32),
+        recon=rec[k].mean(0).astype(np.float32), inputs=xn.astype(np.float32),
+        info={"seconds_per_item": timings[k]["seconds_per_slice"], "items_per_scan": slices_per_scan,
+              "device": describe_device(dev), "feature_space": feature_space, "residual_mode": residual_mode,
+              "n_members": n_members, "image_size": image_size,
+              "segmentation": {"closing_radius": closing_radius, "vote": "majority", "min_component_size": min_size},
+              "restoration_steps": steps if k == "restoration" else 0,
+              "restoration_init": restoration_init if k == "restoration" else None,
+              "slice_index": ev.slice_index.tolist()},
+    )
+    save_method_results(out_dir, results[name])
+sorted(p.name for p in (out_dir / "methods").iterdir())
+
+# %% [markdown]
+# ## Choosing the threshold on validation, measuring on test
+#
+# Dice of the members' majority vote against the threshold on the validation slices with lesions (the
+# seed's Fig. 6): the results depend strongly on it. The best one is applied unchanged to the test slices.
+# This is the evaluator of notebook 07 (`ctad_core.evaluation.evaluate`), called the same way, so the test
+# Dice below is the one in `report/metrics.json`. Pixel AUROC / AUPRC use the members' mean residual
+# inside the brain and need no threshold.
+
+# %%
 import pandas as pd
 
-pd.DataFrame(summaries).T[["dice_median", "dice_mean", "dice_std", "detection_rate", "auroc_test", "auprc_test", "seconds_per_slice"]]
+from ctad_core.evaluation import figures as evfig
+
+evaluations = {name: evaluate(r) for name, r in results.items()}
+fig = evfig.dice_threshold_figure(evaluations, "all")
+fig.savefig(out_dir / "dice_vs_threshold.png", dpi=100)
+plt.show()
+rows = {
+    "threshold (val)": ("dice_threshold",), "val mean Dice": ("dice_all", "val_mean_dice"),
+    "test Dice mean": ("dice_mean",), "test Dice median": ("dice_median",), "test Dice SD": ("dice_sd",),
+    "lesions detected": ("lesion_detection", "rate"), "pixel AUROC": ("pixel_auroc",),
+    "pixel AUPRC": ("pixel_auprc",), "s / slice": ("seconds_per_item",),
+}
+
+
+def pick(m, keys):
+    for k in keys:
+        m = (m or {}).get(k)
+    return m
+
+
+pd.DataFrame({n: {label: pick(e.metrics, keys) for label, keys in rows.items()} for n, e in evaluations.items()}).T
 
 # %% [markdown]
 # ## Test segmentations (majority vote of the members)
 
 # %%
-test = np.flatnonzero(ev.split == "test")
-show = [j for j, i in enumerate(test) if has_lesion[i]][:n_show]
-fig, axes = plt.subplots(len(show), 3, figsize=(6.5, 2.2 * len(show)), squeeze=False)
+first = evaluations["fastgan_encoder"]
+test_items = first.dice_test["all"][1] if "all" in first.dice_test else np.zeros(0, int)
+show = list(range(min(n_show, len(test_items))))
+fig, axes = plt.subplots(max(1, len(show)), 3, figsize=(6.5, 2.2 * len(show)), squeeze=False)
 for r, j in enumerate(show):
-    i = test[j]
-    for c, (title, m) in enumerate([("reference", lesion[i] > 0), ("encoder", evals["encoder"]["segmentation"][j]), ("restoration", evals["restoration"]["segmentation"][j])]):
+    i = test_items[j]
+    panels = [("reference", lesion[i] > 0)] + [
+        (n.removeprefix("fastgan_"), evaluations[n].segmentation_test["all"][j]) for n in evaluations
+    ]
+    for c, (title, m) in enumerate(panels):
         axes[r, c].imshow(xn[i], cmap="gray", vmin=-1, vmax=1)
         axes[r, c].imshow(np.ma.masked_equal(m.astype(np.uint8), 0), cmap="autumn", alpha=0.7)
         axes[r, c].set_title(title, fontsize=8)
@@ -256,28 +302,3 @@ for r, j in enumerate(show):
 fig.tight_layout()
 fig.savefig(out_dir / "test_segmentations.png", dpi=100)
 plt.show()
-
-# %% [markdown]
-# ## Results for notebook 07
-#
-# Each method writes its val + test maps (the members' mean residual), reconstructions, the reference
-# and a per-slice score — the mean of the top 1 % of residuals inside the brain — and the members' mean
-# *positive* residual max(x − x̂, 0), which notebook 07 uses for the haemorrhage test set as the seed did.
-
-# %%
-for k, name in (("encoder", "fastgan_encoder"), ("restoration", "fastgan_restoration")):
-    mean_map = maps[k].mean(0)
-    save_method_results(out_dir, MethodResults(
-        name=name, level="2d", scan_id=ev.scan_id, split=ev.split, kind=ev.kind,
-        scan_score=anomaly.scan_score(mean_map, brain, top_fraction, spatial_dims=2),
-        maps=mean_map.astype(np.float32), lesion=lesion.astype(np.uint8), brain=brain.astype(np.uint8),
-        maps_haemorrhage=ensemble2d.residual_maps(xn, rec[k], "pos").mean(0).astype(np.float32),
-        recon=rec[k].mean(0).astype(np.float32),
-        info={"seconds_per_scan": timings[k]["seconds_per_slice"], "seconds_unit": "slice (all members)",
-              "device": describe_device(dev), "feature_space": feature_space, "residual_mode": residual_mode,
-              "n_members": n_members, "image_size": image_size, "threshold": summaries[k]["threshold"],
-              "closing_radius": closing_radius, "restoration_steps": steps if k == "restoration" else 0,
-              "restoration_init": restoration_init if k == "restoration" else None,
-              "slice_index": ev.slice_index.tolist()},
-    ))
-sorted(p.name for p in (out_dir / "methods").iterdir())

@@ -125,11 +125,12 @@ from IPython.display import Markdown, display
 
 from ctad_core import viz
 from ctad_core.data.manifest import read_config
+from ctad_core.evaluation import auroc_table, evaluate
+from ctad_core.evaluation import figures as evfig
 from ctad_core.utils import describe_device, resolve_device, seed_everything
 from ctad_core.volumetric import (
     DEFAULT_PARAMS,
     VolumeCache,
-    auroc_table,
     method_spec,
     run_method,
     write_summary,
@@ -147,7 +148,7 @@ print(f"device: {describe_device(dev)}")
 print(f"volumes {cache.shape} (from notebook 01, source {config.get('source')!r}); "
       f"train {len(cache.train)} healthy, val+test {len(cache.eval)}")
 print(pd.Series(cache.eval.kind[cache.eval.split == "test"]).value_counts().rename("test scans").to_frame().T.to_string())
-trained, evals = {}, {}
+trained, evals, evaluations = {}, {}, {}
 
 
 def run(name: str):
@@ -158,8 +159,9 @@ def run(name: str):
             name, cache, params, dev, seed, resume=resume, nifti_splits=tuple(nifti_splits)
         )
     info = evals[name].results.info
+    evaluations[name] = evaluate(evals[name].results)  # the evaluator of notebook 07, the same call
     print(f"{name}: trained {trained[name].train_seconds:.0f} s, scoring {info['seconds_per_scan']:.2f} s/scan, "
-          f"test AUROC {info['auroc']:.3f}")
+          f"test scan AUROC {evaluations[name].metrics['scan_auroc']:.3f}")
 
 
 # %% [markdown]
@@ -194,7 +196,8 @@ fig = viz.three_plane(
 # 3. **Fine-tuning** (Viana's addition): E and G are trained together on L_E, restoring detail the GAN
 #    alone does not reproduce.
 #
-# The anomaly score is L_E of the scan; the operating point is the Youden index of the test ROC. The 2D
+# The anomaly score is L_E of the scan; the operating point is the Youden index — Viana's of the test ROC
+# (optimistic), and the one the report uses, chosen on the validation scans and applied to test. The 2D
 # comparison trains the same networks (`spatial_dims=2`) on mid-axial slices; as in the paper, lesioned scans
 # whose lesion misses those slices are left out of its evaluation.
 #
@@ -213,12 +216,13 @@ if "fanogan3d" in evals:
     for i in vfig.pick_cases(ev):
         vfig.case_views(ev, i)
         plt.show()
-    yd = ev.results.info["youden"]
-    display(Markdown(
-        f"**Youden operating point (test):** threshold {yd['threshold']:.4g}, accuracy {yd['accuracy']:.3f}, "
-        f"recall {yd['sensitivity']:.3f}, specificity {yd['specificity']:.3f} "
-        f"(paper, CENTER-TBI + PhysioNet: 0.708 / 0.541 / 0.867)."
-    ))
+    m = evaluations["fanogan3d"].metrics
+    for label, yd in (("test ROC, Viana's", m["scan_youden_test"]), ("validation, applied to test", m["scan_operating_point"])):
+        display(Markdown(
+            f"**Youden operating point ({label}):** threshold {yd['threshold']:.4g}, accuracy {yd['accuracy']:.3f}, "
+            f"recall {yd['sensitivity']:.3f}, specificity {yd['specificity']:.3f} "
+            f"(paper, CENTER-TBI + PhysioNet: 0.708 / 0.541 / 0.867)."
+        ))
 
 # %% [markdown]
 # ## Seed 002 — CTFSH: AE and VAE, L1 → + MS-SSIM → + ACAI, full head vs skull-stripped
@@ -238,15 +242,16 @@ for name in [m for m in methods if m.startswith("ctfsh")]:
     run(name)
 ctfsh = [evals[m] for m in methods if m.startswith("ctfsh")]
 if ctfsh:
+    ctfsh_eval = {e.name: evaluations[e.name] for e in ctfsh}
     display(Markdown("**AUROC(I)** (test; each lesion kind against the healthy test scans)"))
-    display(auroc_table(ctfsh, "scan").round(3))
+    display(auroc_table(ctfsh_eval).round(3))
     display(Markdown("**AUROC(F)**"))
-    display(auroc_table(ctfsh, "F").round(3))
+    display(auroc_table(ctfsh_eval, "F").round(3))
     print("MS-SSIM:", {e.name: e.results.info["msssim_scales"] for e in ctfsh if e.results.info["msssim_scales"]["used"]})
 
 # %%
 if ctfsh:
-    best = max(ctfsh, key=lambda e: e.results.info["auroc"])
+    best = max(ctfsh, key=lambda e: evaluations[e.name].metrics["scan_auroc"])
     for i in vfig.pick_cases(best):
         vfig.case_views(best, i)
         plt.show()
@@ -256,19 +261,22 @@ if ctfsh:
 #
 # The anomaly map is the residual |x − x̂| after a median filter (Luo: 5³ at 1 mm; `luo_median` here), inside
 # a slightly eroded brain mask.
-# A threshold and the removal of small 3D connected components give a segmentation; the threshold is the
-# one with the best Dice on the **validation** scans ([DICE], Sec. 2.6), applied unchanged to the test
-# scans. For detection Luo scores **slices**: e(u) sums the reconstruction error of slice u and
-# s(u) = 1 − (e(u) − min e)/(max e − min e) (App. E1) — low s(u) flags an abnormal slice. The spatial-latent
-# AE is the paper's ablation: it reconstructs more detail, lesions included.
+# A threshold and the removal of small 3D connected components (the method's declared segmentation step)
+# give a segmentation; the threshold is the one with the best pooled Dice of that segmentation on the
+# **validation** scans ([DICE], Sec. 2.6), applied unchanged to the test scans. For detection Luo scores
+# **slices**: e(u) sums the anomaly map of slice u and s(u) = 1 − (e(u) − min e)/(max e − min e) (App. E1) —
+# low s(u) flags an abnormal slice. These are the evaluator's numbers, the ones notebook 07 reports. The
+# spatial-latent AE is the paper's ablation: it reconstructs more detail, lesions included.
 
 # %%
 for name in [m for m in methods if m.startswith("luo")]:
     run(name)
 luo = [evals[m] for m in methods if m.startswith("luo")]
 if luo:
-    keys = ["slice_auc", "slice_auprc", "slice_sensitivity", "dice_val_best", "dice_test_pooled", "dice_test_mean"]
-    display(pd.DataFrame({e.name: {k: e.results.info.get(k) for k in keys} for e in luo}).round(3))
+    keys = ["slice_auroc", "slice_auprc", "slice_sensitivity", "dice_seed004_val", "dice_seed004", "dice_mean"]
+    display(pd.DataFrame({e.name: {k: evaluations[e.name].metrics.get(k) for k in keys} for e in luo}).round(3))
+    evfig.dice_threshold_figure({e.name: evaluations[e.name] for e in luo}, "pooled")
+    plt.show()
     ev = luo[0]
     cases = vfig.pick_cases(ev)
     vfig.normality_figure(ev, cases)
@@ -293,8 +301,8 @@ if luo:
 ev_all = [evals[m] for m in methods if m in evals]
 summary = write_summary(run_dir, ev_all)
 display(Markdown("**Scan AUROC, each method's own score** (test)"))
-display(auroc_table(ev_all).round(3))
-vfig.roc_figure(ev_all)
+display(auroc_table({e.name: evaluations[e.name] for e in ev_all}).round(3))
+evfig.roc_figure({e.name: evaluations[e.name] for e in ev_all})
 plt.show()
 if "fanogan_2d_vs_3d" in summary:
     c = summary["fanogan_2d_vs_3d"]

@@ -29,10 +29,17 @@
 # | slice-level AUC, AUPRC, sensitivity and [DICE] (Tables 2–3) | 004 |
 # | unbiased FID of generated vs real healthy / real lesioned slices, reconstruction time | 000 |
 #
-# **Thresholds are chosen on validation, never on test.** The Dice threshold maximises the mean Dice of
-# the validation items that have a lesion (separately for the haemorrhage subset and for all lesions, as
-# seed 000 tunes one per test set); the scan operating point is Youden's J on the validation scans.
+# **One evaluator, one threshold rule.** Every number comes from `ctad_core.evaluation.evaluate`, the call
+# notebooks 04 and 05 make for their previews, so a method shows the same figures everywhere.
+# **Thresholds are chosen on validation, never on test**, over one grid (200 evenly spaced values of the
+# thresholded maps): the Dice threshold maximises the mean Dice of the validation items that have a lesion
+# (separately for the haemorrhage subset and for all lesions, as seed 000 tunes one per test set); [DICE]
+# (seed 004) maximises the pooled Dice; the scan operating point is Youden's J on the validation scans.
 # `dice_oracle_test`, the best threshold *on the test set itself*, is only an upper bound.
+#
+# **Each method's own segmentation step** is applied before every Dice, as the method declares it:
+# seed 000 thresholds each ensemble member, closes the masks and keeps a strict majority vote; seed 004
+# removes small connected components. Per-item Dice: mean, sample SD (ddof = 1) and median.
 #
 # **Items and scans.** A 2D method's items are slices; its scan score is the **maximum** of its slice
 # scores (one clearly abnormal slice makes the scan abnormal). Pixel metrics pool all test pixels inside
@@ -51,7 +58,6 @@ seed = 0
 device = "auto"
 profile = "quick"
 methods = []  # names of the methods to evaluate (empty: every method found)
-dice_thresholds = 200  # size of the threshold grid of the Dice sweeps
 min_lesion_dice = 0.1  # seed 000: a lesion is detected when its Dice > 0.1
 compute_fid = True
 n_fid_generated = 200  # generator samples for FID
@@ -67,8 +73,9 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 from IPython.display import Markdown, display
 
-from ctad_core import evaluate as E
-from ctad_core import report_figures as RF
+from ctad_core import evaluation as E
+from ctad_core.evaluation import figures as RF
+from ctad_core.methods.fastgan.sampling import gan_member_dirs
 from ctad_core.results import find_method_results, load_method_results
 from ctad_core.utils import describe_device, resolve_device, seed_everything
 
@@ -92,7 +99,7 @@ print("methods found:", ", ".join(found) or "none — run notebooks 04/05 first"
 
 # %%
 fid = None
-if compute_fid and E.gan_member_dirs(run_dir):
+if compute_fid and gan_member_dirs(run_dir):
     fid = E.compute_fid(run_dir, n_generated=n_fid_generated, seed=seed, inception_weights=inception_weights,
                         split=fid_split, num_points=fid_num_points, device=str(dev))
     print("feature extractor:", fid["extractor"])
@@ -111,8 +118,7 @@ else:
 
 # %%
 report, evals = E.build_report(run_dir, profile=profile, seed=seed, device=describe_device(dev),
-                               methods=methods or None, fid=fid, dice_thresholds=dice_thresholds,
-                               min_lesion_dice=min_lesion_dice)
+                               methods=methods or None, fid=fid, min_lesion_dice=min_lesion_dice)
 results = {n: load_method_results(p) for n, p in found.items() if n in evals}
 tables = E.markdown_tables(report)
 display(Markdown("### Summary\n\n" + tables["summary"]))
@@ -158,9 +164,11 @@ if "table1_auroc_by_kind_map_score" in tables:
 # %% [markdown]
 # ## Seed 004 · Tables 2–3: slice level and [DICE]
 #
-# Slice-level AUC and AUPRC (for 3D methods the slice score is the mean anomaly inside the slice's mask),
-# sensitivity at the validation Youden point, and [DICE]: the pooled-Dice-optimal threshold of the
-# validation set applied to all test voxels.
+# Slice-level AUC and AUPRC — for 3D methods every slice is scored by Luo's normality score: e(u) sums the
+# method's map inside the mask over slice u, s(u) = 1 − (e(u) − min e)/(max e − min e) within the scan, and
+# 1 − s(u) is the slice's anomaly score (App. E1) — sensitivity at the validation Youden point, and [DICE]:
+# the pooled-Dice-optimal threshold of the validation set applied, with the method's segmentation step,
+# to all test voxels.
 
 # %%
 display(Markdown(tables["table3_seed004"]))

@@ -90,7 +90,7 @@ def dice_threshold_figure(evals: Mapping[str, MethodEvaluation], subset: str = "
             q1, med, q3 = np.nanpercentile(sw.per_item, [25, 50, 75], axis=0)
             ax.fill_between(sw.thresholds, q1, q3, alpha=0.3, label="IQR")
             ax.plot(sw.thresholds, med, label="median")
-        ax.plot(sw.thresholds, sw.dice, "--", label="mean")
+        ax.plot(sw.thresholds, sw.dice, "--", label=sw.reduce)
         ax.axvline(sw.best_threshold, color="k", lw=0.8, label=f"chosen t = {sw.best_threshold:.3g}")
         ax.set(title=f"{n} (validation, {subset})", xlabel="anomaly threshold t", ylabel="Dice", ylim=(0, 1))
         ax.legend(fontsize=7)
