@@ -107,8 +107,8 @@ def threshold_grid(values: np.ndarray, n: int) -> np.ndarray:
     Returns:
         (n,) increasing thresholds; one threshold when all values are equal, ``[0.0]`` for no values.
 
-    >>> threshold_grid(np.array([0.2, 1.0, 0.6]), 3).tolist()
-    [0.2, 0.6, 1.0]
+    >>> threshold_grid(np.array([0.5, 1.0, 0.0]), 3).tolist()
+    [0.0, 0.5, 1.0]
     >>> threshold_grid(np.array([]), 5).tolist()
     [0.0]
     """
