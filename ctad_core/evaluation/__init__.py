@@ -1,6 +1,6 @@
 """One evaluator for every method: notebooks 04 and 05 preview with it, notebook 07 reports with it.
 
-- :func:`evaluate` (:mod:`.evaluate`): one method's ``MethodResults`` → :class:`MethodEvaluation`.
+- :func:`evaluate` (:mod:`.evaluator`): one method's ``MethodResults`` → :class:`MethodEvaluation`.
 - :mod:`.thresholds`: THE threshold rule (chosen on validation over :data:`DICE_GRID` values).
 - :mod:`.segmentation`: the method's declared segmentation step (closing, majority vote, mask, components).
 - :mod:`.slices`: Luo's slice normality score s(u) (seed 004).
@@ -9,7 +9,7 @@
   :mod:`.figures`.
 """
 
-from ctad_core.evaluation.evaluate import (
+from ctad_core.evaluation.evaluator import (
     MethodEvaluation,
     auroc_table,
     compare_dice,

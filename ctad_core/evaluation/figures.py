@@ -16,7 +16,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from ctad_core.evaluation import metrics as M
-from ctad_core.evaluation.evaluate import MethodEvaluation
+from ctad_core.evaluation.evaluator import MethodEvaluation
 from ctad_core.evaluation.segmentation import segment
 from ctad_core.results import MethodResults
 

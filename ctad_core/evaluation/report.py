@@ -1,4 +1,4 @@
-"""The report of notebook 07: every method evaluated by :func:`~ctad_core.evaluation.evaluate.evaluate`,
+"""The report of notebook 07: every method evaluated by :func:`~ctad_core.evaluation.evaluator.evaluate`,
 ``report/metrics.json`` (the regression surface), Markdown tables and FID.
 
 ``run_dir/report/`` holds ``metrics.json``, one ``<table>.md`` per table and the figures that notebook 07
@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from ctad_core.evaluation import metrics as M
-from ctad_core.evaluation.evaluate import SCAN_AGGREGATE, MethodEvaluation, compare_dice, evaluate
+from ctad_core.evaluation.evaluator import SCAN_AGGREGATE, MethodEvaluation, compare_dice, evaluate
 from ctad_core.evaluation.thresholds import DICE_GRID
 from ctad_core.kinds import HAEMORRHAGE_KINDS
 from ctad_core.results import find_method_results, load_method_results
@@ -182,7 +182,7 @@ def build_report(
 ) -> tuple[dict[str, Any], dict[str, MethodEvaluation]]:
     """Evaluate every method found under ``run_dir`` and write ``report/metrics.json`` and the tables.
 
-    Each method is scored by :func:`~ctad_core.evaluation.evaluate.evaluate` with its defaults (the
+    Each method is scored by :func:`~ctad_core.evaluation.evaluator.evaluate` with its defaults (the
     threshold grid :data:`~ctad_core.evaluation.thresholds.DICE_GRID`), the very call notebooks 04 and 05
     make for their previews.
 

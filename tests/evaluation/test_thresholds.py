@@ -1,0 +1,85 @@
+"""THE threshold rule on tiny grids, by hand and by brute force."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from ctad_core.evaluation.metrics import dice_per_item
+from ctad_core.evaluation.segmentation import segment
+from ctad_core.evaluation.thresholds import choose_threshold, grid_for, sweep
+from ctad_core.results import MethodResults
+
+
+def _res(maps, lesion, members=None, seg=None, brain=None):
+    n = maps.shape[0]
+    return MethodResults(
+        "m",
+        "2d",
+        np.array([f"s{i}" for i in range(n)]),
+        np.array(["val"] * n),
+        np.array(["iph"] * n),
+        np.zeros(n),
+        maps=maps,
+        lesion=lesion,
+        brain=brain,
+        member_maps=members,
+        info={"segmentation": seg} if seg else {},
+    )
+
+
+def test_rule_on_a_tiny_grid_by_hand():
+    maps = np.array([[[0.1, 0.9, 0.8, 0.2]], [[0.7, 0.3, 0.6, 0.0]]], np.float32)
+    lesion = np.array([[[0, 1, 1, 0]], [[1, 0, 0, 0]]], np.uint8)
+    r = _res(maps, lesion)
+    sw = sweep(r, np.ones(2, bool), np.array([0.0, 0.5, 0.65, 0.85]))
+    # t=0.0: item Dice 2·2/(4+2)=2/3 and 2·1/(4+1)=0.4 → mean 0.5333
+    # t=0.5: {1,2} → 1.0; {0,2} → 2/3 → mean 0.8333
+    # t=0.65: {1,2} → 1.0; {0} → 1.0 → mean 1.0
+    # t=0.85: {1} → 2/3; {} → 0 → mean 1/3
+    np.testing.assert_allclose(sw.dice, [8 / 15, 5 / 6, 1.0, 1 / 3])
+    assert (
+        sw.best_threshold == 0.65
+        and choose_threshold(r, np.ones(2, bool), np.array([0.0, 0.5, 0.65, 0.85])) == 0.65
+    )
+    pooled = sweep(r, np.ones(2, bool), np.array([0.0, 0.5]), reduce="pooled")
+    # pooled: t=0.0 predicts all 8 pixels, 3 hits → 6/11; t=0.5 predicts 4 (0.9, 0.8, 0.7, 0.6), 3 hits → 6/7
+    np.testing.assert_allclose(pooled.dice, [2 * 3 / (8 + 3), 2 * 3 / (4 + 3)])
+
+
+def test_ties_pick_the_lowest_threshold():
+    r = _res(np.array([[[0.2, 0.9]]], np.float32), np.array([[[0, 1]]], np.uint8))
+    assert choose_threshold(r, np.ones(1, bool), np.array([0.3, 0.5, 0.8])) == 0.3
+
+
+def test_grid_spans_the_thresholded_maps_inside_the_mask():
+    maps = np.array([[[0.1, 0.5, 3.0]]], np.float32)
+    brain = np.array([[[1, 1, 0]]], np.uint8)
+    r = _res(maps, np.array([[[0, 1, 0]]], np.uint8), brain=brain)
+    np.testing.assert_allclose(grid_for(r, np.ones(1, bool), 5), np.linspace(0.1, 0.5, 5))
+    members = np.stack([maps, maps * 2])
+    rv = _res(maps, np.array([[[0, 1, 0]]], np.uint8), members=members, seg={"vote": "majority"}, brain=brain)
+    np.testing.assert_allclose(grid_for(rv, np.ones(1, bool), 3), np.linspace(0.1, 1.0, 3))  # member values
+
+
+def test_segmented_sweep_equals_brute_force_and_plain_path_equals_segment():
+    rng = np.random.default_rng(1)
+    lesion = np.zeros((4, 12, 12), np.uint8)
+    lesion[:, 3:8, 3:8] = 1
+    members = (rng.random((3, 4, 12, 12)) * 0.6 + lesion * 0.5).astype(np.float32)
+    thr = np.linspace(0.2, 1.0, 9)
+    for seg in ({"vote": "majority", "closing_radius": 1, "min_component_size": 3}, None):
+        r = _res(members.mean(0), lesion, members=members if seg else None, seg=seg)
+        sw = sweep(r, np.ones(4, bool), thr)
+        brute = [dice_per_item(segment(r, t), lesion).mean() for t in thr]
+        np.testing.assert_allclose(sw.dice, brute)
+
+
+def test_rule_refuses_bad_input():
+    r = _res(np.zeros((1, 2, 2), np.float32), np.ones((1, 2, 2), np.uint8))
+    with pytest.raises(ValueError, match="no items"):
+        sweep(r, np.zeros(1, bool))
+    with pytest.raises(ValueError, match="reduce"):
+        sweep(r, np.ones(1, bool), reduce="median")
+    with pytest.raises(ValueError, match="increasing"):
+        sweep(r, np.ones(1, bool), np.array([0.5, 0.1]))
