@@ -63,7 +63,6 @@ def test_volumetric_outputs(smoke_run_dir):
         assert (r.maps_haemorrhage <= r.maps + 1e-6).all()
         assert set(r.split) <= {"val", "test"} and (r.split == "test").any()
         assert r.info["seconds_per_scan"] > 0 and r.info["device"]
-        assert "auroc_per_kind" in r.info and "youden" in r.info
         assert (out / "models" / f"{name}.pt").is_file()
         # voxel maps as NIfTI on the input's grid (same affine)
         sid = r.scan_id[r.split == "test"][0]
@@ -71,9 +70,9 @@ def test_volumetric_outputs(smoke_run_dir):
         assert m.shape == shape and np.allclose(a, aff[sid], atol=1e-4)
         assert np.allclose(m, r.maps[list(r.scan_id).index(sid)], atol=1e-6)
         if name.startswith("ctfsh"):
-            assert len(r.info["scores"]["F"]) == len(r.scan_id) and "auroc_F_per_kind" in r.info
+            assert len(r.info["scores"]["F"]) == len(r.scan_id)
         if name.startswith("luo"):
-            assert {"slice_auc", "slice_auprc", "slice_sensitivity", "dice_test_pooled"} <= set(r.info)
+            assert r.segmentation["min_component_size"] >= 1  # Luo's declared segmentation step
     scores = pd.read_csv(out / "scores.csv")
     assert set(scores.method) >= expected and {"scan_id", "split", "kind", "score"} <= set(scores.columns)
     assert (out / "summary.json").is_file()

@@ -231,7 +231,8 @@ def test_training_writes_i_and_f_scores(tmp_path):
     sys.path.insert(0, str(Path(__file__).parent))
     from _volumetric_fake import make_fake_run
 
-    from ctad_core.volumetric import VolumeCache, auroc_table, method_spec, run_method
+    from ctad_core.evaluation import auroc_table, evaluate
+    from ctad_core.volumetric import VolumeCache, method_spec, run_method
 
     cache = VolumeCache(make_fake_run(tmp_path, size=16, n_train=4, n_val=3, n_test=6))
     p = {
@@ -249,7 +250,8 @@ def test_training_writes_i_and_f_scores(tmp_path):
         evs.append(ev)
         info = ev.results.info
         assert len(info["scores"]["F"]) == len(ev.results.scan_id)
-        assert set(info["auroc_per_kind"]) == set(info["auroc_F_per_kind"]) == {"iph", "infarct"}
+        m = evaluate(ev.results).metrics
+        assert set(m["scan_auroc_by_kind"]) == set(m["scan_auroc_by_score"]["F"]["by_kind"]) == {"iph", "infarct"}
     assert (
         evs[0].results.info["msssim_scales"]["scales"] == 3
         and evs[1].results.info["msssim_scales"]["used"] is False
@@ -257,5 +259,5 @@ def test_training_writes_i_and_f_scores(tmp_path):
     # skull-stripped inputs: outside the brain the input is the window's lower bound
     strip = cache.items(method_spec("ctfsh_ae_l1_strip", cache.shape, p))
     assert np.all(strip.x[strip.brain == 0] == -1.0)
-    table = auroc_table(evs, "F")
+    table = auroc_table({e.name: evaluate(e.results) for e in evs}, "F")
     assert list(table.index) == ["infarct", "iph", "TOTAL"]

@@ -142,7 +142,10 @@ def test_three_phases_train_score_and_resume(fake_run):
     assert not torch.equal(enc["modules"]["generator"][k], ft["modules"]["generator"][k])
     r = ev.results
     assert r.level == "3d" and r.maps.shape == (len(r.scan_id), 16, 16, 16)
-    assert {"threshold", "sensitivity", "specificity", "accuracy"} <= set(r.info["youden"])
+    from ctad_core.evaluation import evaluate
+
+    op = evaluate(r).metrics["scan_youden_test"]
+    assert {"threshold", "sensitivity", "specificity", "accuracy"} <= set(op)
     # a finished model is reloaded, not retrained
     spec = method_spec("fanogan3d", cache.shape, TINY)
     again = train_method(spec, cache.train_x(spec), fake_run / "volumetric", progress=False)
@@ -152,7 +155,8 @@ def test_three_phases_train_score_and_resume(fake_run):
 
 
 def test_2d_comparison_on_mid_axial_band(fake_run):
-    from ctad_core.volumetric import VolumeCache, compare_2d_3d, run_method
+    from ctad_core.evaluation import compare_on_common_scans
+    from ctad_core.volumetric import VolumeCache, run_method
 
     cache = VolumeCache(fake_run)
     _, ev2 = run_method("fanogan2d", cache, TINY, progress=False)
@@ -165,7 +169,7 @@ def test_2d_comparison_on_mid_axial_band(fake_run):
     assert not r.maps[:, :lo].any() and not r.brain[:, hi:].any()
     kept = set(r.scan_id)
     assert set(r.info["excluded_scans"]).isdisjoint(kept)
-    cmp = compare_2d_3d(ev3, ev2)
+    cmp = compare_on_common_scans(ev3.results, ev2.results)
     assert cmp["n_scans"] == int((r.split == "test").sum())
 
 

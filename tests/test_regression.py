@@ -7,7 +7,7 @@
 
 After an intended change of results, record a new baseline and commit it with the change::
 
-    python -m ctad_core.evaluate record-baseline --run-dir runs/gpu --profile gpu --out tests/baselines/gpu.json
+    python -m ctad_core.evaluation record-baseline --run-dir runs/gpu --profile gpu --out tests/baselines/gpu.json
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from ctad_core.evaluate import check_report, compare_to_baseline
+from ctad_core.evaluation.baseline import check_report, compare_to_baseline
 from ctad_core.utils import read_json
 
 BASELINES = Path(__file__).parent / "baselines"
@@ -76,7 +76,7 @@ def test_gpu_profile_matches_baseline(tmp_path_factory):
     base_path = BASELINES / "gpu.json"
     if not base_path.is_file():
         pytest.skip(
-            f"{base_path} not recorded yet: python -m ctad_core.evaluate record-baseline --run-dir D --profile gpu --out {base_path}"
+            f"{base_path} not recorded yet: python -m ctad_core.evaluation record-baseline --run-dir D --profile gpu --out {base_path}"
         )
     run = _gpu_run_dir(tmp_path_factory)
     rep = read_json(run / "report" / "metrics.json")

@@ -1,4 +1,4 @@
-"""Seed 004: Luo's residual AE, post-processing, slice normality score, slice metrics and [DICE]."""
+"""Seed 004: Luo's residual AE, its post-processing, and its results as the evaluator reads them."""
 
 from __future__ import annotations
 
@@ -10,14 +10,9 @@ import pytest
 import torch
 
 from ctad_core import anomaly
-from ctad_core.models.resae import (
-    ResAE,
-    ResAEConfig,
-    normality_score,
-    slice_errors,
-    slice_labels,
-    weight_decay_groups,
-)
+from ctad_core.evaluation import evaluate
+from ctad_core.evaluation.slices import scan_normality
+from ctad_core.models.resae import ResAE, ResAEConfig, weight_decay_groups
 
 sys.path.insert(0, str(Path(__file__).parent))
 from _volumetric_fake import fake_run_fixture  # noqa: E402
@@ -59,29 +54,6 @@ def test_weight_decay_only_on_kernels():
     assert len(decay["params"]) + len(no_decay["params"]) == len(list(m.parameters()))
 
 
-def test_normality_score_definition():
-    e = np.array([2.0, 4.0, 10.0, 6.0])
-    s = normality_score(e)
-    assert np.allclose(s, 1 - (e - 2) / 8)
-    assert s[2] == 0.0 and s[0] == 1.0
-    assert np.all(normality_score(np.full(5, 3.0)) == 1.0)
-
-
-def test_slice_errors_and_labels():
-    r = np.zeros((4, 3, 3))
-    r[1] = -1.0  # absolute values are summed
-    r[3, 0, 0] = 2.0
-    mask = np.ones_like(r)
-    mask[3] = 0
-    assert np.allclose(slice_errors(r), [0, 9, 0, 2])
-    assert np.allclose(slice_errors(r, mask=mask), [0, 9, 0, 0])
-    les = np.zeros((4, 3, 3), np.uint8)
-    les[2, 1, 1] = 6
-    assert slice_labels(les).tolist() == [0, 0, 1, 0]
-    s = normality_score(slice_errors(r))
-    assert np.argmin(s) == 1  # the worst slice has the lowest normality
-
-
 def test_median_filter_and_components_remove_speckle():
     """Luo's post-processing on a map with a true blob and salt noise: the blob survives, the noise not."""
     rng = np.random.default_rng(0)
@@ -106,11 +78,13 @@ def test_pipeline_luo_metrics(fake_run):
     p = {"luo_channels": [2, 2, 4, 4], "luo_latent_dim": 8, "luo_steps": 3, "luo_spatial_channels": 2, "luo_downsample": 1}
     for name in ("luo_resae", "luo_resae_spatial"):
         tm, ev = run_method(name, cache, p, progress=False)
-        info = ev.results.info
-        for k in ("slice_auc", "slice_auprc", "slice_sensitivity", "dice_threshold_val", "dice_test_pooled"):
-            assert k in info and np.isfinite(info[k]), k
-        norm = ev.extra["normality"]
-        assert norm.shape == (len(ev.results.scan_id), 16) and norm.min() == 0.0 and norm.max() == 1.0
+        # Luo's segmentation step travels with the results; the evaluator scores slices by s(u)
+        assert ev.results.segmentation["min_component_size"] == int(tm.spec.post["min_size"])
+        m = evaluate(ev.results).metrics
+        for k in ("slice_auroc", "slice_auprc", "slice_sensitivity", "dice_seed004_threshold", "dice_seed004"):
+            assert k in m and np.isfinite(m[k]), k
+        s, has = scan_normality(ev.results, 0)
+        assert s.shape == (16,) and s[has].min() == 0.0 and s[has].max() == 1.0
         # maps live inside the eroded brain mask
         assert not ev.results.maps[ev.results.brain == 0].any()
     assert tm.spec.model.latent == "spatial"
