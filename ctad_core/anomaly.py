@@ -394,4 +394,3 @@ def scan_score(
         k = max(1, int(np.ceil(top_fraction * v.size)))
         out[i] = float(np.mean(np.partition(v, v.size - k)[v.size - k :]))
     return out.reshape(lead)
-

@@ -64,8 +64,8 @@ import numpy as np
 from IPython.display import Markdown, display
 
 from ctad_core import turing
-from ctad_core.methods.fastgan.sampling import generated_images, real_images
 from ctad_core.frontend import headless
+from ctad_core.methods.fastgan.sampling import generated_images, real_images
 from ctad_core.utils import describe_device, resolve_device, seed_everything, write_json
 
 seed_everything(seed)

@@ -57,7 +57,9 @@ def test_restoration_results(smoke_run_dir):
         assert r.info["seconds_per_item"] > 0 and r.info["items_per_scan"] >= 1
         assert r.info["feature_space"] and r.info["device"]
         # what the evaluator needs: each member's maps, the inputs, the seed's segmentation step
-        assert r.member_maps.shape[1:] == r.maps.shape and r.member_maps_haemorrhage.shape == r.member_maps.shape
+        assert (
+            r.member_maps.shape[1:] == r.maps.shape and r.member_maps_haemorrhage.shape == r.member_maps.shape
+        )
         np.testing.assert_allclose(r.member_maps.mean(0), r.maps, atol=1e-5)
         assert r.inputs.shape == r.maps.shape and r.segmentation["vote"] == "majority"
         assert set(r.scan_id) <= set(sl.scan_id)
@@ -70,7 +72,10 @@ def test_restoration_results(smoke_run_dir):
     report = json.loads((smoke_run_dir / "report" / "metrics.json").read_text())["methods"]
     for name in ("fastgan_encoder", "fastgan_restoration"):  # notebook 04's preview is the report's call
         m = evaluate(load_method_results(found[name])).metrics
-        assert report[name]["dice_mean"] == m["dice_mean"] and report[name]["dice_threshold"] == m["dice_threshold"]
+        assert (
+            report[name]["dice_mean"] == m["dice_mean"]
+            and report[name]["dice_threshold"] == m["dice_threshold"]
+        )
     with np.load(rdir / "reconstructions.npz") as z:
         assert z["recon_restoration"].shape[1:] == z["x"].shape
         assert z["maps_encoder"].shape == z["recon_encoder"].shape

@@ -251,7 +251,11 @@ def test_training_writes_i_and_f_scores(tmp_path):
         info = ev.results.info
         assert len(info["scores"]["F"]) == len(ev.results.scan_id)
         m = evaluate(ev.results).metrics
-        assert set(m["scan_auroc_by_kind"]) == set(m["scan_auroc_by_score"]["F"]["by_kind"]) == {"iph", "infarct"}
+        assert (
+            set(m["scan_auroc_by_kind"])
+            == set(m["scan_auroc_by_score"]["F"]["by_kind"])
+            == {"iph", "infarct"}
+        )
     assert (
         evs[0].results.info["msssim_scales"]["scales"] == 3
         and evs[1].results.info["msssim_scales"]["used"] is False

@@ -52,16 +52,26 @@ def test_inception_pool3_loads_local_torchvision_state_dict(tmp_path):
     path = tmp_path / "inception_v3_random.pth"
     torch.save(_torchvision_like_state_dict(src), path)
     names = set(src.state_dict())
-    assert {"Conv2d_1a_3x3.conv.weight", "Mixed_5b.branch_pool.bn.running_var", "Mixed_7c.branch3x3dbl_3b.conv.weight",
-            "Mixed_6e.branch7x7dbl_5.bn.num_batches_tracked"} <= names
-    ex = features.inception_extractor(path, batch_size=2, size=(80, 80))  # 80 px keeps CI fast; 299 is the default
+    assert {
+        "Conv2d_1a_3x3.conv.weight",
+        "Mixed_5b.branch_pool.bn.running_var",
+        "Mixed_7c.branch3x3dbl_3b.conv.weight",
+        "Mixed_6e.branch7x7dbl_5.bn.num_batches_tracked",
+    } <= names
+    ex = features.inception_extractor(
+        path, batch_size=2, size=(80, 80)
+    )  # 80 px keeps CI fast; 299 is the default
     imgs = np.random.default_rng(0).random((3, 64, 64)).astype(np.float32)
     f = ex(imgs)
     assert f.shape == (3, 2048)
     assert "inception-v3 pool3 (inception_v3_random.pth)" == ex.name
     with torch.no_grad():
-        x = torch.nn.functional.interpolate(torch.as_tensor(imgs)[:, None].repeat(1, 3, 1, 1), size=(80, 80),
-                                            mode="bilinear", align_corners=False)
+        x = torch.nn.functional.interpolate(
+            torch.as_tensor(imgs)[:, None].repeat(1, 3, 1, 1),
+            size=(80, 80),
+            mode="bilinear",
+            align_corners=False,
+        )
         ref = src.eval()(x * 2 - 1).double().numpy()
     np.testing.assert_allclose(f, ref, rtol=1e-4, atol=1e-5)
 

@@ -135,7 +135,9 @@ def write_summary(run_dir: str | os.PathLike, evals: list[ScoredMethod]) -> dict
     if "fanogan3d" in by and "fanogan2d" in by:
         c = compare_on_common_scans(by["fanogan3d"].results, by["fanogan2d"].results)
         summary["fanogan_2d_vs_3d"] = {
-            "n_scans": c["n_scans"], "auroc_3d": c["auroc_fanogan3d"], "auroc_2d": c["auroc_fanogan2d"]
+            "n_scans": c["n_scans"],
+            "auroc_3d": c["auroc_fanogan3d"],
+            "auroc_2d": c["auroc_fanogan2d"],
         }
     if ddp.is_main():
         write_json(out / "summary.json", summary)
