@@ -1,6 +1,6 @@
 """DistributedDataParallel helpers: the same trainer runs in a notebook (one process) or under ``torchrun``.
 
-``torchrun --nproc_per_node N -m ctad_core.volumetric train ...`` sets ``WORLD_SIZE``, ``RANK`` and
+``torchrun --nproc_per_node N -m ctad_core.methods train ...`` sets ``WORLD_SIZE``, ``RANK`` and
 ``LOCAL_RANK``; :func:`init_from_env` then starts a process group (``nccl`` on CUDA, ``gloo`` on CPU), and
 everything else in this module degrades to no-ops for a single process.
 """

@@ -360,7 +360,7 @@ def aligned_inputs(res: MethodResults, run_dir: str | os.PathLike) -> np.ndarray
 
     Items are matched to slices by scan id and slice index (``info["slice_index"]`` when the method
     stored it, else order within the scan); slices are resized to the maps' size as notebook 04 does
-    (:func:`ctad_core.gan2d.prepare_slices`). The match is accepted only if every item's lesion mask
+    (:func:`ctad_core.methods.fastgan.train.prepare_slices`). The match is accepted only if every item's lesion mask
     equals its (resized) slice's, so a wrong alignment cannot pass. Returns None when no safe alignment
     exists (3D methods, missing data, mismatch).
     """
@@ -401,7 +401,7 @@ def aligned_inputs(res: MethodResults, run_dir: str | os.PathLike) -> np.ndarray
         import torch
         import torch.nn.functional as F
 
-        from ctad_core.gan2d import prepare_slices
+        from ctad_core.methods.fastgan.train import prepare_slices
 
         x = prepare_slices(x, size)[:, 0].numpy()
         les = F.interpolate(
@@ -452,7 +452,7 @@ def generated_images(
     Raises:
         FileNotFoundError: if notebook 02 has not written ``run_dir/gan/member_<member>/checkpoint.pt``.
     """
-    from ctad_core.gan2d import generate, load_generator
+    from ctad_core.methods.fastgan.train import generate, load_generator
 
     path = Path(run_dir) / "gan" / f"member_{member}" / "checkpoint.pt"
     if not path.is_file():
@@ -512,7 +512,7 @@ def default_extractor(
         return features.inception_extractor(inception_weights, device=device)
     members = gan_member_dirs(run_dir)
     if members:
-        from ctad_core.gan2d import load_discriminator
+        from ctad_core.methods.fastgan.train import load_discriminator
 
         D = load_discriminator(members[0] / "checkpoint.pt", device=device)
         return features.discriminator_extractor(
@@ -537,7 +537,7 @@ def compute_fid(
         run_dir: the run (needs ``gan/member_0`` and ``data/slices.npz``).
         n_generated: generator samples.
         seed: sampling seed (z and FID∞ subsets).
-        extractor: a :class:`ctad_core.features.FeatureExtractor`, or None for :func:`default_extractor`.
+        extractor: a :class:`ctad_core.nn.features.FeatureExtractor`, or None for :func:`default_extractor`.
         inception_weights: local Inception-v3 weights (used when ``extractor`` is None).
         split: which real slices (seed 000 compares with its real test images).
         num_points: FID∞ subset sizes.
@@ -548,7 +548,7 @@ def compute_fid(
     """
     gen = generated_images(run_dir, n_generated, seed=seed, device=device)
     ex = extractor if extractor is not None else default_extractor(run_dir, inception_weights, seed, device)
-    from ctad_core.features import extract_features
+    from ctad_core.nn.features import extract_features
 
     f_gen = extract_features(ex, gen)
     out: dict[str, Any] = {"extractor": ex.name, "n_generated": int(len(gen)), "split": split}

@@ -12,7 +12,7 @@ puts items first (``(N, *spatial)``). Conventions shared by all functions:
   raise ``ValueError`` naming both shapes.
 
 FID lives here too (:func:`fid`, :func:`fid_infinity`); the networks that turn images into features are in
-:mod:`ctad_core.features`.
+:mod:`ctad_core.nn.features`.
 """
 
 from __future__ import annotations
@@ -797,7 +797,7 @@ def fid(feats_a: np.ndarray, feats_b: np.ndarray) -> float:
     """Fréchet (Inception) distance between two sets of features.
 
     Which network produced the features decides what the number means: report it with the extractor's
-    ``name`` (see :mod:`ctad_core.features`).
+    ``name`` (see :mod:`ctad_core.nn.features`).
 
     Args:
         feats_a: (N_a, D) features of set A (e.g. generated images).

@@ -227,7 +227,7 @@ def test_seconds_per_slice_become_seconds_per_scan_and_closing_is_reported():
 def test_aligned_inputs_resized_like_notebook04(tmp_path):
     from ctad_core.data.manifest import SliceSet, save_slices
     from ctad_core.data.windows import from_model
-    from ctad_core.gan2d import prepare_slices
+    from ctad_core.methods.fastgan.train import prepare_slices
     from ctad_core.utils import write_json
 
     res = _synthetic("r", seed=4)

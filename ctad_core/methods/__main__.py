@@ -1,13 +1,13 @@
-"""Command line for the volumetric trainers, usable as is under ``torchrun``.
+"""Command line for the methods' trainers (:func:`ctad_core.methods.run_method`), usable as is under ``torchrun``.
 
 Examples::
 
-    python -m ctad_core.volumetric train --method luo_resae --run-dir runs/quick
-    torchrun --nproc_per_node 4 -m ctad_core.volumetric train --method fanogan3d --run-dir runs/gpu \\
+    python -m ctad_core.methods train --method resae --run-dir runs/quick
+    torchrun --nproc_per_node 4 -m ctad_core.methods train --method fanogan3d --run-dir runs/gpu \\
         --params parameters/gpu/05_volumetric_3d.yaml --evaluate
 
-Parameters are notebook 05's (defaults: the quick profile), overridden by ``--params`` (a profile YAML)
-and then by ``--set key=value`` (values parsed as YAML). Rank 0 writes; every rank trains.
+Parameters are the method's notebook's (defaults: its parameters cell), overridden by ``--params`` (a
+profile YAML) and then by ``--set key=value`` (values parsed as YAML). Rank 0 writes; every rank trains.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ import yaml
 
 
 def _parse(argv: list[str] | None) -> argparse.Namespace:
-    ap = argparse.ArgumentParser(prog="python -m ctad_core.volumetric", description=__doc__.split("\n")[0])
+    ap = argparse.ArgumentParser(prog="python -m ctad_core.methods", description=__doc__.split("\n")[0])
     sub = ap.add_subparsers(dest="cmd", required=True)
     tr = sub.add_parser("train", help="train (and optionally score) volumetric methods on run_dir/data")
     tr.add_argument("--method", action="append", required=True, help="method name; repeat for several")
@@ -40,9 +40,7 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
 
 
 def _params(args: argparse.Namespace) -> dict[str, Any]:
-    from ctad_core.volumetric.methods import DEFAULT_PARAMS
-
-    p = dict(DEFAULT_PARAMS)
+    p: dict[str, Any] = {}
     if args.params is not None:
         p.update(yaml.safe_load(args.params.read_text()) or {})
     for kv in args.set:
@@ -56,53 +54,28 @@ def _params(args: argparse.Namespace) -> dict[str, Any]:
 def main(argv: list[str] | None = None) -> int:
     args = _parse(argv)
     from ctad_core import distributed as ddp
+    from ctad_core.methods import run_method
+    from ctad_core.run import Run
     from ctad_core.utils import resolve_device, seed_everything, write_json
-    from ctad_core.volumetric.evaluation import score_method, write_method
-    from ctad_core.volumetric.methods import method_spec
-    from ctad_core.volumetric.pipeline import VolumeCache
-    from ctad_core.volumetric.training import train_method
 
     params = _params(args)
     info = ddp.init_from_env(resolve_device(args.device))
     seed_everything(args.seed)
+    run = Run(args.run_dir)
+    opts = {"seed": args.seed, "progress": not args.quiet}
     try:
-        cache = VolumeCache(args.run_dir)
-        out = args.run_dir / "volumetric"
         for name in args.method:
-            spec = method_spec(name, cache.shape, params)
-            tm = train_method(
-                spec,
-                cache.train_x(spec),
-                out,
-                seed=args.seed,
-                resume=not args.no_resume,
-                progress=not args.quiet,
-                info=info,
-            )
+            tm = run_method(name, run, params, info.device, resume=not args.no_resume, evaluate=False, info=info, **opts)
             if args.rank_digest:
                 write_json(
-                    out / "ddp" / f"{name}.rank{info.rank}.json",
-                    {
-                        "rank": info.rank,
-                        "world_size": info.world_size,
-                        "digest": ddp.parameter_digest(tm.model),
-                    },
+                    run.volumetric / "ddp" / f"{name}.rank{info.rank}.json",
+                    {"rank": info.rank, "world_size": info.world_size, "digest": ddp.parameter_digest(tm.model)},
                 )
             if info.is_main:
-                print(
-                    f"{name}: trained on {len(cache.train)} volumes {cache.shape}, world size {info.world_size}, "
-                    f"{tm.train_seconds:.1f} s",
-                    flush=True,
-                )
+                print(f"{name}: trained, world size {info.world_size}, {tm.train_seconds:.1f} s", flush=True)
             if args.evaluate and info.is_main:
-                ev = score_method(
-                    tm, cache.items(spec), info.device, int(params["eval_batch_size"]), not args.quiet
-                )
-                write_method(out, ev, cache.items(spec))
-                print(
-                    f"{name}: test AUROC {ev.results.info['auroc']:.3f} {ev.results.info['auroc_per_kind']}",
-                    flush=True,
-                )
+                res = run_method(name, run, params, info.device, resume=True, **opts)
+                print(f"{name}: test AUROC {res.info['auroc']:.3f} {res.info['auroc_per_kind']}", flush=True)
             ddp.barrier()
     finally:
         ddp.cleanup()

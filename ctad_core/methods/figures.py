@@ -1,4 +1,5 @@
-"""Figures of notebook 05: three-plane cases, loss curves, ROC curves, slice normality curves."""
+"""Figures of notebook 05 (the 3D-data methods), from their results: three-plane cases, loss curves, ROC
+curves, slice normality curves."""
 
 from __future__ import annotations
 
@@ -9,13 +10,12 @@ import numpy as np
 
 from ctad_core import viz
 from ctad_core.data.windows import from_model
-from ctad_core.volumetric.evaluation import ScoredMethod, roc_curves
-from ctad_core.volumetric.training import TrainedMethod
+from ctad_core.methods.scoring import roc_curves
+from ctad_core.results import MethodResults
 
 
-def pick_cases(ev: ScoredMethod, split: str = "test") -> list[int]:
+def pick_cases(r: MethodResults, split: str = "test") -> list[int]:
     """Indices of a healthy scan and of the lesioned scan with the largest lesion (in ``split``)."""
-    r = ev.results
     idx = np.flatnonzero(r.split == split)
     healthy = [i for i in idx if r.kind[i] == "healthy"]
     sizes = [(int((r.lesion[i] > 0).sum()), i) for i in idx if r.kind[i] != "healthy"]
@@ -25,14 +25,13 @@ def pick_cases(ev: ScoredMethod, split: str = "test") -> list[int]:
     return [int(i) for i in out]
 
 
-def case_views(ev: ScoredMethod, i: int, window: str | tuple[float, float] | None = None):
+def case_views(r: MethodResults, i: int, window: str | tuple[float, float] | None = None):
     """Three-plane views of one scan: input, reconstruction (both in HU through the method's window) and
     the anomaly map, crossing at the lesion's centre (outlined in red) or the volume's centre."""
-    r = ev.results
     window = window or r.info["spec"]["window"]
     window = tuple(window) if isinstance(window, list) else window
     fig = viz.three_plane(
-        [from_model(ev.x[i], window), from_model(ev.recon[i], window), r.maps[i]],
+        [from_model(r.inputs[i], window), from_model(r.recon[i], window), r.maps[i]],
         [
             f"{r.scan_id[i]} ({r.kind[i]}) input",
             "reconstruction",
@@ -45,15 +44,15 @@ def case_views(ev: ScoredMethod, i: int, window: str | tuple[float, float] | Non
     return fig
 
 
-def loss_figure(tm: TrainedMethod, smooth: int = 5):
+def loss_figure(history: dict[str, list[dict[str, float]]], name: str, smooth: int = 5):
     """Loss history of every training phase of a method (one panel per phase)."""
-    phases = [p for p, h in tm.history.items() if h]
+    phases = [p for p, h in history.items() if h]
     fig, axes = plt.subplots(1, max(1, len(phases)), figsize=(4.2 * max(1, len(phases)), 3), squeeze=False)
     for ax, ph in zip(axes[0], phases):
-        keys = tm.history[ph][0].keys()
+        keys = history[ph][0].keys()
         viz.loss_curves(
-            {k: [h[k] for h in tm.history[ph]] for k in keys},
-            title=f"{tm.spec.name}: {ph}",
+            {k: [h[k] for h in history[ph]] for k in keys},
+            title=f"{name}: {ph}",
             smooth=smooth,
             ax=ax,
         )
@@ -61,7 +60,7 @@ def loss_figure(tm: TrainedMethod, smooth: int = 5):
     return fig
 
 
-def roc_figure(evals: Sequence[ScoredMethod], title: str = "test ROC (scan level)"):
+def roc_figure(evals: Sequence[MethodResults], title: str = "test ROC (scan level)"):
     """Scan-level test ROC curves of several methods on one axes."""
     fig, ax = plt.subplots(figsize=(5, 4.5))
     for name, (fpr, tpr, auc) in roc_curves(list(evals)).items():
@@ -75,12 +74,12 @@ def roc_figure(evals: Sequence[ScoredMethod], title: str = "test ROC (scan level
     return fig
 
 
-def normality_figure(ev: ScoredMethod, indices: Sequence[int]):
-    """Luo's Fig. 2: slice normality score s(u) along z for some scans, lesioned slices marked."""
-    r = ev.results
+def normality_figure(r: MethodResults, indices: Sequence[int]):
+    """Luo's Fig. 2: slice normality score s(u) along z for some scans (``info["normality"]``), lesioned
+    slices marked."""
     fig, axes = plt.subplots(1, len(indices), figsize=(4.2 * len(indices), 3), squeeze=False)
     for ax, i in zip(axes[0], indices):
-        s = ev.extra["normality"][i]
+        s = np.asarray(r.info["normality"][i])
         les = (r.lesion[i] > 0).reshape(r.lesion.shape[1], -1).any(1)
         u = np.arange(len(s))
         ax.plot(u, s, color="tab:green", lw=1.2, label="s(u)")

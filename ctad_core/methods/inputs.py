@@ -1,4 +1,5 @@
-"""Model inputs for the volumetric methods: windowing, skull stripping, mid-axial slices.
+"""Model inputs of the 3D-data methods (seeds 001, 002, 004): windowing, skull stripping, mid-axial slices,
+and the run's volumes loaded once per process (:class:`VolumeCache`).
 
 Volumes arrive as HU (``load_volumes``); the model range [-1, 1] comes only from
 :func:`ctad_core.data.windows.to_model`. Skull stripping (CTFSH's "StripAE", Viana's and Luo's inputs) keeps
@@ -9,6 +10,7 @@ the voxels of the brain mask that ships with the data and sets everything else t
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -16,6 +18,10 @@ import torch.nn.functional as F
 
 from ctad_core.data.manifest import VolumeSet
 from ctad_core.data.windows import to_model
+
+if TYPE_CHECKING:
+    from ctad_core.methods.spec import MethodSpec
+    from ctad_core.run import Run
 
 #: HU above which a voxel belongs to the head (air is −1000, scalp fat about −100).
 HEAD_HU = -500.0
@@ -116,3 +122,52 @@ class EvalItems:
 
     def __len__(self) -> int:
         return int(self.x.shape[0])
+
+
+class VolumeCache:
+    """A run's train and val/test volumes, loaded once (HU), with model inputs cached per preparation.
+
+    Args:
+        run: the run whose ``data`` stage holds the volumes.
+
+    Raises:
+        ValueError: naming the data folder when it holds no training volumes.
+    """
+
+    def __init__(self, run: Run) -> None:
+        self.run = run
+        self.train: VolumeSet = run.volumes("train")
+        self.eval: VolumeSet = run.volumes(("val", "test"))
+        if len(self.train) == 0:
+            raise ValueError(f"{run.data} has no training volumes")
+        self._x: dict[tuple, np.ndarray] = {}
+        self._items: dict[tuple, EvalItems] = {}
+
+    @classmethod
+    def of(cls, run: Run) -> VolumeCache:
+        """The run's cache, created on first use and kept in ``run.cache`` for the process."""
+        if "volumes" not in run.cache:
+            run.cache["volumes"] = cls(run)
+        return run.cache["volumes"]
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        """(D, H, W) of the prepared volumes (set by notebook 01's profile)."""
+        return tuple(int(s) for s in self.train.image.shape[1:])  # type: ignore[return-value]
+
+    def _key(self, spec: MethodSpec) -> tuple:
+        return (str(spec.window), bool(spec.skull_strip))
+
+    def train_x(self, spec: MethodSpec) -> np.ndarray:
+        """(N, D, H, W) training inputs for ``spec`` in [-1, 1] (average-pooled if ``spec.downsample`` > 1)."""
+        k = self._key(spec)
+        if k not in self._x:
+            self._x[k] = model_volumes(self.train, spec.window, spec.skull_strip)
+        return downsample(self._x[k], spec.downsample)
+
+    def items(self, spec: MethodSpec) -> EvalItems:
+        """Val + test volumes prepared for ``spec``."""
+        k = self._key(spec)
+        if k not in self._items:
+            self._items[k] = EvalItems.from_volumes(self.eval, spec.window, spec.skull_strip)
+        return self._items[k]

@@ -1,6 +1,7 @@
-"""Scoring the volumetric methods on val/test volumes and writing what notebook 07 reads.
+"""Scoring the 3D-data methods (seeds 001, 002, 004) on val/test volumes and writing what notebook 07 reads.
 
-Per family (higher = more anomalous everywhere):
+One path for every folder: its :class:`~ctad_core.methods.base.Family` supplies the forward pass, the
+score and any post-processing of maps. What the folders do (higher = more anomalous everywhere):
 
 - ``fanogan``: scan score = Eq. 6 (L_img + κ·L_feat); voxel map |x − G(E(x))|; Youden operating point.
   ``fanogan2d`` scores the central ``mid_fraction`` of axial slices with the 2D model (scan score = mean of
@@ -29,14 +30,12 @@ import torch
 from ctad_core import anomaly, metrics
 from ctad_core.data.nifti import save_nifti
 from ctad_core.frontend import tqdm
-from ctad_core.models import ctfsh as ctfsh_lib
-from ctad_core.models.fanogan import encoder_loss_terms
-from ctad_core.models.resae import normality_score, slice_errors, slice_labels
+from ctad_core.methods.base import TrainedMethod, family_of
+from ctad_core.methods.inputs import EvalItems, downsample, mid_axial_range, upsample
+from ctad_core.methods.resae.model import slice_labels
 from ctad_core.results import MethodResults, save_method_results
-from ctad_core.train import Stopwatch
-from ctad_core.utils import atomic_write, describe_device
-from ctad_core.volumetric.data import EvalItems, downsample, mid_axial_range, upsample
-from ctad_core.volumetric.training import TrainedMethod, autocast
+from ctad_core.train import Stopwatch, autocast
+from ctad_core.utils import atomic_write, describe_device, write_json
 
 
 @dataclass
@@ -70,32 +69,21 @@ def _batches(n: int, bs: int):
 def _infer(
     tm: TrainedMethod, x: np.ndarray, device: torch.device, batch_size: int, progress: bool
 ) -> dict[str, np.ndarray]:
-    """Run a family's forward pass on (N, *spatial) inputs: recon, per-item score(s), latent codes."""
+    """Run the method's forward pass (its family's ``infer``) on (N, *spatial) inputs: recon, score, extras."""
     spec, model = tm.spec, tm.model
+    infer = family_of(spec).infer
     model.eval().to(device)
     out: dict[str, list[np.ndarray]] = {"recon": [], "score": []}
-    if spec.family == "ctfsh":
-        out["F"] = []
     for sl in tqdm(
         list(_batches(len(x), batch_size)), desc=f"{spec.name} scoring", disable=not progress, leave=False
     ):
         xb = torch.from_numpy(np.ascontiguousarray(x[sl])).unsqueeze(1).to(device)
         with autocast(device, spec.amp):
-            if spec.family == "fanogan":
-                rec = model.reconstruct(xb).float()
-                score = encoder_loss_terms(xb, rec, model.critic, spec.train.kappa)[2]
-            elif spec.family == "ctfsh":
-                rec, _, mu, _ = model(xb, sample=False)
-                rec = rec.float()
-                score = ctfsh_lib.reconstruction_loss(
-                    xb, rec, spec.train.loss, spec.train.rho, spec.train.win_size
-                )
-                out["F"].append(ctfsh_lib.f_score(mu.float(), tm.latent["mu"], tm.latent["sigma2"]))
-            else:
-                rec = model(xb).float()
-                score = (xb - rec).pow(2).flatten(1).mean(1)
-        out["recon"].append(rec[:, 0].cpu().numpy().astype(np.float32))
+            rec, score, extras = infer(tm, xb)
+        out["recon"].append(rec[:, 0].float().cpu().numpy().astype(np.float32))
         out["score"].append(score.float().cpu().numpy())
+        for k, v in extras.items():
+            out.setdefault(k, []).append(v.float().cpu().numpy() if isinstance(v, torch.Tensor) else np.asarray(v))
     return {k: np.concatenate(v) for k, v in out.items()}
 
 
@@ -112,19 +100,22 @@ def score_method(
         tm: the trained method.
         items: val + test volumes prepared for this method (window / skull strip of ``tm.spec``).
         device: torch device.
-        batch_size: inference batch (volumes, or slices for ``fanogan2d``).
+        batch_size: inference batch (volumes, or slices for a 2D model such as ``fanogan2d``).
         progress: tqdm bars.
 
     Returns:
-        A :class:`ScoredMethod` whose ``results.info`` holds the test-split metrics.
+        A :class:`ScoredMethod` whose ``results`` carry the maps, inputs, reconstructions, the method's
+        segmentation step, and in ``info`` the test-split metrics.
     """
     spec, device = tm.spec, torch.device(device)
+    family = family_of(spec)
     n = len(items)
     keep = np.ones(n, bool)
     band: tuple[int, int] | None = None
     extra: dict[str, Any] = {}
     f = spec.downsample
     full = items.x.shape[1:]
+    map_desc = ""
     with Stopwatch(device) as sw:
         xs = downsample(items.x, f)  # the grid the model works on (Viana: 64³ from 128³)
         if spec.spatial_dims == 2:
@@ -143,6 +134,7 @@ def score_method(
         else:
             inf = _infer(tm, xs, device, batch_size, progress)
             rs, scores = inf["recon"], inf["score"]
+            extra.update({k: v for k, v in inf.items() if k not in ("recon", "score")})
         recon = upsample(rs, full)
         if band is not None:
             recon[:, : band[0]], recon[:, band[1] :] = items.x[:, : band[0]], items.x[:, band[1] :]
@@ -157,22 +149,12 @@ def score_method(
             maps[:, outside] = 0.0
             maps_pos[:, outside] = 0.0
             brain[:, outside] = 0
-        if spec.family == "resae":
-            eroded = (
-                anomaly.erode_mask(brain, iterations=spec.post["erode"], spatial_dims=3)
-                if spec.post["erode"]
-                else brain
-            )
-            maps = anomaly.median_filter(maps, spec.post["median"], spatial_dims=3) * eroded
-            maps_pos = anomaly.median_filter(maps_pos, spec.post["median"], spatial_dims=3) * eroded
-            brain = eroded.astype(np.uint8)
-            scores = anomaly.scan_score(maps, brain, top_fraction=0.01, spatial_dims=3)
-            err = np.abs(items.x - recon)
-            extra["normality"] = np.stack(
-                [normality_score(slice_errors(e, 0, b)) for e, b in zip(err, items.brain)]
-            )
-        if spec.family == "ctfsh":
-            extra["I"], extra["F"] = scores, inf["F"]
+        if family.postprocess is not None:
+            post = family.postprocess(spec, maps, maps_pos, brain, items.x, recon, items.brain)
+            maps, maps_pos = post.get("maps", maps), post.get("maps_haemorrhage", maps_pos)
+            brain, scores = post.get("mask", brain), post.get("scan_score", scores)
+            map_desc = post.get("map", "")
+            extra.update(post.get("extra", {}))
     seconds = sw.seconds
 
     sel = np.flatnonzero(keep)
@@ -187,6 +169,8 @@ def score_method(
         maps_haemorrhage=maps_pos[sel],
         lesion=items.lesion[sel],
         brain=brain[sel].astype(np.uint8),
+        recon=recon[sel].astype(np.float32),
+        inputs=items.x[sel].astype(np.float32),
         info={
             "seconds_per_scan": seconds / max(1, n),
             "train_seconds": tm.train_seconds,
@@ -195,41 +179,34 @@ def score_method(
             "model_dims": f"{spec.spatial_dims}d",
             "spec": spec.to_dict(),
             "map": "|x - x_hat| in the model range"
-            + (f", {spec.post.get('median')}^3 median, eroded brain" if spec.family == "resae" else "")
+            + map_desc
             + (
                 "; brain = evaluation mask (brain mask)"
                 if spec.skull_strip
                 else "; brain = evaluation mask (whole head)"
             ),
-            "scan_score": {
-                "fanogan": "Eq. 6 (L_img + kappa*L_feat)",
-                "ctfsh": "I score (Eq. 1)",
-                "resae": "top-1% mean of the post-processed map",
-            }[spec.family],
+            "scan_score": family.scan_score,
+            "segmentation": family.segmentation(spec),
         },
     )
+    if family.info is not None:
+        res.info.update(family.info(tm, scores, extra))
     extra = {k: (v[sel] if isinstance(v, np.ndarray) and len(v) == n else v) for k, v in extra.items()}
     ev = ScoredMethod(res, items.x[sel], recon[sel], extra)
     if band is not None:
         res.info["band"] = list(band)
         res.info["excluded_scans"] = items.scan_id[~keep].tolist()
-    if spec.family == "ctfsh":
-        res.info["msssim_scales"] = _msssim_info(spec)
-        res.info["latent_sigma2"] = float(tm.latent["sigma2"])
-        res.info["scores"] = {"I": np.asarray(extra["I"]).tolist(), "F": np.asarray(extra["F"]).tolist()}
     res.info.update(test_metrics(ev))
     return ev
 
 
-def _msssim_info(spec) -> dict[str, Any]:
-    if spec.train.loss != "l1+msssim":
-        return {"used": False}
-    n, w = ctfsh_lib.msssim_scales(spec.model.image_shape, spec.train.win_size)
-    return {"used": True, "scales": n, "weights": list(w), "win_size": spec.train.win_size, "of": 5}
+def _results(ev: ScoredMethod | MethodResults) -> MethodResults:
+    """The results of a scored method, or the results themselves."""
+    return ev.results if isinstance(ev, ScoredMethod) else ev
 
 
-def _test(ev: ScoredMethod, split: str = "test") -> np.ndarray:
-    return ev.results.split == split
+def _test(ev: ScoredMethod | MethodResults, split: str = "test") -> np.ndarray:
+    return _results(ev).split == split
 
 
 def test_metrics(ev: ScoredMethod) -> dict[str, Any]:
@@ -308,12 +285,12 @@ def luo_metrics(ev: ScoredMethod, min_size: int | None = None) -> dict[str, Any]
     return out
 
 
-def compare_2d_3d(ev3d: ScoredMethod, ev2d: ScoredMethod) -> dict[str, float]:
+def compare_2d_3d(ev3d: ScoredMethod | MethodResults, ev2d: ScoredMethod | MethodResults) -> dict[str, float]:
     """Viana's 2D-vs-3D comparison: test AUROC of both on the scans the 2D method kept."""
-    kept = set(ev2d.results.scan_id[_test(ev2d)].tolist())
-    r3 = ev3d.results
+    kept = set(_results(ev2d).scan_id[_test(ev2d)].tolist())
+    r3 = _results(ev3d)
     m3 = _test(ev3d) & np.isin(r3.scan_id, list(kept))
-    r2 = ev2d.results
+    r2 = _results(ev2d)
     m2 = _test(ev2d)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", metrics.MetricWarning)
@@ -349,11 +326,12 @@ def write_method(
     return npz
 
 
-def scores_frame(evals: list[ScoredMethod]) -> pd.DataFrame:
-    """One row per method and scan: method, scan_id, split, kind, score (+ I and F for CTFSH)."""
+def scores_frame(results: list[MethodResults]) -> pd.DataFrame:
+    """One row per method and scan: method, scan_id, split, kind, score (+ the extra scores of
+    ``info["scores"]``, e.g. I and F for CTFSH)."""
     rows = []
-    for ev in evals:
-        r = ev.results
+    for r in results:
+        extra = r.info.get("scores", {})
         for i in range(len(r.scan_id)):
             row = {
                 "method": r.name,
@@ -362,20 +340,19 @@ def scores_frame(evals: list[ScoredMethod]) -> pd.DataFrame:
                 "kind": r.kind[i],
                 "score": float(r.scan_score[i]),
             }
-            for k in ("I", "F"):
-                if k in ev.extra:
-                    row[k] = float(ev.extra[k][i])
+            for k, v in extra.items():
+                row[k] = float(v[i])
             rows.append(row)
     return pd.DataFrame(rows)
 
 
-def write_scores_csv(out_dir: str | Path, evals: list[ScoredMethod]) -> Path:
+def write_scores_csv(out_dir: str | Path, results: list[MethodResults]) -> Path:
     """Write ``scores.csv`` (see :func:`scores_frame`) atomically."""
-    df = scores_frame(evals)
+    df = scores_frame(results)
     return atomic_write(Path(out_dir) / "scores.csv", lambda p: df.to_csv(p, index=False))
 
 
-def auroc_table(evals: list[ScoredMethod], score: str = "scan") -> pd.DataFrame:
+def auroc_table(evals: list[ScoredMethod | MethodResults], score: str = "scan") -> pd.DataFrame:
     """Per-pathology test AUROC, kinds as rows and methods as columns (the shape of CTFSH Tables 1–3).
 
     Args:
@@ -384,28 +361,73 @@ def auroc_table(evals: list[ScoredMethod], score: str = "scan") -> pd.DataFrame:
     """
     cols = {}
     for ev in evals:
-        info = ev.results.info
+        info = _results(ev).info
         if score == "F":
             if "auroc_F_per_kind" not in info:
                 continue
             per, total = info["auroc_F_per_kind"], info["auroc_F"]
         else:
             per, total = info["auroc_per_kind"], info["auroc"]
-        cols[ev.name] = {**per, "TOTAL": total}
+        cols[_results(ev).name] = {**per, "TOTAL": total}
     df = pd.DataFrame(cols)
     if "TOTAL" in df.index:
         df = df.loc[[i for i in df.index if i != "TOTAL"] + ["TOTAL"]]
     return df
 
 
-def roc_curves(evals: list[ScoredMethod]) -> dict[str, tuple[np.ndarray, np.ndarray, float]]:
+def roc_curves(evals: list[ScoredMethod | MethodResults]) -> dict[str, tuple[np.ndarray, np.ndarray, float]]:
     """Test-split scan-level ROC curve (fpr, tpr, AUROC) of each method."""
     out = {}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", metrics.MetricWarning)
         for ev in evals:
-            r, t = ev.results, _test(ev)
+            r, t = _results(ev), _test(ev)
             y = (r.kind[t] != "healthy").astype(int)
             fpr, tpr, _ = metrics.roc_curve(r.scan_score[t], y)
             out[ev.name] = (fpr, tpr, metrics.roc_auc(r.scan_score[t], y))
     return out
+
+
+#: The per-method entries of ``summary.json`` (from each method's ``info``).
+SUMMARY_KEYS = (
+    "auroc",
+    "auprc",
+    "auroc_per_kind",
+    "auroc_F",
+    "auroc_F_per_kind",
+    "youden",
+    "seconds_per_scan",
+    "train_seconds",
+    "slice_auc",
+    "slice_auprc",
+    "slice_sensitivity",
+    "dice_test_pooled",
+    "dice_test_mean",
+    "n_test",
+    "n_test_lesioned",
+    "device",
+)
+
+
+def write_summary(out_dir: str | Path, results: list[MethodResults]) -> dict[str, Any]:
+    """Write ``scores.csv`` and ``summary.json`` (per-method test metrics, 2D-vs-3D comparisons) to ``out_dir``.
+
+    A method registered with a 3D ``counterpart`` (``fanogan2d``) is compared with it when both are given,
+    under ``<family>_2d_vs_3d``.
+    """
+    from ctad_core import distributed as ddp
+    from ctad_core.methods import REGISTRY
+
+    out = Path(out_dir)
+    write_scores_csv(out, results)
+    by = {r.name: r for r in results}
+    summary: dict[str, Any] = {
+        "methods": {n: {k: r.info[k] for k in SUMMARY_KEYS if k in r.info} for n, r in by.items()}
+    }
+    for n, r in by.items():
+        d = REGISTRY.get(n)
+        if d is not None and d.counterpart in by:
+            summary[f"{d.family}_2d_vs_3d"] = compare_2d_3d(by[d.counterpart], r)
+    if ddp.is_main():
+        write_json(out / "summary.json", summary)
+    return summary

@@ -124,7 +124,7 @@ def discriminator_extractor(discriminator: nn.Module, name: str, batch_size: int
     concatenated (multi-scale, like a perceptual loss). Images are resized to the discriminator's size.
 
     Args:
-        discriminator: a :class:`ctad_core.models.fastgan.Discriminator` (``cfg.image_size``, ``features``).
+        discriminator: a :class:`ctad_core.methods.fastgan.model.Discriminator` (``cfg.image_size``, ``features``).
         name: what reports call it, e.g. ``"fastgan-D member_0 (run_dir/gan)"``.
         batch_size: images per forward pass.
     """

@@ -38,7 +38,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ctad_core.models import nd
+from ctad_core.nn import nd
 
 #: Wang et al. 2003 scale weights (the default of pytorch-msssim).
 MSSSIM_WEIGHTS = (0.0448, 0.2856, 0.3001, 0.2363, 0.1333)

@@ -25,7 +25,7 @@ from dataclasses import asdict, dataclass, field
 import torch
 from torch import Tensor, nn
 
-from ctad_core.models import nd
+from ctad_core.nn import nd
 
 
 @dataclass

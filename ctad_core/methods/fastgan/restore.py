@@ -29,7 +29,7 @@ from torch import nn
 from torch.nn.utils import parametrize
 
 from ctad_core.frontend import tqdm
-from ctad_core.models.fastgan import NoiseInjection
+from ctad_core.methods.fastgan.model import NoiseInjection
 from ctad_core.probe import LoopProbe
 
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
@@ -108,7 +108,7 @@ def restore(
     Args:
         generator: trained G mapping (B, nz) to (B, 1, H, W); set to eval, frozen and noise-free here.
         x: (B, 1, H, W) images in model range, on G's device.
-        loss_fn: per-image loss ``(x, x_hat) -> (B,)``, e.g. :class:`ctad_core.losses.ReconstructionLoss`.
+        loss_fn: per-image loss ``(x, x_hat) -> (B,)``, e.g. :class:`ctad_core.methods.fastgan.losses.ReconstructionLoss`.
         steps: Adam steps (seed: 8000).
         lr: Adam learning rate (the seed does not say; 0.01 by default).
         z0: (B, nz) starting latents; default zeros (the seed's choice).

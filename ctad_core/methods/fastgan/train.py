@@ -2,6 +2,7 @@
 
 Layout written under an output folder (``run_dir/gan`` or ``run_dir/encoder``)::
 
+    ensemble.json            the ensemble: config, n_members, seed, device, timing (:meth:`ctad_core.run.Run.ensemble`)
     member_0/checkpoint.pt   everything to resume: models, EMA, optimisers, RNG states, step, history
     member_0/history.json    the loss history (also inside the checkpoint)
     member_0/samples.npz     fixed-z samples of the EMA generator along training (GAN only)
@@ -23,9 +24,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ctad_core.augment import diff_augment, random_erase
+from ctad_core.data.windows import to_model
 from ctad_core.frontend import tqdm
-from ctad_core.losses import (
+from ctad_core.methods.fastgan.losses import (
     ReconstructionLoss,
     d_reconstruction_loss,
     hinge_d_loss,
@@ -33,7 +34,7 @@ from ctad_core.losses import (
     make_feature_extractor,
     sample_z,
 )
-from ctad_core.models.fastgan import (
+from ctad_core.methods.fastgan.model import (
     Discriminator,
     Encoder,
     EncoderConfig,
@@ -41,9 +42,11 @@ from ctad_core.models.fastgan import (
     Generator,
     reconstruction_targets,
 )
+from ctad_core.nn.augment import diff_augment, random_erase
 from ctad_core.probe import LoopProbe
+from ctad_core.run import Run, member_dirs
 from ctad_core.train import EMA, Stopwatch, load_checkpoint, restore_training, save_checkpoint
-from ctad_core.utils import resolve_device, save_npz, seed_everything, write_json
+from ctad_core.utils import describe_device, resolve_device, save_npz, seed_everything, write_json
 
 CKPT = "checkpoint.pt"
 
@@ -71,11 +74,6 @@ def prepare_slices(images: np.ndarray | torch.Tensor, size: int) -> torch.Tensor
             x, size=(size, size), mode="area" if down else "bilinear", align_corners=None if down else False
         )
     return x.clamp(-1, 1).contiguous()
-
-
-def member_dirs(out_dir: str | os.PathLike, n_members: int) -> list[Path]:
-    """``out_dir/member_k`` for k < n_members."""
-    return [Path(out_dir) / f"member_{k}" for k in range(n_members)]
 
 
 def member_seed(seed: int, k: int) -> int:
@@ -455,3 +453,50 @@ def load_encoder(path: str | os.PathLike, device: str | torch.device = "cpu") ->
     for p in E.parameters():
         p.requires_grad_(False)
     return E.to(resolve_device(device))
+
+
+def _timing(results: list[TrainResult]) -> dict[str, dict[str, float]]:
+    return {r.out_dir.name: {"steps_run": r.steps_run, "seconds": r.seconds} for r in results}
+
+
+def train_gan(
+    run: Run,
+    cfg: FastGANConfig,
+    n_members: int = 3,
+    device: str | torch.device = "auto",
+    seed: int = 0,
+    resume: bool = True,
+    progress: bool = True,
+) -> list[TrainResult]:
+    """Seed 000 step 1 for a run: the FastGAN ensemble on the run's healthy training slices, in ``gan/``,
+    described by ``gan/ensemble.json``."""
+    x = to_model(run.slices("train").image, run.window())
+    dev = resolve_device(device)
+    results = train_fastgan_ensemble(x, cfg, run.stage("gan", create=True), n_members, dev, seed, resume, progress)
+    run.write_ensemble(
+        "gan", cfg.to_dict(), n_members, seed=seed, device=describe_device(dev), timing=_timing(results)
+    )
+    return results
+
+
+def train_encoders(
+    run: Run,
+    cfg: EncoderConfig,
+    device: str | torch.device = "auto",
+    seed: int = 0,
+    resume: bool = True,
+    progress: bool = True,
+) -> list[TrainResult]:
+    """Seed 000 step 2 for a run: one encoder per generator of ``gan/``, in ``encoder/``, described by
+    ``encoder/ensemble.json``."""
+    gans = run.ensemble("gan")
+    x = to_model(run.slices("train").image, run.window())
+    dev = resolve_device(device)
+    results = train_encoder_ensemble(
+        x, run.gan, cfg, run.stage("encoder", create=True), gans.n_members, dev, seed, resume, progress
+    )
+    run.write_ensemble(
+        "encoder", cfg.to_dict(), gans.n_members, seed=seed, device=describe_device(dev),
+        feature_space=cfg.feature_space, timing=_timing(results),
+    )
+    return results

@@ -22,7 +22,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from ctad_core.models import nd
+from ctad_core.nn import nd
 
 
 @dataclass

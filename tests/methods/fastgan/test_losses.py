@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from ctad_core.losses import (
+from ctad_core.methods.fastgan.losses import (
     ReconstructionLoss,
     VGG16Features,
     d_reconstruction_loss,
@@ -16,7 +16,7 @@ from ctad_core.losses import (
     perceptual_loss,
     sample_z,
 )
-from ctad_core.models.fastgan import Discriminator, FastGANConfig
+from ctad_core.methods.fastgan.model import Discriminator, FastGANConfig
 
 
 def test_hinge_losses_by_hand():

@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import numpy as np
 import pytest
 import torch
 
 from ctad_core import anomaly
-from ctad_core.models.resae import (
+from ctad_core.methods.resae.model import (
     ResAE,
     ResAEConfig,
     normality_score,
@@ -18,11 +15,6 @@ from ctad_core.models.resae import (
     slice_labels,
     weight_decay_groups,
 )
-
-sys.path.insert(0, str(Path(__file__).parent))
-from _volumetric_fake import fake_run_fixture  # noqa: E402
-
-fake_run = fake_run_fixture()
 
 
 @pytest.mark.parametrize("shape", [(32, 32, 32), (64, 64, 64), (32, 32)])
@@ -97,22 +89,3 @@ def test_median_filter_and_components_remove_speckle():
     truth[6:13, 6:13, 6:13] = 1
     assert out[~truth.astype(bool)].sum() == 0
     assert out[truth.astype(bool)].mean() > 0.5  # the median rounds the cube's corners only
-
-
-def test_pipeline_luo_metrics(fake_run):
-    from ctad_core.volumetric import VolumeCache, run_method
-
-    cache = VolumeCache(fake_run)
-    p = {"luo_channels": [2, 2, 4, 4], "luo_latent_dim": 8, "luo_steps": 3, "luo_spatial_channels": 2, "luo_downsample": 1}
-    for name in ("luo_resae", "luo_resae_spatial"):
-        tm, ev = run_method(name, cache, p, progress=False)
-        info = ev.results.info
-        for k in ("slice_auc", "slice_auprc", "slice_sensitivity", "dice_threshold_val", "dice_test_pooled"):
-            assert k in info and np.isfinite(info[k]), k
-        norm = ev.extra["normality"]
-        assert norm.shape == (len(ev.results.scan_id), 16) and norm.min() == 0.0 and norm.max() == 1.0
-        # maps live inside the eroded brain mask
-        assert not ev.results.maps[ev.results.brain == 0].any()
-    assert tm.spec.model.latent == "spatial"
-    maps = list((fake_run / "volumetric" / "maps" / "luo_resae").glob("*.nii.gz"))
-    assert len(maps) == int((ev.results.split == "test").sum())

@@ -6,17 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from ctad_core.augment import diff_augment, random_erase
-from ctad_core.gan2d import (
-    generate,
-    load_encoder,
-    load_generator,
-    nearest_training_images,
-    prepare_slices,
-    train_encoder,
-    train_fastgan,
-)
-from ctad_core.models.fastgan import (
+from ctad_core.methods.fastgan.model import (
     SIZES,
     Discriminator,
     Encoder,
@@ -29,6 +19,16 @@ from ctad_core.models.fastgan import (
     reconstruction_targets,
     small_size,
 )
+from ctad_core.methods.fastgan.train import (
+    generate,
+    load_encoder,
+    load_generator,
+    nearest_training_images,
+    prepare_slices,
+    train_encoder,
+    train_fastgan,
+)
+from ctad_core.nn.augment import diff_augment, random_erase
 from ctad_core.train import load_checkpoint, restore_training, save_checkpoint
 
 NZ = 16

@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import numpy as np
 import pytest
 import torch
 from torch import nn
 
-from ctad_core.models.fanogan import (
+from ctad_core.methods.fanogan.model import (
     FAnoGAN,
     FAnoGANConfig,
     critic_loss,
@@ -18,11 +15,6 @@ from ctad_core.models.fanogan import (
     generator_loss,
     gradient_penalty,
 )
-
-sys.path.insert(0, str(Path(__file__).parent))
-from _volumetric_fake import fake_run_fixture, make_fake_run  # noqa: E402
-
-fake_run = fake_run_fixture()
 
 
 @pytest.mark.parametrize(
@@ -110,70 +102,3 @@ def test_encoder_loss_terms_match_definition():
     assert torch.allclose(l_img, ((x - x_rec) ** 2).flatten(1).sum(1) / x[0].numel())
     assert torch.allclose(l_feat, ((f_x - f_r) ** 2).sum(1) / f_x.shape[1], rtol=1e-5)
     assert torch.allclose(l_e, l_img + 0.5 * l_feat)
-
-
-TINY = {
-    "fanogan_latent_dim": 8,
-    "fanogan_base_channels": 2,
-    "fanogan_max_channels": 8,
-    "fanogan_gan_steps": 2,
-    "fanogan_n_critic": 2,
-    "fanogan_encoder_steps": 2,
-    "fanogan_finetune_steps": 2,
-    "ckpt_every": 1,
-    "fanogan2d_mid_fraction": 0.5,
-    "fanogan_downsample": 1,
-}
-
-
-def test_three_phases_train_score_and_resume(fake_run):
-    from ctad_core.train import load_checkpoint
-    from ctad_core.volumetric import VolumeCache, method_spec, run_method, train_method
-
-    cache = VolumeCache(fake_run)
-    tm, ev = run_method("fanogan3d", cache, TINY, progress=False)
-    assert set(tm.history) == {"gan", "encoder", "finetune"}
-    assert all(np.isfinite(list(h.values())).all() for ph in tm.history.values() for h in ph)
-    # G frozen in the encoder phase, trained in the fine-tuning phase
-    mdir = fake_run / "volumetric" / "models" / "fanogan3d"
-    gan, enc, ft = (load_checkpoint(mdir / f"{p}.pt") for p in ("gan", "encoder", "finetune"))
-    k = "blocks.1.weight"
-    assert torch.equal(gan["modules"]["generator"][k], enc["modules"]["generator"][k])
-    assert not torch.equal(enc["modules"]["generator"][k], ft["modules"]["generator"][k])
-    r = ev.results
-    assert r.level == "3d" and r.maps.shape == (len(r.scan_id), 16, 16, 16)
-    assert {"threshold", "sensitivity", "specificity", "accuracy"} <= set(r.info["youden"])
-    # a finished model is reloaded, not retrained
-    spec = method_spec("fanogan3d", cache.shape, TINY)
-    again = train_method(spec, cache.train_x(spec), fake_run / "volumetric", progress=False)
-    assert again.train_seconds == pytest.approx(tm.train_seconds)
-    for a, b in zip(tm.model.state_dict().values(), again.model.state_dict().values()):
-        assert torch.equal(a.cpu(), b.cpu())
-
-
-def test_2d_comparison_on_mid_axial_band(fake_run):
-    from ctad_core.volumetric import VolumeCache, compare_2d_3d, run_method
-
-    cache = VolumeCache(fake_run)
-    _, ev2 = run_method("fanogan2d", cache, TINY, progress=False)
-    _, ev3 = run_method("fanogan3d", cache, TINY, progress=False)
-    r = ev2.results
-    assert r.level == "3d" and r.model_dims == "2d"  # items are volumes; the model is 2D
-    assert ev3.results.model_dims == "3d"
-    lo, hi = r.info["band"]
-    assert (lo, hi) == (4, 12)
-    assert not r.maps[:, :lo].any() and not r.brain[:, hi:].any()
-    kept = set(r.scan_id)
-    assert set(r.info["excluded_scans"]).isdisjoint(kept)
-    cmp = compare_2d_3d(ev3, ev2)
-    assert cmp["n_scans"] == int((r.split == "test").sum())
-
-
-def test_downsampled_model_maps_on_the_data_grid(tmp_path):
-    # Viana's 64³ from 128³ data: the model runs on pooled volumes, maps come back on the data grid
-    from ctad_core.volumetric import VolumeCache, run_method
-
-    cache = VolumeCache(make_fake_run(tmp_path, size=16, n_train=4, n_val=3, n_test=3))
-    tm, ev = run_method("fanogan3d", cache, {**TINY, "fanogan_downsample": 2}, progress=False)
-    assert tm.spec.model.image_shape == (8, 8, 8) and tm.spec.downsample == 2
-    assert ev.results.maps.shape[1:] == (16, 16, 16) and ev.recon.shape[1:] == (16, 16, 16)

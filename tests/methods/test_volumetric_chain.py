@@ -8,11 +8,11 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
+from ctad_core.volumetric import DEFAULT_PARAMS
 
 from ctad_core.data.manifest import load_volumes
 from ctad_core.data.nifti import load_nifti
 from ctad_core.results import find_method_results, load_method_results
-from ctad_core.volumetric import DEFAULT_PARAMS
 
 NB = Path(__file__).resolve().parents[1] / "notebooks" / "05_volumetric_3d.ipynb"
 

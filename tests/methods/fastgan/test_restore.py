@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from ctad_core.losses import ReconstructionLoss, make_feature_extractor
-from ctad_core.models.fastgan import (
+from ctad_core.methods.fastgan.losses import ReconstructionLoss, make_feature_extractor
+from ctad_core.methods.fastgan.model import (
     Discriminator,
     Encoder,
     EncoderConfig,
@@ -15,7 +15,7 @@ from ctad_core.models.fastgan import (
     Generator,
     NoiseInjection,
 )
-from ctad_core.restoration import encode_reconstruct, restore, restore_many
+from ctad_core.methods.fastgan.restore import encode_reconstruct, restore, restore_many
 
 NZ = 16
 

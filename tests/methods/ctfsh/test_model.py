@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import sys
 import warnings
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -14,7 +12,7 @@ from pytorch_msssim import ssim as reference_ssim
 from scipy.ndimage import correlate1d
 from scipy.stats import multivariate_normal
 
-from ctad_core.models.ctfsh import (
+from ctad_core.methods.ctfsh.model import (
     CTFSH,
     ACAICritic,
     CTFSHConfig,
@@ -225,37 +223,3 @@ def test_f_score_against_scipy_gaussian():
     expected = 1 - mvn.pdf(test) / mvn.pdf(mu)
     assert np.allclose(f_score(test, mu, sigma2), expected)
     assert f_score(mu[None], mu, sigma2)[0] == 0.0
-
-
-def test_training_writes_i_and_f_scores(tmp_path):
-    sys.path.insert(0, str(Path(__file__).parent))
-    from _volumetric_fake import make_fake_run
-
-    from ctad_core.volumetric import VolumeCache, auroc_table, method_spec, run_method
-
-    cache = VolumeCache(make_fake_run(tmp_path, size=16, n_train=4, n_val=3, n_test=6))
-    p = {
-        "ctfsh_channels": [2, 4],
-        "ctfsh_latent_dim": 6,
-        "ctfsh_steps": 2,
-        "ctfsh_win_size": 3,
-        "ctfsh_downsample": 1,
-    }
-    evs = []
-    for name in ("ctfsh_vae_acai", "ctfsh_ae_l1_strip"):
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            tm, ev = run_method(name, cache, p, progress=False)
-        evs.append(ev)
-        info = ev.results.info
-        assert len(info["scores"]["F"]) == len(ev.results.scan_id)
-        assert set(info["auroc_per_kind"]) == set(info["auroc_F_per_kind"]) == {"iph", "infarct"}
-    assert (
-        evs[0].results.info["msssim_scales"]["scales"] == 3
-        and evs[1].results.info["msssim_scales"]["used"] is False
-    )
-    # skull-stripped inputs: outside the brain the input is the window's lower bound
-    strip = cache.items(method_spec("ctfsh_ae_l1_strip", cache.shape, p))
-    assert np.all(strip.x[strip.brain == 0] == -1.0)
-    table = auroc_table(evs, "F")
-    assert list(table.index) == ["infarct", "iph", "TOTAL"]
