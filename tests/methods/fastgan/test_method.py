@@ -7,18 +7,18 @@ import json
 import numpy as np
 import torch
 
-from ctad_core import gan2d
-from ctad_core.data.manifest import load_slices
-from ctad_core.results import find_method_results, load_method_results
+from ctad_core.methods.fastgan import train as gan2d
+from ctad_core.run import Run
 from ctad_core.train import load_checkpoint
 
 
 def test_gan_ensemble_written(smoke_run_dir):
     gan = smoke_run_dir / "gan"
-    info = json.loads((gan / "training.json").read_text())
-    n = info["n_members"]
-    assert n >= 2
-    for k, d in enumerate(gan2d.member_dirs(gan, n)):
+    ens = Run(smoke_run_dir).ensemble("gan")
+    assert ens.n_members >= 2 and ens.members[0] == gan / "member_0"
+    info = {**json.loads((gan / "ensemble.json").read_text())}
+    assert info["config"] == ens.config and set(info["timing"]) == {d.name for d in ens.members}
+    for k, d in enumerate(ens.members):
         ck = load_checkpoint(d / "checkpoint.pt")
         assert ck["step"] == info["config"]["steps"] and ck["seed"] == info["seed"] + 1000 * k
         with np.load(d / "samples.npz") as s:
@@ -28,15 +28,15 @@ def test_gan_ensemble_written(smoke_run_dir):
     for png in ("loss_curves.png", "samples_during_training.png", "real_generated_nearest.png"):
         assert (gan / png).stat().st_size > 0
     # the members differ (different seeds)
-    g0, g1 = (load_checkpoint(d / "checkpoint.pt")["G_ema"] for d in gan2d.member_dirs(gan, 2))
+    g0, g1 = (load_checkpoint(d / "checkpoint.pt")["G_ema"] for d in ens.members[:2])
     assert any(not torch.equal(g0[k], g1[k]) for k in g0 if g0[k].is_floating_point())
 
 
 def test_encoders_written(smoke_run_dir):
-    enc = smoke_run_dir / "encoder"
-    info = json.loads((enc / "training.json").read_text())
-    assert info["feature_space"] in ("discriminator", "vgg16", "none")
-    for d in gan2d.member_dirs(enc, info["n_members"]):
+    ens = Run(smoke_run_dir).ensemble("encoder")
+    assert ens.info["feature_space"] in ("discriminator", "vgg16", "none")
+    assert ens.n_members == Run(smoke_run_dir).ensemble("gan").n_members
+    for d in ens.members:
         E = gan2d.load_encoder(d)
         z = E(torch.zeros(2, 1, E.cfg.image_size, E.cfg.image_size))
         assert z.shape == (2, E.cfg.nz) and z.abs().max() <= 1
@@ -44,25 +44,33 @@ def test_encoders_written(smoke_run_dir):
 
 
 def test_restoration_results(smoke_run_dir):
-    rdir = smoke_run_dir / "restoration"
-    found = find_method_results(smoke_run_dir)
+    run = Run(smoke_run_dir)
+    found = run.find_method_results()
     assert {"fastgan_encoder", "fastgan_restoration"} <= set(found)
-    sl = load_slices(smoke_run_dir)
+    sl = run.slices()
+    seconds = {}
     for name in ("fastgan_encoder", "fastgan_restoration"):
-        r = load_method_results(found[name])
+        r = run.load_method_results(name)
+        assert found[name].parent.parent == run.restoration
         assert r.level == "2d" and set(np.unique(r.split)) <= {"val", "test"}
-        assert r.maps.shape == r.lesion.shape == r.brain.shape == r.recon.shape
+        assert r.maps.shape == r.lesion.shape == r.brain.shape == r.recon.shape == r.inputs.shape
         assert np.isfinite(r.maps).all() and (r.maps >= 0).all() and np.isfinite(r.scan_score).all()
         assert r.info["seconds_per_scan"] > 0 and r.info["feature_space"] and r.info["device"]
         assert set(r.scan_id) <= set(sl.scan_id)
+        # the contract: each member's map, their mean, and the vote the evaluator applies
+        m = r.info["n_members"]
+        assert r.member_maps.shape == (m, *r.maps.shape) and r.member_maps_haemorrhage.shape == r.member_maps.shape
+        np.testing.assert_allclose(r.maps, r.member_maps.mean(0), rtol=1e-6, atol=1e-7)
+        np.testing.assert_allclose(r.maps_haemorrhage, r.member_maps_haemorrhage.mean(0), rtol=1e-6, atol=1e-7)
+        assert r.segmentation["vote"] == "majority" and r.segmentation["closing_radius"] == r.info["closing_radius"]
+        # the members' maps are residuals of the inputs: |x - x_hat_m| averaged gives maps (abs mode)
+        if r.info["residual_mode"] == "abs":
+            assert (r.member_maps.mean(0) >= np.abs(r.inputs - r.recon) - 1e-5).all()  # triangle inequality
         # seed 000's haemorrhage map: max(x - x_hat, 0) <= |x - x_hat| pixel by pixel (members' means of both)
-        assert r.maps_haemorrhage.shape == r.maps.shape and (r.maps_haemorrhage >= 0).all()
+        assert (r.maps_haemorrhage >= 0).all()
         assert (r.maps_haemorrhage <= r.maps + 1e-6).all() and (r.maps_haemorrhage < r.maps - 1e-3).any()
-    timings = json.loads((rdir / "timings.json").read_text())
-    assert timings["restoration"]["seconds_per_slice"] > timings["encoder"]["seconds_per_slice"]
-    metrics = json.loads((rdir / "metrics.json").read_text())
+        seconds[name] = r.info["seconds_per_scan"]
+    assert seconds["fastgan_restoration"] > seconds["fastgan_encoder"]
+    metrics = json.loads((run.restoration / "metrics.json").read_text())
     for m in metrics.values():
         assert 0 <= m["dice_mean"] <= 1 and 0 <= m["auroc_test"] <= 1
-    with np.load(rdir / "reconstructions.npz") as z:
-        assert z["recon_restoration"].shape[1:] == z["x"].shape
-        assert z["maps_encoder"].shape == z["recon_encoder"].shape
