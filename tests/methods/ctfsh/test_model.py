@@ -223,3 +223,12 @@ def test_f_score_against_scipy_gaussian():
     expected = 1 - mvn.pdf(test) / mvn.pdf(mu)
     assert np.allclose(f_score(test, mu, sigma2), expected)
     assert f_score(mu[None], mu, sigma2)[0] == 0.0
+
+
+def test_doctests():
+    import doctest
+
+    from ctad_core.methods.ctfsh import model
+
+    res = doctest.testmod(model, optionflags=doctest.ELLIPSIS)
+    assert res.attempted > 0 and res.failed == 0

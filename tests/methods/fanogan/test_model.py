@@ -102,3 +102,12 @@ def test_encoder_loss_terms_match_definition():
     assert torch.allclose(l_img, ((x - x_rec) ** 2).flatten(1).sum(1) / x[0].numel())
     assert torch.allclose(l_feat, ((f_x - f_r) ** 2).sum(1) / f_x.shape[1], rtol=1e-5)
     assert torch.allclose(l_e, l_img + 0.5 * l_feat)
+
+
+def test_doctests():
+    import doctest
+
+    from ctad_core.methods.fanogan import model
+
+    res = doctest.testmod(model, optionflags=doctest.ELLIPSIS)
+    assert res.attempted > 0 and res.failed == 0

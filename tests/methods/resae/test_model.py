@@ -89,3 +89,12 @@ def test_median_filter_and_components_remove_speckle():
     truth[6:13, 6:13, 6:13] = 1
     assert out[~truth.astype(bool)].sum() == 0
     assert out[truth.astype(bool)].mean() > 0.5  # the median rounds the cube's corners only
+
+
+def test_doctests():
+    import doctest
+
+    from ctad_core.methods.resae import model
+
+    res = doctest.testmod(model, optionflags=doctest.ELLIPSIS)
+    assert res.attempted > 0 and res.failed == 0
