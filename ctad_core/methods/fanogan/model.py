@@ -177,29 +177,9 @@ class FAnoGAN(nn.Module):
         self.critic = Critic(cfg)
         self.encoder = Encoder(cfg)
 
-    def sample_z(self, n: int, generator: torch.Generator | None = None, device: torch.device | None = None) -> Tensor:
-        """z ~ N(0, I): (n, latent_dim) (Viana, Eq. 1)."""
-        z = torch.randn(n, self.cfg.latent_dim, generator=generator)
-        return z.to(device) if device is not None else z
-
     def reconstruct(self, x: Tensor) -> Tensor:
         """x̃ = G(E(x)): (B, 1, *shape) → (B, 1, *shape)."""
         return self.generator(self.encoder(x))
-
-    @torch.no_grad()
-    def score(self, x: Tensor, kappa: float = 1.0) -> tuple[Tensor, Tensor, Tensor]:
-        """Anomaly score of Eq. 6 (L_img + κ·L_feat per item), reconstruction and voxel map |x − x̃|.
-
-        Args:
-            x: (B, 1, *shape) in [-1, 1].
-            kappa: weight of the feature term.
-
-        Returns:
-            score (B,), recon (B, 1, *shape), residual map (B, 1, *shape).
-        """
-        x_rec = self.reconstruct(x)
-        s = encoder_loss_terms(x, x_rec, self.critic, kappa)[2]
-        return s, x_rec, (x - x_rec).abs()
 
 
 def gradient_penalty(critic: nn.Module, real: Tensor, fake: Tensor, generator: torch.Generator | None = None) -> Tensor:
