@@ -18,7 +18,11 @@ from _volumetric_fake import make_fake_run  # noqa: E402
 
 
 def _digest(folder: Path) -> dict[str, str]:
-    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.rglob("*")) if p.is_file()}
+    return {
+        str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    }
 
 
 @pytest.fixture(scope="module")
@@ -78,8 +82,13 @@ def test_ensemble_round_trip_and_failures(tmp_path):
 
 def _res(name: str, n: int = 3) -> MethodResults:
     return MethodResults(
-        name=name, level="2d", scan_id=np.array([f"s{i}" for i in range(n)]), split=np.array(["val"] * n),
-        kind=np.array(["healthy"] * n), scan_score=np.arange(n, dtype=float), maps=np.zeros((n, 4, 4), np.float32),
+        name=name,
+        level="2d",
+        scan_id=np.array([f"s{i}" for i in range(n)]),
+        split=np.array(["val"] * n),
+        kind=np.array(["healthy"] * n),
+        scan_score=np.arange(n, dtype=float),
+        maps=np.zeros((n, 4, 4), np.float32),
     )
 
 

@@ -125,8 +125,12 @@ def _run_volume(
     return ev.results
 
 
-def _volume(name: str, family: str, model_dims: str = "3d", counterpart: str | None = None, desc: str = "") -> MethodDef:
-    return MethodDef(name, family, "3d", model_dims, "volumetric", "05_volumetric_3d", _run_volume, counterpart, desc)
+def _volume(
+    name: str, family: str, model_dims: str = "3d", counterpart: str | None = None, desc: str = ""
+) -> MethodDef:
+    return MethodDef(
+        name, family, "3d", model_dims, "volumetric", "05_volumetric_3d", _run_volume, counterpart, desc
+    )
 
 
 def _fastgan(name: str, restoration: bool, desc: str) -> MethodDef:
@@ -139,7 +143,9 @@ REGISTRY: dict[str, MethodDef] = {
     d.name: d
     for d in (
         _fastgan("fastgan_encoder", False, "seed 000: FastGAN ensemble, z = E(x), majority vote"),
-        _fastgan("fastgan_restoration", True, "seed 000: FastGAN ensemble, latent restoration, majority vote"),
+        _fastgan(
+            "fastgan_restoration", True, "seed 000: FastGAN ensemble, latent restoration, majority vote"
+        ),
         _volume("fanogan3d", "fanogan", desc="seed 001: 3D f-AnoGAN with fine-tuning"),
         _volume("fanogan2d", "fanogan", "2d", "fanogan3d", "seed 001: the same networks on mid-axial slices"),
         *(_volume(n, "ctfsh", desc="seed 002: CTFSH AE/VAE") for n in CTFSH_NAMES),
@@ -170,7 +176,9 @@ def method_params(name: str, params: dict[str, Any] | None = None) -> dict[str, 
     return {**default_params(get(name).notebook), **(params or {})}
 
 
-def method_spec(name: str, volume_shape: tuple[int, int, int], params: dict[str, Any] | None = None) -> MethodSpec:
+def method_spec(
+    name: str, volume_shape: tuple[int, int, int], params: dict[str, Any] | None = None
+) -> MethodSpec:
     """The :class:`~ctad_core.methods.spec.MethodSpec` of a 3D-path method from flat parameters.
 
     Args:

@@ -132,7 +132,9 @@ def train_method(
         ck = load_checkpoint(final, map_location=info.device)
         if ck.get("spec") == _jsonable(spec.to_dict()):
             return load_trained(final, spec, info.device)
-        warnings.warn(f"{final} was trained with another configuration; training {spec.name} again", stacklevel=2)
+        warnings.warn(
+            f"{final} was trained with another configuration; training {spec.name} again", stacklevel=2
+        )
         for p in (out_dir / "models" / spec.name).glob("*.pt"):
             if info.is_main:
                 p.unlink()
@@ -142,9 +144,17 @@ def train_method(
     model, critic = family.build(spec)
     x = training_images(spec, x_train)
     shard = (len(x) + info.world_size - 1) // info.world_size  # make_loader caps the batch at the shard
-    runner = PhaseRunner(out_dir / "models" / spec.name, info, spec.ckpt_every, resume, progress,
-                         name=spec.name, batch_size=max(1, min(spec.train.batch_size, shard)),
-                         nominal_batch_size=spec.train.batch_size, amp=spec.amp)
+    runner = PhaseRunner(
+        out_dir / "models" / spec.name,
+        info,
+        spec.ckpt_every,
+        resume,
+        progress,
+        name=spec.name,
+        batch_size=max(1, min(spec.train.batch_size, shard)),
+        nominal_batch_size=spec.train.batch_size,
+        amp=spec.amp,
+    )
     with Stopwatch(info.device) as sw:
         family.train(model, x, spec, runner, seed, critic)
     ddp.broadcast_buffers(model, info)  # BatchNorm statistics: rank 0's copy on every rank
@@ -194,7 +204,9 @@ def load_trained(path: str | Path, spec: MethodSpec, device: torch.device | str 
     latent = {}
     if "latent_mu" in ck:
         latent = {"mu": ck["latent_mu"].cpu().numpy(), "sigma2": float(ck["latent_sigma2"])}
-    return TrainedMethod(spec, model, critic, latent, ck.get("history", {}), float(ck.get("train_seconds", 0.0)))
+    return TrainedMethod(
+        spec, model, critic, latent, ck.get("history", {}), float(ck.get("train_seconds", 0.0))
+    )
 
 
 def load_history(path: str | Path) -> dict[str, list[dict[str, float]]]:

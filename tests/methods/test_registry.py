@@ -10,9 +10,17 @@ from ctad_core.methods.spec import default_params
 
 SHAPE = (16, 16, 16)
 TINY = {
-    "fanogan_latent_dim": 8, "fanogan_base_channels": 2, "fanogan_max_channels": 8, "fanogan_downsample": 1,
-    "ctfsh_channels": [2, 4], "ctfsh_latent_dim": 6, "ctfsh_downsample": 1,
-    "resae_channels": [2, 2, 4, 4], "resae_latent_dim": 8, "resae_spatial_channels": 2, "resae_downsample": 1,
+    "fanogan_latent_dim": 8,
+    "fanogan_base_channels": 2,
+    "fanogan_max_channels": 8,
+    "fanogan_downsample": 1,
+    "ctfsh_channels": [2, 4],
+    "ctfsh_latent_dim": 6,
+    "ctfsh_downsample": 1,
+    "resae_channels": [2, 2, 4, 4],
+    "resae_latent_dim": 8,
+    "resae_spatial_channels": 2,
+    "resae_downsample": 1,
 }
 
 
@@ -20,7 +28,12 @@ def test_names_are_unique_and_carry_their_folder():
     names = M.method_names()
     assert len(names) == len(set(names)) == 18
     for n, d in M.REGISTRY.items():
-        assert d.name == n and n.startswith(d.family) and d.level in ("2d", "3d") and d.model_dims in ("2d", "3d")
+        assert (
+            d.name == n
+            and n.startswith(d.family)
+            and d.level in ("2d", "3d")
+            and d.model_dims in ("2d", "3d")
+        )
     assert M.get("fanogan2d").level == "3d" and M.get("fanogan2d").model_dims == "2d"
     assert M.get("fanogan2d").counterpart == "fanogan3d"
     assert not any(n.startswith("luo") for n in names)

@@ -20,7 +20,6 @@ if TYPE_CHECKING:
     from ctad_core.methods.spec import MethodSpec
 
 
-
 @dataclass
 class CTFSHTrain:
     """Training of seed 002: ℓ_r (L1 or L1 + MS-SSIM, ρ), optional ACAI (λ, γ), VAE KL weight."""
@@ -46,10 +45,17 @@ class _AEStep(nn.Module):
         self._critic = (critic,)
         self.tc = tc
 
-    def forward(self, x: Tensor, perm: Tensor | None = None, alpha: Tensor | None = None) -> dict[str, Tensor]:
+    def forward(
+        self, x: Tensor, perm: Tensor | None = None, alpha: Tensor | None = None
+    ) -> dict[str, Tensor]:
         x_hat, z, mu, logvar = self.model(x)
-        out = {"x_hat": x_hat, "rec": ctfsh_lib.reconstruction_loss(x, x_hat, self.tc.loss, self.tc.rho, self.tc.win_size)}
-        out["kl"] = ctfsh_lib.kl_divergence(mu, logvar) if logvar is not None else torch.zeros_like(out["rec"])
+        out = {
+            "x_hat": x_hat,
+            "rec": ctfsh_lib.reconstruction_loss(x, x_hat, self.tc.loss, self.tc.rho, self.tc.win_size),
+        }
+        out["kl"] = (
+            ctfsh_lib.kl_divergence(mu, logvar) if logvar is not None else torch.zeros_like(out["rec"])
+        )
         critic = self._critic[0]
         if critic is not None and perm is not None and alpha is not None:
             x_alpha = self.model.decode(ctfsh_lib.interpolate_latents(z, z[perm], alpha))
@@ -70,7 +76,12 @@ class _ACAICriticStep(nn.Module):
 
 
 def train_ctfsh(
-    model: CTFSH, x: np.ndarray, spec: MethodSpec, runner: PhaseRunner, seed: int = 0, critic: ACAICritic | None = None
+    model: CTFSH,
+    x: np.ndarray,
+    spec: MethodSpec,
+    runner: PhaseRunner,
+    seed: int = 0,
+    critic: ACAICritic | None = None,
 ) -> None:
     """Seed 002: AE/VAE on ℓ_r (+ β·KL per voxel for the VAE) (+ λ·ACAI regulariser, with its critic)."""
     tc, info = spec.train, runner.info

@@ -30,7 +30,6 @@ if TYPE_CHECKING:
     from ctad_core.methods.spec import MethodSpec
 
 
-
 @dataclass
 class FAnoGANTrain:
     """Training schedule of seed 001 (WGAN-GP → encoder → fine-tuning of E and G).
@@ -57,7 +56,9 @@ class FAnoGANTrain:
 
     def __post_init__(self) -> None:
         if self.n_critic < 1 or self.batch_size < 1:
-            raise ValueError(f"n_critic and batch_size must be >= 1, got {self.n_critic} and {self.batch_size}")
+            raise ValueError(
+                f"n_critic and batch_size must be >= 1, got {self.n_critic} and {self.batch_size}"
+            )
 
 
 class _CriticStep(nn.Module):
@@ -91,7 +92,9 @@ class _EncoderStep(nn.Module):
     ``trainable`` holds the modules being trained (E, or E and G); the critic always stays outside.
     """
 
-    def __init__(self, encoder: nn.Module, generator: nn.Module, critic: nn.Module, kappa: float, train_g: bool) -> None:
+    def __init__(
+        self, encoder: nn.Module, generator: nn.Module, critic: nn.Module, kappa: float, train_g: bool
+    ) -> None:
         super().__init__()
         self.encoder = encoder
         if train_g:
@@ -153,14 +156,24 @@ def train_fanogan(
         w = (d_real.float().mean() - d_fake.float().mean()).item()
         return {"loss_d": loss_d.item(), "loss_g": loss_g.item(), "wasserstein": w, "gp": gp.item()}
 
-    runner.run("gan", tc.gan_steps, {"generator": G, "critic": D}, {"g": opt_g, "d": opt_d}, gan_step, f"{spec.name} WGAN-GP")
+    runner.run(
+        "gan",
+        tc.gan_steps,
+        {"generator": G, "critic": D},
+        {"g": opt_g, "d": opt_d},
+        gan_step,
+        f"{spec.name} WGAN-GP",
+    )
     d_step = g_step = None
     collect_wrappers()
 
     # 2. encoder (G, D frozen) and 3. fine-tuning (E and G) ------------------------------------------------
     set_trainable(D, False)
     D.eval()
-    for phase, steps, train_g in (("encoder", tc.encoder_steps, False), ("finetune", tc.finetune_steps, True)):
+    for phase, steps, train_g in (
+        ("encoder", tc.encoder_steps, False),
+        ("finetune", tc.finetune_steps, True),
+    ):
         if steps > 0:
             _encoder_phase(model, phase, steps, train_g, batches, spec, runner)
     set_trainable(model, True)
@@ -168,7 +181,13 @@ def train_fanogan(
 
 
 def _encoder_phase(
-    model: FAnoGAN, phase: str, steps: int, train_g: bool, batches: Batches, spec: MethodSpec, runner: PhaseRunner
+    model: FAnoGAN,
+    phase: str,
+    steps: int,
+    train_g: bool,
+    batches: Batches,
+    spec: MethodSpec,
+    runner: PhaseRunner,
 ) -> None:
     """Phase 2 (E on L_E, G and D frozen) or 3 (E and G on L_E) of seed 001."""
     tc, info = spec.train, runner.info

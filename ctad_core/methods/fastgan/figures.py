@@ -45,7 +45,13 @@ def show_examples(results: Sequence[MethodResults], idx: Sequence[int], title: s
             axes[row, 1 + c].imshow(r.recon[i], cmap="gray", vmin=-1, vmax=1)
             ax = axes[row, 1 + k + c]
             ax.imshow(x[i], cmap="gray", vmin=-1, vmax=1)
-            ax.imshow(np.ma.masked_less(r.maps[i] * brain[i], floor[c]), cmap="autumn_r", vmin=0, vmax=vmax, alpha=0.8)
+            ax.imshow(
+                np.ma.masked_less(r.maps[i] * brain[i], floor[c]),
+                cmap="autumn_r",
+                vmin=0,
+                vmax=vmax,
+                alpha=0.8,
+            )
         axes[row, -1].imshow(x[i], cmap="gray", vmin=-1, vmax=1)
         axes[row, -1].imshow(np.ma.masked_equal(lesion[i], 0), cmap="cool", alpha=0.7)
         axes[row, 0].set_ylabel(f"{r0.kind[i]}", fontsize=8)

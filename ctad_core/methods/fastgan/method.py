@@ -18,7 +18,6 @@ import torch
 
 from ctad_core import anomaly
 from ctad_core.data.windows import to_model
-from ctad_core.frontend import tqdm
 from ctad_core.methods.fastgan import train as fg_train
 from ctad_core.methods.fastgan.ensemble import residual_maps, resize_masks, select_slices, stack_members
 from ctad_core.methods.fastgan.losses import ReconstructionLoss, make_feature_extractor
@@ -124,23 +123,32 @@ def reconstruct_members(
             recons.append(r_enc[:, 0].numpy())
             seconds += t_enc
             if progress:
-                tqdm.write(f"member {m}: encoder {t_enc:.2f} s for {len(x)} slices")
+                print(f"member {m}: encoder {t_enc:.2f} s for {len(x)} slices")
             continue
         D = fg_train.load_discriminator(g_dir, dev) if p["feature_space"] == "discriminator" else None
         features = make_feature_extractor(p["feature_space"], D, p["vgg_weights"] or None)
         loss_fn = ReconstructionLoss(features, p["w_percept"], p["w_mse"])
         z0 = z_enc if init == "encoder" else None
         res = restore_many(
-            G, x, loss_fn, batch_size=p["batch_size"], steps=p["steps"], lr=p["lr"], amp=p["amp"],
-            channels_last=p["channels_last"], z0=z0,
+            G,
+            x,
+            loss_fn,
+            batch_size=p["batch_size"],
+            steps=p["steps"],
+            lr=p["lr"],
+            amp=p["amp"],
+            channels_last=p["channels_last"],
+            z0=z0,
         )
         if z0 is not None:
-            res.seconds += t_enc  # the encoder pass (E and G(E(x)), a slight overestimate) is part of this cost
+            res.seconds += (
+                t_enc  # the encoder pass (E and G(E(x)), a slight overestimate) is part of this cost
+            )
         recons.append(res.recon[:, 0].numpy())
         losses.append(np.asarray(res.losses))
         seconds += res.seconds
         if progress:
-            tqdm.write(f"member {m}: restoration {res.seconds:.1f} s for {len(x)} slices")
+            print(f"member {m}: restoration {res.seconds:.1f} s for {len(x)} slices")
     return MemberReconstructions(stack_members(recons), seconds, losses)
 
 

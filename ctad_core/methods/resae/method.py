@@ -37,7 +37,11 @@ def resae_spec(name: str, shape: tuple[int, int, int], p: dict[str, Any]) -> Met
         lr=float(p["resae_lr"]),
         weight_decay=float(p["resae_weight_decay"]),
     )
-    post = {"median": int(p["resae_median"]), "erode": int(p["resae_erode"]), "min_size": int(p["resae_min_size"])}
+    post = {
+        "median": int(p["resae_median"]),
+        "erode": int(p["resae_erode"]),
+        "min_size": int(p["resae_min_size"]),
+    }
     return MethodSpec(
         name,
         "resae",

@@ -18,7 +18,6 @@ if TYPE_CHECKING:
     from ctad_core.methods.spec import MethodSpec
 
 
-
 @dataclass
 class ResAETrain:
     """Training of seed 004: L2 loss, Adam, L2 weight decay on kernels."""

@@ -36,10 +36,7 @@ def test_training_writes_i_and_f_scores(tmp_path):
         info = r.info
         assert len(info["scores"]["F"]) == len(r.scan_id) and info["scores"]["I"] == r.scan_score.tolist()
         assert set(info["auroc_per_kind"]) == set(info["auroc_F_per_kind"]) == {"iph", "infarct"}
-    assert (
-        evs[0].info["msssim_scales"]["scales"] == 3
-        and evs[1].info["msssim_scales"]["used"] is False
-    )
+    assert evs[0].info["msssim_scales"]["scales"] == 3 and evs[1].info["msssim_scales"]["used"] is False
     # skull-stripped inputs: outside the brain the input is the window's lower bound
     strip = cache.items(method_spec("ctfsh_ae_l1_strip", cache.shape, p))
     assert np.all(strip.x[strip.brain == 0] == -1.0)
