@@ -21,12 +21,7 @@ from ctad_core.methods.fastgan.model import (
 )
 from ctad_core.train import restore_training, save_checkpoint
 
-NZ = 16
-
-
-def tiny(size: int, **kw) -> FastGANConfig:
-    return FastGANConfig(image_size=size, nz=NZ, ngf=2, ndf=2, min_ch=2, **kw)
-
+from ._nets import NZ, tiny
 
 # ------------------------------------------------------------ FastGAN's channel plan, counted by hand
 # Liu et al. 2021 (Fig. 3 and the released code), at width w (= ngf = ndf), one image channel, no biases;

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from ctad_core.methods.fastgan.model import EncoderConfig, FastGANConfig
+from ctad_core.methods.fastgan.model import EncoderConfig
 from ctad_core.methods.fastgan.train import (
     generate,
     load_encoder,
@@ -18,11 +18,7 @@ from ctad_core.methods.fastgan.train import (
 )
 from ctad_core.train import load_checkpoint
 
-NZ = 16
-
-
-def tiny(size: int, **kw) -> FastGANConfig:
-    return FastGANConfig(image_size=size, nz=NZ, ngf=2, ndf=2, min_ch=2, **kw)
+from ._nets import NZ, tiny
 
 
 def test_prepare_slices_resizes_and_checks():
