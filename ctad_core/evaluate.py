@@ -506,7 +506,7 @@ def default_extractor(
 ) -> Any:
     """The FID feature space: Inception-v3 if a local weights file is given, else the trained FastGAN
     discriminator of member 0, else (no GAN) a seeded random CNN. ``.name`` says which."""
-    from ctad_core import features
+    from ctad_core.nn import features
 
     if inception_weights:
         return features.inception_extractor(inception_weights, device=device)

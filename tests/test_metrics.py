@@ -12,8 +12,9 @@ from scipy.stats import wilcoxon
 from sklearn.metrics import average_precision_score, precision_recall_curve, roc_auc_score
 from sklearn.metrics import roc_curve as sk_roc_curve
 
-from ctad_core import features, metrics
+from ctad_core import metrics
 from ctad_core.metrics import MetricWarning
+from ctad_core.nn import features
 
 
 def _rng(seed: int = 0) -> np.random.Generator:
