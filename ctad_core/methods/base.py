@@ -112,7 +112,7 @@ def train_method(
     """Train one method on healthy volumes (or load it when ``models/<name>.pt`` has the same config).
 
     Args:
-        spec: the method (:func:`~ctad_core.methods.spec.method_spec`).
+        spec: the method (:func:`ctad_core.methods.method_spec`).
         x_train: (N, D, H, W) healthy training volumes in [-1, 1], already windowed / skull-stripped
             as ``spec`` asks (:func:`~ctad_core.methods.inputs.model_volumes`).
         out_dir: ``run_dir/volumetric``; writes ``models/<name>.pt`` and ``models/<name>/<phase>.pt``.
