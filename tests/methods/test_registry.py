@@ -79,3 +79,11 @@ def test_defaults_come_from_the_parameters_cell_and_params_override():
     assert spec.train.steps == 7 and spec.post["min_size"] == nb["resae_min_size"]
     with pytest.raises(ValueError, match="does not divide"):
         M.method_spec("resae", (30, 30, 30), {"resae_downsample": 4})
+
+
+@pytest.mark.parametrize("name", [n for n, d in M.REGISTRY.items() if d.family == "fastgan"])
+def test_fastgan_names_need_the_trained_ensembles(name, tmp_path):
+    with pytest.raises(FileNotFoundError, match="gan/ensemble.json not found: run notebook 02_gan_training"):
+        M.run_method(name, tmp_path, progress=False)
+    with pytest.raises(ValueError, match="restoration_init must be one of"):
+        M.run_method(name, tmp_path, {"restoration_init": "random"}, progress=False)

@@ -69,6 +69,18 @@ def eval_slices(run: Run, image_size: int, max_slices_per_split: int = 0, seed: 
     )
 
 
+def check_init(p: dict[str, Any]) -> str:
+    """``p["restoration_init"]``, checked against :data:`INITS`.
+
+    Raises:
+        ValueError: naming the value and the allowed ones.
+    """
+    init = p["restoration_init"]
+    if init not in INITS:
+        raise ValueError(f"restoration_init must be one of {INITS}, not {init!r}")
+    return init
+
+
 @dataclass
 class MemberReconstructions:
     """Every member's reconstructions of the slices and what they cost.
@@ -108,9 +120,7 @@ def reconstruct_members(
         ValueError: for a ``restoration_init`` other than :data:`INITS`.
         FileNotFoundError: when an ensemble is missing (run notebooks 02 and 03).
     """
-    init = p["restoration_init"]
-    if init not in INITS:
-        raise ValueError(f"restoration_init must be one of {INITS}, not {init!r}")
+    init = check_init(p)
     dev = torch.device(device)
     gans, encs = run.ensemble("gan"), run.ensemble("encoder")
     if gans.n_members != encs.n_members:
@@ -176,7 +186,12 @@ def score(
         :class:`~ctad_core.results.MethodResults` at level ``"2d"`` with ``member_maps``,
         ``member_maps_haemorrhage``, ``maps`` (their mean), ``inputs``, ``recon`` (members' mean) and
         ``info["segmentation"]`` = closing radius + majority vote.
+
+    Raises:
+        ValueError: for a ``restoration_init`` other than :data:`INITS` (checked before anything loads).
+        FileNotFoundError: when the run has no trained ensembles (notebooks 02 and 03).
     """
+    check_init(p)
     dev = resolve_device(device) if str(device) == "auto" else torch.device(device)
     cfg = run.ensemble("gan").config
     image_size = int(cfg["image_size"])
