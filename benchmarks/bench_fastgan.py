@@ -1,6 +1,6 @@
 """Seconds per FastGAN training step and parameter counts of G and D (seed 000's GAN).
 
-A step is one iteration of :func:`ctad_core.gan2d.train_fastgan` itself — G makes a batch (image + small
+A step is one iteration of :func:`ctad_core.methods.fastgan.train.train_fastgan` itself — G makes a batch (image + small
 image), real and fake go through the differentiable augmentation, D is updated on the hinge loss plus its
 decoders' reconstruction loss, G is updated on the hinge loss through D — timed by the loop's own
 :class:`ctad_core.probe.LoopProbe` (median over the steps after the first, which carries one-off costs).
@@ -29,8 +29,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ctad_core.gan2d import train_fastgan
-from ctad_core.models.fastgan import SIZES, Discriminator, FastGANConfig, Generator, count_parameters
+from ctad_core.methods.fastgan.model import SIZES, Discriminator, FastGANConfig, Generator, count_parameters
+from ctad_core.methods.fastgan.train import train_fastgan
 from ctad_core.probe import DRY_STEPS_ENV, PROBE_DIR_ENV
 from ctad_core.train import Stopwatch
 from ctad_core.utils import describe_device, read_json, resolve_device, seed_everything

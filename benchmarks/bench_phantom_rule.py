@@ -37,8 +37,7 @@ from sklearn.metrics import average_precision_score, roc_auc_score
 
 from ctad_core.data.manifest import load_slices, load_volumes, read_manifest
 from ctad_core.data.phantom import HAEMORRHAGE_KINDS, LESION_CODES
-from ctad_core.data.phantom_set import PhantomSetSpec, build_phantom_set, phantom_splits
-from ctad_core.data.prepare import write_prepared
+from ctad_core.data.phantom_set import PhantomSetSpec, prepare_phantoms
 from ctad_core.data.template import load_template
 
 BONE_HU = 300.0
@@ -112,12 +111,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         run = Path(tmp)
         t1, c1 = time.perf_counter(), cpu_seconds()
-        write_prepared(
-            run / "data",
-            build_phantom_set(spec, workers=args.workers, progress=False),
-            phantom_splits(spec),
-            {"window": [0.0, 80.0]},
-        )
+        prepare_phantoms(run / "data", spec, [0.0, 80.0], workers=args.workers, progress=False)
         t_set, c_set = time.perf_counter() - t1, cpu_seconds() - c1
         df = read_manifest(run)
         vols = load_volumes(run, "test")

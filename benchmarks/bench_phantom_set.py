@@ -14,8 +14,7 @@ from pathlib import Path
 
 import yaml
 
-from ctad_core.data.phantom_set import PhantomSetSpec, build_phantom_set, phantom_splits
-from ctad_core.data.prepare import write_prepared
+from ctad_core.data.phantom_set import PhantomSetSpec, prepare_phantoms
 from ctad_core.data.template import load_template
 
 
@@ -41,8 +40,7 @@ def main() -> None:
     t_tpl = time.perf_counter() - t0
     with tempfile.TemporaryDirectory() as tmp:
         t1 = time.perf_counter()
-        df = write_prepared(Path(tmp) / "data", build_phantom_set(spec, workers=args.workers, progress=False),
-                            phantom_splits(spec), {"window": [0.0, 80.0]})
+        df = prepare_phantoms(Path(tmp) / "data", spec, [0.0, 80.0], workers=args.workers, progress=False)
         t_set = time.perf_counter() - t1
     n = len(df)
     print(f"machine: {platform.machine()} {platform.processor() or ''}, {os.cpu_count()} cores")

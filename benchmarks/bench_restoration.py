@@ -13,9 +13,9 @@ import argparse
 
 import torch
 
-from ctad_core.losses import ReconstructionLoss, make_feature_extractor
-from ctad_core.models.fastgan import Discriminator, Encoder, EncoderConfig, FastGANConfig, Generator
-from ctad_core.restoration import encode_reconstruct, restore
+from ctad_core.methods.fastgan.losses import ReconstructionLoss, make_feature_extractor
+from ctad_core.methods.fastgan.model import Discriminator, Encoder, EncoderConfig, FastGANConfig, Generator
+from ctad_core.methods.fastgan.restore import encode_reconstruct, restore
 from ctad_core.utils import describe_device, resolve_device, seed_everything
 
 

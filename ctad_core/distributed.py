@@ -1,6 +1,6 @@
 """DistributedDataParallel helpers: the same trainer runs in a notebook (one process) or under ``torchrun``.
 
-``torchrun --nproc_per_node N -m ctad_core.volumetric train ...`` sets ``WORLD_SIZE``, ``RANK`` and
+``torchrun --nproc_per_node N -m ctad_core.methods train ...`` sets ``WORLD_SIZE``, ``RANK`` and
 ``LOCAL_RANK``; :func:`init_from_env` then starts a process group (``nccl`` on CUDA, ``gloo`` on CPU), and
 everything else in this module degrades to no-ops for a single process.
 """
@@ -8,8 +8,6 @@ everything else in this module degrades to no-ops for a single process.
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
-from contextlib import contextmanager
 from dataclasses import dataclass
 
 import torch
@@ -84,16 +82,6 @@ def cleanup() -> None:
         dist.destroy_process_group()
 
 
-@contextmanager
-def main_first():
-    """Run the body on rank 0 first (e.g. to write a file), then on the others."""
-    if not is_main():
-        barrier()
-    yield
-    if is_main():
-        barrier()
-
-
 def wrap(module: nn.Module, info: DistInfo) -> nn.Module:
     """Wrap a module in DDP when running distributed (else return it unchanged).
 
@@ -149,15 +137,6 @@ def broadcast_buffers(module: nn.Module, info: DistInfo, src: int = 0) -> None:
         return
     for b in unwrap(module).buffers():
         dist.broadcast(b.data, src)
-
-
-def all_reduce_mean(values: Sequence[float], info: DistInfo) -> list[float]:
-    """Average a few floats over ranks (for logging); identity for one process."""
-    if not info.enabled:
-        return list(values)
-    t = torch.tensor(list(values), dtype=torch.float64, device=info.device)
-    dist.all_reduce(t)
-    return (t / info.world_size).tolist()
 
 
 def parameter_digest(module: nn.Module, buffers: bool = True) -> str:

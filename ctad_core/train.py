@@ -1,20 +1,32 @@
-"""Training plumbing shared by every model family: checkpoints, resume, EMA, timing.
+"""Training plumbing shared by every method, 2D and 3D: checkpoints, exact resume, EMA, timing, and the
+phase runner (progress bar, loss history, loop probe, DDP-aware checkpoints).
 
-Model-specific training steps live beside their models; this module knows nothing of any model.
+Each method's training steps live in its folder (``ctad_core/methods/<name>/train.py``); this module knows
+nothing of any model. The FastGAN and encoder loops of seed 000 checkpoint through :func:`save_checkpoint`
+and resume through :func:`restore_training`; the 3D methods run their phases through :class:`PhaseRunner`,
+which checkpoints and resumes with the same two functions.
 """
 
 from __future__ import annotations
 
 import copy
+import gc
 import os
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from contextlib import nullcontext
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
-from torch import nn
+from torch import Tensor, nn
+from torch.utils.data import TensorDataset
 
+from ctad_core import distributed as ddp
+from ctad_core.frontend import tqdm
+from ctad_core.probe import LoopProbe
 from ctad_core.utils import atomic_write
 
 
@@ -128,3 +140,124 @@ def restore_training(
     if "torch_rng" in ck:
         torch.set_rng_state(ck["torch_rng"].cpu())
     return ck
+
+
+# ------------------------------------------------------------------------- phases (2D and 3D methods)
+
+
+def autocast(device: torch.device, enabled: bool):
+    """bf16 autocast on CUDA when ``enabled``; a null context elsewhere (CPU runs stay in float32)."""
+    if enabled and device.type == "cuda":
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    return nullcontext()
+
+
+class Batches:
+    """An endless stream of batches from a loader, reshuffled per epoch."""
+
+    def __init__(self, loader: torch.utils.data.DataLoader, device: torch.device) -> None:
+        self.loader, self.device, self.epoch, self.it = loader, device, 0, None
+
+    def next(self) -> Tensor:
+        while True:
+            if self.it is None:
+                ddp.set_epoch(self.loader, self.epoch)
+                self.it = iter(self.loader)
+            try:
+                return next(self.it)[0].to(self.device, non_blocking=True)
+            except StopIteration:
+                self.epoch, self.it = self.epoch + 1, None
+
+
+@dataclass
+class PhaseRunner:
+    """Runs the phases of one method: checkpoints, resume, progress bar, loss history.
+
+    Attributes:
+        ckpt_dir: where phase checkpoints go (None: no checkpoints).
+        info: the process's :class:`~ctad_core.distributed.DistInfo`.
+        ckpt_every: checkpoint period in steps.
+        resume: load a phase checkpoint if there is one.
+        progress: show tqdm bars (rank 0 only).
+        name, batch_size, nominal_batch_size, amp: the method's name, the batch it runs (capped by the
+            data), the batch its parameters ask for, and autocast, for its loop probes (:mod:`ctad_core.probe`).
+    """
+
+    ckpt_dir: Path | None
+    info: ddp.DistInfo
+    ckpt_every: int = 100
+    resume: bool = True
+    progress: bool = True
+    history: dict[str, list[dict[str, float]]] = field(default_factory=dict)
+    name: str = ""
+    batch_size: int | None = None
+    nominal_batch_size: int | None = None
+    amp: bool = False
+
+    def run(
+        self,
+        phase: str,
+        steps: int,
+        modules: dict[str, nn.Module],
+        optims: dict[str, torch.optim.Optimizer],
+        step_fn: Callable[[int], dict[str, float]],
+        desc: str,
+    ) -> None:
+        """Run ``step_fn(step)`` for ``steps`` steps, resuming from ``<ckpt_dir>/<phase>.pt`` if present."""
+        start, hist = 0, []
+        path = self.ckpt_dir / f"{phase}.pt" if self.ckpt_dir is not None else None
+        if self.resume and path is not None and path.is_file():
+            ck = load_checkpoint(path, map_location=self.info.device)
+            for k, m in modules.items():
+                m.load_state_dict(ck["modules"][k])
+            for k, o in optims.items():
+                o.load_state_dict(ck["optims"][k])
+            start, hist = int(ck["step"]), list(ck["history"])
+            torch.set_rng_state(ck["rng"].cpu())
+        probe = LoopProbe(f"{self.name}_{phase}" if self.name else phase, steps, start, modules,
+                          self.batch_size, self.info.device, bf16_on_gpu=self.amp,
+                          nominal_batch_size=self.nominal_batch_size)
+        bar = tqdm(
+            range(start, probe.stop), desc=desc, initial=start, total=steps,
+            disable=not (self.progress and self.info.is_main), leave=False,
+        )
+        for step in bar:
+            with probe.step():
+                logs = step_fn(step)
+            hist.append(logs)
+            if step % 10 == 0 or step == steps - 1:
+                bar.set_postfix({k: f"{v:.4g}" for k, v in logs.items()})
+            done = step + 1
+            if path is not None and (done % max(1, self.ckpt_every) == 0 or done == probe.stop):
+                if self.info.is_main:
+                    save_checkpoint(
+                        path,
+                        {
+                            "phase": phase,
+                            "step": done,
+                            "modules": {k: ddp.unwrap(m).state_dict() for k, m in modules.items()},
+                            "optims": {k: o.state_dict() for k, o in optims.items()},
+                            "history": hist,
+                            "rng": torch.get_rng_state(),
+                        },
+                    )
+                ddp.barrier()
+        if self.info.is_main:
+            probe.close()
+        self.history[phase] = hist
+
+
+def set_trainable(module: nn.Module, flag: bool) -> None:
+    for p in module.parameters():
+        p.requires_grad_(flag)
+
+
+def tensor_dataset(x: np.ndarray) -> TensorDataset:
+    """(N, *spatial) float32 → dataset of (1, *spatial) tensors."""
+    return TensorDataset(torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)).unsqueeze(1))
+
+
+def collect_wrappers() -> None:
+    # A DDP wrapper keeps autograd hooks on its parameters until it is collected: callers drop their
+    # references to a phase's wrappers and collect before the same parameters are wrapped again.
+    gc.collect()

@@ -72,8 +72,7 @@ from ctad_core import viz
 from ctad_core.data import phantom as ph
 from ctad_core.data.manifest import load_slices, load_volumes, read_manifest
 from ctad_core.data.phantom_acquisition import KERNELS, acquisition_ranges
-from ctad_core.data.phantom_set import PhantomSetSpec, build_phantom_set, phantom_splits
-from ctad_core.data.prepare import write_prepared
+from ctad_core.data.phantom_set import PhantomSetSpec, prepare_phantoms
 from ctad_core.data.windows import WINDOWS, window_bounds
 from ctad_core.kinds import LESION_KINDS
 from ctad_core.utils import seed_everything
@@ -347,14 +346,7 @@ if source == "phantom":
         shape_3d=tuple(shape_3d), size_2d=size_2d, slices_2d=slices_2d, slice_mm=slice_mm, fov_mm=fov_mm, seed=seed,
         aligned=aligned, acquisition=acquisition or None,
     )
-    config = {
-        "source": "phantom", "window": [lo, hi], "window_name": window if isinstance(window, str) else None,
-        "shape_3d": list(shape_3d), "spacing_3d": list(spec.spacing_3d), "size_2d": size_2d,
-        "spacing_2d": list(spec.spacing_2d), "slices_2d": slices_2d, "kinds": list(kinds), "seed": seed,
-        "lesion_codes": ph.LESION_CODES, "skull_stripped": False, "aligned": aligned,
-        "variants": ph.VARIANTS, "acquisition": acquisition_ranges(acquisition),
-    }
-    manifest = write_prepared(data_dir, build_phantom_set(spec, workers=workers or None), phantom_splits(spec), config)
+    manifest = prepare_phantoms(data_dir, spec, window, workers=workers or None)
 else:
     from ctad_core.data.datasets import prepare_source
 

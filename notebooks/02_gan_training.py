@@ -71,26 +71,23 @@ threads = 0
 # is often several times faster than two: threads that wait for each other lose their time slices.
 
 # %%
-from pathlib import Path
-
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
-from ctad_core import gan2d
-from ctad_core.data.manifest import load_slices, read_config
 from ctad_core.data.windows import to_model
-from ctad_core.models.fastgan import Discriminator, FastGANConfig, Generator, count_parameters
-from ctad_core.utils import describe_device, resolve_device, seed_everything, write_json
+from ctad_core.methods.fastgan import train as gan2d
+from ctad_core.methods.fastgan.model import Discriminator, FastGANConfig, Generator, count_parameters
+from ctad_core.run import Run
+from ctad_core.utils import describe_device, resolve_device, seed_everything
 
 if threads:
     torch.set_num_threads(threads)
 dev = resolve_device(device)
 seed_everything(seed)
-run = Path(run_dir)
-out_dir = run / "gan"
-out_dir.mkdir(parents=True, exist_ok=True)
-window = read_config(run)["window"]
+run = Run(run_dir)
+out_dir = run.stage("gan", create=True)
+window = run.window()
 print("device:", describe_device(dev), "| window (HU):", window)
 
 # %% [markdown]
@@ -100,7 +97,7 @@ print("device:", describe_device(dev), "| window (HU):", window)
 # from HU to the model range [-1, 1] through the brain window in one place (`to_model`).
 
 # %%
-train = load_slices(run, "train")
+train = run.slices("train")
 x_train = to_model(train.image, window)
 x_small = gan2d.prepare_slices(x_train, image_size)[:, 0].numpy()
 n_show = min(n_show, len(x_small))  # a small set (a dry run, a few real scans) has fewer slices to show
@@ -128,7 +125,8 @@ print(f"G: {count_parameters(Generator(cfg)):,} parameters | D: {count_parameter
 # %% [markdown]
 # ## Training the ensemble
 #
-# Each member trains in `gan/member_k/` with seed `seed + 1000·k`. Checkpoints are written every
+# Each member trains in `gan/member_k/` with seed `seed + 1000·k`; `gan/ensemble.json` describes the
+# ensemble for notebooks 03, 04 and 06. Checkpoints are written every
 # `ckpt_every` steps; re-running the notebook with `resume = True` continues where it stopped. After
 # every step an exponential moving average (EMA) of G's weights is updated: the EMA generator gives
 # smoother samples and is the one used downstream. Its decay sets how many recent steps it averages
@@ -136,11 +134,8 @@ print(f"G: {count_parameters(Generator(cfg)):,} parameters | D: {count_parameter
 # would still be dominated by the random initial weights.
 
 # %%
-results = gan2d.train_fastgan_ensemble(x_train, cfg, out_dir, n_members, dev, seed, resume)
-timing = {r.out_dir.name: {"steps_run": r.steps_run, "seconds": r.seconds} for r in results}
-write_json(out_dir / "training.json", {"config": cfg.to_dict(), "n_members": n_members, "seed": seed,
-                                       "device": describe_device(dev), "timing": timing})
-timing
+results = gan2d.train_gan(run, cfg, n_members, dev, seed, resume)
+run.ensemble("gan").info["timing"]
 
 # %% [markdown]
 # ## Samples as training goes
@@ -193,7 +188,7 @@ plt.show()
 # new heads shows clear differences, one that copies shows twins (RMSE near 0).
 
 # %%
-Gs = [gan2d.load_generator(d, dev) for d in gan2d.member_dirs(out_dir, n_members)]
+Gs = [gan2d.load_generator(d, dev) for d in run.ensemble("gan").members]
 fake = gan2d.generate(Gs[0], n_show, seed=seed + 1)
 idx, rmse = gan2d.nearest_training_images(fake, x_small)
 real = x_small[np.random.default_rng(seed).choice(len(x_small), n_show, replace=False)]

@@ -64,30 +64,27 @@ threads = 0
 # is often several times faster than two: threads that wait for each other lose their time slices.
 
 # %%
-from pathlib import Path
-
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
-from ctad_core import gan2d
-from ctad_core.augment import random_erase
-from ctad_core.data.manifest import load_slices, read_config
 from ctad_core.data.windows import to_model
-from ctad_core.models.fastgan import EncoderConfig
-from ctad_core.restoration import encode_reconstruct
-from ctad_core.utils import describe_device, read_json, resolve_device, seed_everything, write_json
+from ctad_core.methods.fastgan import train as gan2d
+from ctad_core.methods.fastgan.model import EncoderConfig
+from ctad_core.methods.fastgan.restore import encode_reconstruct
+from ctad_core.nn.augment import random_erase
+from ctad_core.run import Run
+from ctad_core.utils import describe_device, resolve_device, seed_everything
 
 if threads:
     torch.set_num_threads(threads)
 dev = resolve_device(device)
 seed_everything(seed)
-run = Path(run_dir)
-gan_dir, out_dir = run / "gan", run / "encoder"
-out_dir.mkdir(parents=True, exist_ok=True)
-window = read_config(run)["window"]
-gan_info = read_json(gan_dir / "training.json")
-n_members, image_size, nz = gan_info["n_members"], gan_info["config"]["image_size"], gan_info["config"]["nz"]
+run = Run(run_dir)
+out_dir = run.stage("encoder", create=True)
+window = run.window()
+gans = run.ensemble("gan")
+n_members, image_size, nz = gans.n_members, gans.config["image_size"], gans.config["nz"]
 print("device:", describe_device(dev), f"| {n_members} generators of {image_size} px, nz = {nz}")
 
 # %% [markdown]
@@ -96,7 +93,7 @@ print("device:", describe_device(dev), f"| {n_members} generators of {image_size
 # What the encoder sees during training: a quarter of the inputs carry a blank box.
 
 # %%
-train = load_slices(run, "train")
+train = run.slices("train")
 x_train = to_model(train.image, window)
 xt = gan2d.prepare_slices(x_train, image_size)
 erased, which = random_erase(xt[: 4 * n_show], p=erase_p, generator=torch.Generator().manual_seed(seed))
@@ -117,12 +114,7 @@ cfg = EncoderConfig(
     w_percept=w_percept, w_mse=w_mse, erase_p=erase_p, feature_space=feature_space,
     vgg_weights=vgg_weights, ckpt_every=ckpt_every,
 )
-results = gan2d.train_encoder_ensemble(x_train, gan_dir, cfg, out_dir, n_members, dev, seed, resume)
-write_json(out_dir / "training.json", {
-    "config": cfg.to_dict(), "n_members": n_members, "seed": seed, "device": describe_device(dev),
-    "feature_space": feature_space,
-    "timing": {r.out_dir.name: {"steps_run": r.steps_run, "seconds": r.seconds} for r in results},
-})
+results = gan2d.train_encoders(run, cfg, dev, seed, resume)
 
 # %% [markdown]
 # ## Loss curves
@@ -151,11 +143,11 @@ plt.show()
 # and overall grey levels; fine sulci are beyond a small quick-profile model.
 
 # %%
-val = load_slices(run, "val")
+val = run.slices("val")
 healthy = val.subset(val.slice_label == 0)
 xv = gan2d.prepare_slices(to_model(healthy.image, window), image_size)[:n_show]
 recs = []
-for g, e in zip(gan2d.member_dirs(gan_dir, n_members), gan2d.member_dirs(out_dir, n_members)):
+for g, e in zip(gans.members, run.ensemble("encoder").members):
     _, rec, _ = encode_reconstruct(gan2d.load_encoder(e, dev), gan2d.load_generator(g, dev), xv)
     recs.append(rec[:, 0].numpy())
 fig, axes = plt.subplots(1 + n_members, len(xv), figsize=(1.9 * len(xv), 2 * (1 + n_members)), squeeze=False)

@@ -40,7 +40,9 @@
 # brighter than its healthy reconstruction (haemorrhage; the seed's hemorrhage set). The residual is
 # thresholded, restricted to the brain, closed morphologically, and the three members vote (strict
 # majority). The threshold is chosen on the **validation** slices (best mean Dice, the seed's Fig. 6)
-# and applied unchanged to **test**. Results for notebook 07 are written under `restoration/methods/`.
+# and applied unchanged to **test**. `run_method("fastgan_restoration", run, params)` does the
+# reconstruction and writes the results for notebook 07 under `restoration/methods/`: each member's map,
+# their mean, the inputs, and the segmentation step (closing + majority vote) the evaluator applies.
 
 # %% tags=["parameters"]
 run_dir = "runs/quick"
@@ -56,8 +58,6 @@ feature_space = "discriminator"
 vgg_weights = ""
 residual_mode = "abs"
 closing_radius = 1
-min_size = 0
-n_thresholds = 40
 top_fraction = 0.01
 amp = False
 channels_last = False
@@ -72,80 +72,46 @@ threads = 0
 # is often several times faster than two: threads that wait for each other lose their time slices.
 
 # %%
-from pathlib import Path
-
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
-from ctad_core import anomaly, ensemble2d, gan2d
-from ctad_core.data.manifest import load_slices, read_config
-from ctad_core.data.windows import to_model
-from ctad_core.losses import ReconstructionLoss, make_feature_extractor
-from ctad_core.restoration import encode_reconstruct, restore_many
-from ctad_core.results import MethodResults, save_method_results
-from ctad_core.utils import describe_device, read_json, resolve_device, save_npz, seed_everything, write_json
+from ctad_core.methods import run_method
+from ctad_core.methods.fastgan import figures as fgfig
+from ctad_core.run import Run
+from ctad_core.utils import describe_device, resolve_device, seed_everything
 
 if threads:
     torch.set_num_threads(threads)
 dev = resolve_device(device)
 seed_everything(seed)
-run = Path(run_dir)
-gan_dir, enc_dir, out_dir = run / "gan", run / "encoder", run / "restoration"
-out_dir.mkdir(parents=True, exist_ok=True)
-window = read_config(run)["window"]
-gan_info = read_json(gan_dir / "training.json")
-n_members, image_size = gan_info["n_members"], gan_info["config"]["image_size"]
-print("device:", describe_device(dev), f"| {n_members} members, {image_size} px, feature space: {feature_space}")
-
-# %% [markdown]
-# ## Validation and test slices
-#
-# Restoration costs seconds per slice on a CPU, so the `quick` profile takes at most
-# `max_slices_per_split` slices of each split (half of them with a lesion); `0` takes all.
-
-# %%
-ev = load_slices(run)
-ev = ev.subset(np.isin(ev.split, ["val", "test"]))
-ev = ev.subset(ensemble2d.select_slices(ev.split, ev.lesion.reshape(len(ev), -1).any(1), max_slices_per_split, seed))
-x = gan2d.prepare_slices(to_model(ev.image, window), image_size)
-xn = x[:, 0].numpy()
-lesion = ensemble2d.resize_masks(ev.lesion, image_size)
-brain = ensemble2d.resize_masks(ev.brain, image_size)
-has_lesion = lesion.reshape(len(ev), -1).any(1)
-print(f"{len(ev)} slices: " + ", ".join(f"{s}: {int((ev.split == s).sum())} ({int(has_lesion[ev.split == s].sum())} with lesion)" for s in ("val", "test")))
+run = Run(run_dir)
+out_dir = run.stage("restoration", create=True)
+params = dict(  # the parameters cell, passed on as one dict
+    steps=steps, lr=lr, restoration_init=restoration_init, batch_size=batch_size, w_percept=w_percept,
+    w_mse=w_mse, feature_space=feature_space, vgg_weights=vgg_weights, residual_mode=residual_mode,
+    closing_radius=closing_radius, top_fraction=top_fraction, amp=amp, channels_last=channels_last,
+    max_slices_per_split=max_slices_per_split,
+)
+gans = run.ensemble("gan")
+print("device:", describe_device(dev), f"| {gans.n_members} members, {gans.config['image_size']} px, "
+      f"feature space: {feature_space}")
 
 # %% [markdown]
 # ## Reconstruct with both methods, member by member
+#
+# Restoration costs seconds per slice on a CPU, so the `quick` profile takes at most
+# `max_slices_per_split` validation and test slices of each split (half of them with a lesion); `0` takes
+# all. Each call reconstructs every slice with every member and writes the method's results (each member's
+# map, their mean, the inputs and the vote it declares) under `restoration/methods/` for notebook 07.
 
 # %%
-rec = {"encoder": [], "restoration": []}
-seconds = {"encoder": 0.0, "restoration": 0.0}
-loss_curves = []
-for m, (g_dir, e_dir) in enumerate(zip(gan2d.member_dirs(gan_dir, n_members), gan2d.member_dirs(enc_dir, n_members))):
-    G = gan2d.load_generator(g_dir, dev)
-    D = gan2d.load_discriminator(g_dir, dev) if feature_space == "discriminator" else None
-    loss_fn = ReconstructionLoss(make_feature_extractor(feature_space, D, vgg_weights or None), w_percept, w_mse)
-    z_enc, r_enc, t_enc = encode_reconstruct(gan2d.load_encoder(e_dir, dev), G, x)
-    assert restoration_init in ("zero", "encoder"), f"restoration_init must be 'zero' or 'encoder', not {restoration_init!r}"
-    z0 = z_enc if restoration_init == "encoder" else None
-    res = restore_many(G, x, loss_fn, batch_size=batch_size, steps=steps, lr=lr, amp=amp, channels_last=channels_last, z0=z0)
-    if z0 is not None:
-        res.seconds += t_enc  # the encoder pass (E and G(E(x)), a slight overestimate) is part of this cost
-    rec["encoder"].append(r_enc[:, 0].numpy())
-    rec["restoration"].append(res.recon[:, 0].numpy())
-    seconds["encoder"] += t_enc
-    seconds["restoration"] += res.seconds
-    loss_curves.append(res.losses)
-    print(f"member {m}: encoder {t_enc:.2f} s, restoration {res.seconds:.1f} s for {len(x)} slices")
-rec = {k: ensemble2d.stack_members(v) for k, v in rec.items()}
-timings = {k: {"seconds_total": v, "seconds_per_slice": v / len(x), "members": n_members} for k, v in seconds.items()}
-timings["restoration"]["steps"] = steps
-timings["restoration"]["init"] = restoration_init
-timings["device"] = describe_device(dev)
-write_json(out_dir / "timings.json", timings)
-timings
-
+results = {k: run_method(f"fastgan_{k}", run, params, dev, seed) for k in ("encoder", "restoration")}
+res = results["restoration"]
+has_lesion = res.lesion.reshape(len(res.lesion), -1).any(1)
+print(f"{len(res.scan_id)} slices: " + ", ".join(
+    f"{s}: {int((res.split == s).sum())} ({int(has_lesion[res.split == s].sum())} with lesion)" for s in ("val", "test")))
+{k: {"seconds_per_slice": r.info["seconds_per_item"], "members": r.info["n_members"]} for k, r in results.items()}
 
 # %% [markdown]
 # ## The restoration loss
@@ -156,13 +122,7 @@ timings
 # possible".
 
 # %%
-fig, ax = plt.subplots(figsize=(7, 3.5))
-for m, lc in enumerate(loss_curves):
-    ax.plot(lc.mean(1), label=f"member {m}")
-ax.set_xlabel("Adam step")
-ax.set_ylabel(f"{w_percept}·percept + {w_mse}·MSE")
-ax.set_yscale("log")
-ax.legend()
+fig = fgfig.restoration_loss_figure(res, w_percept, w_mse)
 fig.savefig(out_dir / "restoration_loss.png", dpi=100)
 plt.show()
 
@@ -170,46 +130,12 @@ plt.show()
 # ## Residual maps
 
 # %%
-maps = {k: ensemble2d.residual_maps(xn, v, residual_mode) for k, v in rec.items()}
-save_npz(
-    out_dir / "reconstructions.npz", x=xn, lesion=lesion, brain=brain, scan_id=ev.scan_id, slice_index=ev.slice_index, split=ev.split,
-    kind=ev.kind, recon_encoder=rec["encoder"], recon_restoration=rec["restoration"],
-    maps_encoder=maps["encoder"], maps_restoration=maps["restoration"])
-
-
-def show_examples(idx, title):
-    cols = ["input", "encoder recon", "restoration recon", "encoder residual", "restoration residual", "reference"]
-    fig, axes = plt.subplots(len(idx), len(cols), figsize=(2.1 * len(cols), 2.1 * len(idx)), squeeze=False)
-    # overlay only residuals above the 95th percentile of the healthy slices' (noise stays grey)
-    healthy_px = (brain > 0) & ~has_lesion[:, None, None]
-    floor = {k: float(np.quantile(maps[k].mean(0)[healthy_px], 0.95)) if healthy_px.any() else 0.02 for k in maps}
-    vmax = float(np.quantile(maps["restoration"].mean(0)[brain > 0], 0.999))
-    for r, i in enumerate(idx):
-        panels = [xn[i], rec["encoder"].mean(0)[i], rec["restoration"].mean(0)[i]]
-        for c, img in enumerate(panels):
-            axes[r, c].imshow(img, cmap="gray", vmin=-1, vmax=1)
-        for c, k in ((3, "encoder"), (4, "restoration")):
-            axes[r, c].imshow(xn[i], cmap="gray", vmin=-1, vmax=1)
-            axes[r, c].imshow(np.ma.masked_less(maps[k].mean(0)[i] * brain[i], floor[k]), cmap="autumn_r", vmin=0, vmax=vmax, alpha=0.8)
-        axes[r, 5].imshow(xn[i], cmap="gray", vmin=-1, vmax=1)
-        axes[r, 5].imshow(np.ma.masked_equal(lesion[i], 0), cmap="cool", alpha=0.7)
-        axes[r, 0].set_ylabel(f"{ev.kind[i]}", fontsize=8)
-    for c, t in enumerate(cols):
-        axes[0, c].set_title(t, fontsize=8)
-    for ax in axes.ravel():
-        ax.set_xticks([])
-        ax.set_yticks([])
-    fig.suptitle(title)
-    fig.tight_layout()
-    return fig
-
-
-rng = np.random.default_rng(seed)
-healthy_idx = rng.choice(np.flatnonzero(~has_lesion), min(n_show, int((~has_lesion).sum())), replace=False)
-lesion_idx = rng.choice(np.flatnonzero(has_lesion), min(n_show, int(has_lesion.sum())), replace=False)
-show_examples(healthy_idx, "healthy slices: residuals should be faint").savefig(out_dir / "healthy_examples.png", dpi=100)
+healthy_idx, lesion_idx = fgfig.example_indices(res, n_show, seed)
+fig = fgfig.show_examples(list(results.values()), healthy_idx, "healthy slices: residuals should be faint")
+fig.savefig(out_dir / "healthy_examples.png", dpi=100)
 plt.show()
-show_examples(lesion_idx, "lesioned slices: residuals should light up the lesion").savefig(out_dir / "lesion_examples.png", dpi=100)
+fig = fgfig.show_examples(list(results.values()), lesion_idx, "lesioned slices: residuals should light up the lesion")
+fig.savefig(out_dir / "lesion_examples.png", dpi=100)
 plt.show()
 
 # %% [markdown]
@@ -222,29 +148,6 @@ plt.show()
 # closing → strict majority vote of the members, which the evaluator applies before every Dice.
 
 # %%
-from ctad_core.evaluation import evaluate
-
-slices_per_scan = float(np.mean(np.unique(load_slices(run).scan_id, return_counts=True)[1]))
-results = {}
-for k, name in (("encoder", "fastgan_encoder"), ("restoration", "fastgan_restoration")):
-    mean_map = maps[k].mean(0)
-    results[name] = MethodResults(
-        name=name, level="2d", scan_id=ev.scan_id, split=ev.split, kind=ev.kind,
-        scan_score=anomaly.scan_score(mean_map, brain, top_fraction, spatial_dims=2),
-        maps=mean_map.astype(np.float32), lesion=lesion.astype(np.uint8), brain=brain.astype(np.uint8),
-        member_maps=maps[k].astype(np.float32),
-        member_maps_haemorrhage=ensemble2d.residual_maps(xn, rec[k], "pos").astype(np.float32),
-        maps_haemorrhage=ensemble2d.residual_maps(xn, rec[k], "pos").mean(0).astype(np.float32),
-        recon=rec[k].mean(0).astype(np.float32), inputs=xn.astype(np.float32),
-        info={"seconds_per_item": timings[k]["seconds_per_slice"], "items_per_scan": slices_per_scan,
-              "device": describe_device(dev), "feature_space": feature_space, "residual_mode": residual_mode,
-              "n_members": n_members, "image_size": image_size,
-              "segmentation": {"closing_radius": closing_radius, "vote": "majority", "min_component_size": min_size},
-              "restoration_steps": steps if k == "restoration" else 0,
-              "restoration_init": restoration_init if k == "restoration" else None,
-              "slice_index": ev.slice_index.tolist()},
-    )
-    save_method_results(out_dir, results[name])
 sorted(p.name for p in (out_dir / "methods").iterdir())
 
 # %% [markdown]
@@ -259,9 +162,10 @@ sorted(p.name for p in (out_dir / "methods").iterdir())
 # %%
 import pandas as pd
 
+from ctad_core.evaluation import evaluate
 from ctad_core.evaluation import figures as evfig
 
-evaluations = {name: evaluate(r) for name, r in results.items()}
+evaluations = {r.name: evaluate(r) for r in results.values()}
 fig = evfig.dice_threshold_figure(evaluations, "all")
 fig.savefig(out_dir / "dice_vs_threshold.png", dpi=100)
 plt.show()
@@ -285,6 +189,7 @@ pd.DataFrame({n: {label: pick(e.metrics, keys) for label, keys in rows.items()} 
 # ## Test segmentations (majority vote of the members)
 
 # %%
+xn, lesion = res.inputs, res.lesion
 first = evaluations["fastgan_encoder"]
 test_items = first.dice_test["all"][1] if "all" in first.dice_test else np.zeros(0, int)
 show = list(range(min(n_show, len(test_items))))

@@ -38,10 +38,10 @@
 # al. note for their 64³ volumes. The quick profile trains for a few minutes on a CPU; the `gpu` and
 # `paper` profiles use the seeds' own sizes and schedules.
 #
-# Everything below calls `ctad_core.volumetric`; the same trainers run under `torchrun` on several GPUs:
+# Everything below calls `ctad_core.methods.run_method`; the same trainers run under `torchrun` on several GPUs:
 #
 # ```
-# torchrun --nproc_per_node 4 -m ctad_core.volumetric train --method fanogan3d --run-dir runs/gpu \
+# torchrun --nproc_per_node 4 -m ctad_core.methods train --method fanogan3d --run-dir runs/gpu \
 #     --params parameters/gpu/05_volumetric_3d.yaml --evaluate
 # ```
 #
@@ -58,8 +58,8 @@ methods = [  # ACAI (ctfsh_*_acai) and the VAE/strip grid run in the smoke, gpu 
     "ctfsh_ae_msssim",
     "ctfsh_vae_msssim",
     "ctfsh_ae_msssim_strip",
-    "luo_resae",
-    "luo_resae_spatial",
+    "resae",
+    "resae_spatial",
 ]
 # seed 001 — Viana et al. 3D f-AnoGAN (paper: 64³, latent 2500, Kwon's widths 64…512)
 fanogan_window = "viana"  # [-20, 100] HU
@@ -92,19 +92,19 @@ ctfsh_acai_lambda = 1.0
 ctfsh_acai_gamma = 0.2
 ctfsh_kl_weight = 1.0  # per voxel, i.e. the ELBO with a unit-scale reconstruction likelihood
 # seed 004 — Luo et al. residual AE (paper: DRBs 32…256, latent 512, L2, weight decay 1e-5)
-luo_window = "brain"
-luo_skull_strip = True
-luo_downsample = 2
-luo_channels = [4, 8, 16, 32]
-luo_latent_dim = 512
-luo_spatial_channels = 4
-luo_batch_size = 4
-luo_steps = 300
-luo_lr = 1e-3
-luo_weight_decay = 1e-5
-luo_median = 3  # Luo: 5³ at 1 mm; at the quick grid (3.6 mm voxels) 3³ is the nearer physical size
-luo_erode = 1
-luo_min_size = 4
+resae_window = "brain"
+resae_skull_strip = True
+resae_downsample = 2
+resae_channels = [4, 8, 16, 32]
+resae_latent_dim = 512
+resae_spatial_channels = 4
+resae_batch_size = 4
+resae_steps = 300
+resae_lr = 1e-3
+resae_weight_decay = 1e-5
+resae_median = 3  # Luo: 5³ at 1 mm; at the quick grid (3.6 mm voxels) 3³ is the nearer physical size
+resae_erode = 1
+resae_min_size = 4
 # all methods
 eval_batch_size = 4
 amp = True  # bf16 autocast on CUDA (ignored on CPU)
@@ -117,50 +117,59 @@ resume = True  # reuse finished models in run_dir/volumetric/models
 
 # %%
 import warnings
-from pathlib import Path
 
 import matplotlib.pyplot as plt
 import pandas as pd
 from IPython.display import Markdown, display
 
 from ctad_core import viz
-from ctad_core.data.manifest import read_config
 from ctad_core.evaluation import auroc_table, evaluate
 from ctad_core.evaluation import figures as evfig
+from ctad_core.methods import figures as vfig
+from ctad_core.methods import method_spec, run_method, training_history, write_summary
+from ctad_core.methods.inputs import VolumeCache
+from ctad_core.run import Run
 from ctad_core.utils import describe_device, resolve_device, seed_everything
-from ctad_core.volumetric import (
-    DEFAULT_PARAMS,
-    VolumeCache,
-    method_spec,
-    run_method,
-    write_summary,
-)
-from ctad_core.volumetric import figures as vfig
 
 seed_everything(seed)
 dev = resolve_device(device)
-run_dir = Path(run_dir)
-out_dir = run_dir / "volumetric"
-params = {k: v for k, v in globals().items() if k in DEFAULT_PARAMS}
-config = read_config(run_dir)
-cache = VolumeCache(run_dir)
+run = Run(run_dir)
+params = dict(  # the parameters cell, passed on as one dict
+    fanogan_window=fanogan_window, fanogan_skull_strip=fanogan_skull_strip, fanogan_downsample=fanogan_downsample,
+    fanogan_latent_dim=fanogan_latent_dim, fanogan_base_channels=fanogan_base_channels,
+    fanogan_max_channels=fanogan_max_channels, fanogan_batch_size=fanogan_batch_size,
+    fanogan_gan_steps=fanogan_gan_steps, fanogan_n_critic=fanogan_n_critic, fanogan_gp_lambda=fanogan_gp_lambda,
+    fanogan_lr_gan=fanogan_lr_gan, fanogan_encoder_steps=fanogan_encoder_steps,
+    fanogan_finetune_steps=fanogan_finetune_steps, fanogan_lr_encoder=fanogan_lr_encoder, fanogan_kappa=fanogan_kappa,
+    fanogan2d_mid_fraction=fanogan2d_mid_fraction,
+    ctfsh_window=ctfsh_window, ctfsh_downsample=ctfsh_downsample, ctfsh_channels=ctfsh_channels,
+    ctfsh_latent_dim=ctfsh_latent_dim, ctfsh_batch_size=ctfsh_batch_size, ctfsh_steps=ctfsh_steps, ctfsh_lr=ctfsh_lr,
+    ctfsh_rho=ctfsh_rho, ctfsh_win_size=ctfsh_win_size, ctfsh_acai_lambda=ctfsh_acai_lambda,
+    ctfsh_acai_gamma=ctfsh_acai_gamma, ctfsh_kl_weight=ctfsh_kl_weight,
+    resae_window=resae_window, resae_skull_strip=resae_skull_strip, resae_downsample=resae_downsample,
+    resae_channels=resae_channels, resae_latent_dim=resae_latent_dim, resae_spatial_channels=resae_spatial_channels,
+    resae_batch_size=resae_batch_size, resae_steps=resae_steps, resae_lr=resae_lr,
+    resae_weight_decay=resae_weight_decay, resae_median=resae_median, resae_erode=resae_erode,
+    resae_min_size=resae_min_size,
+    eval_batch_size=eval_batch_size, amp=amp, ckpt_every=ckpt_every,
+)
+config = run.config()
+cache = VolumeCache.of(run)
 print(f"device: {describe_device(dev)}")
 print(f"volumes {cache.shape} (from notebook 01, source {config.get('source')!r}); "
       f"train {len(cache.train)} healthy, val+test {len(cache.eval)}")
 print(pd.Series(cache.eval.kind[cache.eval.split == "test"]).value_counts().rename("test scans").to_frame().T.to_string())
-trained, evals, evaluations = {}, {}, {}
+results, evaluations = {}, {}
 
 
-def run(name: str):
+def train_and_score(name: str):
     """Train (or reload) one method, score it and write its results under run_dir/volumetric."""
     with warnings.catch_warnings():
         warnings.simplefilter("once")  # the MS-SSIM scale warning once, not per step
-        trained[name], evals[name] = run_method(
-            name, cache, params, dev, seed, resume=resume, nifti_splits=tuple(nifti_splits)
-        )
-    info = evals[name].results.info
-    evaluations[name] = evaluate(evals[name].results)  # the evaluator of notebook 07, the same call
-    print(f"{name}: trained {trained[name].train_seconds:.0f} s, scoring {info['seconds_per_scan']:.2f} s/scan, "
+        results[name] = run_method(name, run, params, dev, seed, resume=resume, nifti_splits=tuple(nifti_splits))
+    info = results[name].info
+    evaluations[name] = evaluate(results[name])  # the evaluator of notebook 07, the same call
+    print(f"{name}: trained {info['train_seconds']:.0f} s, scoring {info['seconds_per_scan']:.2f} s/scan, "
           f"test scan AUROC {evaluations[name].metrics['scan_auroc']:.3f}")
 
 
@@ -205,16 +214,16 @@ fig = viz.three_plane(
 
 # %%
 for name in [m for m in methods if m.startswith("fanogan")]:
-    run(name)
-if "fanogan3d" in trained:
-    vfig.loss_figure(trained["fanogan3d"])
+    train_and_score(name)
+if "fanogan3d" in results:
+    vfig.loss_figure(training_history("fanogan3d", run), "fanogan3d")
     plt.show()
 
 # %%
-if "fanogan3d" in evals:
-    ev = evals["fanogan3d"]
-    for i in vfig.pick_cases(ev):
-        vfig.case_views(ev, i)
+if "fanogan3d" in results:
+    res = results["fanogan3d"]
+    for i in vfig.pick_cases(res):
+        vfig.case_views(res, i)
         plt.show()
     m = evaluations["fanogan3d"].metrics
     for label, yd in (("test ROC, Viana's", m["scan_youden_test"]), ("validation, applied to test", m["scan_operating_point"])):
@@ -239,15 +248,15 @@ if "fanogan3d" in evals:
 
 # %%
 for name in [m for m in methods if m.startswith("ctfsh")]:
-    run(name)
-ctfsh = [evals[m] for m in methods if m.startswith("ctfsh")]
+    train_and_score(name)
+ctfsh = [results[m] for m in methods if m.startswith("ctfsh")]
 if ctfsh:
     ctfsh_eval = {e.name: evaluations[e.name] for e in ctfsh}
     display(Markdown("**AUROC(I)** (test; each lesion kind against the healthy test scans)"))
     display(auroc_table(ctfsh_eval).round(3))
     display(Markdown("**AUROC(F)**"))
     display(auroc_table(ctfsh_eval, "F").round(3))
-    print("MS-SSIM:", {e.name: e.results.info["msssim_scales"] for e in ctfsh if e.results.info["msssim_scales"]["used"]})
+    print("MS-SSIM:", {e.name: e.info["msssim_scales"] for e in ctfsh if e.info["msssim_scales"]["used"]})
 
 # %%
 if ctfsh:
@@ -259,7 +268,7 @@ if ctfsh:
 # %% [markdown]
 # ## Seed 004 — Luo's residual AE, post-processing and the slice normality score
 #
-# The anomaly map is the residual |x − x̂| after a median filter (Luo: 5³ at 1 mm; `luo_median` here), inside
+# The anomaly map is the residual |x − x̂| after a median filter (Luo: 5³ at 1 mm; `resae_median` here), inside
 # a slightly eroded brain mask.
 # A threshold and the removal of small 3D connected components (the method's declared segmentation step)
 # give a segmentation; the threshold is the one with the best pooled Dice of that segmentation on the
@@ -269,9 +278,9 @@ if ctfsh:
 # spatial-latent AE is the paper's ablation: it reconstructs more detail, lesions included.
 
 # %%
-for name in [m for m in methods if m.startswith("luo")]:
-    run(name)
-luo = [evals[m] for m in methods if m.startswith("luo")]
+for name in [m for m in methods if m.startswith("resae")]:
+    train_and_score(name)
+luo = [results[m] for m in methods if m.startswith("resae")]
 if luo:
     keys = ["slice_auroc", "slice_auprc", "slice_sensitivity", "dice_seed004_val", "dice_seed004", "dice_mean"]
     display(pd.DataFrame({e.name: {k: evaluations[e.name].metrics.get(k) for k in keys} for e in luo}).round(3))
@@ -298,8 +307,8 @@ if luo:
 # its own map (Luo's score), to ask whether each model's *map* sees the lesion.
 
 # %%
-ev_all = [evals[m] for m in methods if m in evals]
-summary = write_summary(run_dir, ev_all)
+ev_all = [results[m] for m in methods if m in results]
+summary = write_summary(run.volumetric, ev_all)
 display(Markdown("**Scan AUROC, each method's own score** (test)"))
 display(auroc_table({e.name: evaluations[e.name] for e in ev_all}).round(3))
 evfig.roc_figure({e.name: evaluations[e.name] for e in ev_all})
@@ -308,8 +317,9 @@ if "fanogan_2d_vs_3d" in summary:
     c = summary["fanogan_2d_vs_3d"]
     print(f"f-AnoGAN on the same {c['n_scans']} test scans: 3D AUROC {c['auroc_3d']:.3f}, 2D (mid-axial) {c['auroc_2d']:.3f}"
           " (Viana: 3D better by 4 points)")
-timing = pd.DataFrame({e.name: {"train s": e.results.info["train_seconds"], "score s/scan": e.results.info["seconds_per_scan"]}
+timing = pd.DataFrame({e.name: {"train s": e.info["train_seconds"], "score s/scan": e.info["seconds_per_scan"]}
                        for e in ev_all}).T.round(2)
 display(timing)
+out_dir = run.volumetric
 print(f"written: {out_dir}/methods/*.npz|json, {out_dir}/maps/<method>/<scan>.nii.gz, {out_dir}/scores.csv, "
       f"{out_dir}/summary.json, models in {out_dir}/models")

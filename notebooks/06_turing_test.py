@@ -57,8 +57,6 @@ reader_group = ""  # e.g. "radiologists" or "scientists"
 simulate_readers = False  # smoke/demo only: two simulated readers so the scoring path runs without people
 
 # %%
-from pathlib import Path
-
 import matplotlib.pyplot as plt
 import numpy as np
 from IPython.display import Markdown, display
@@ -66,11 +64,12 @@ from IPython.display import Markdown, display
 from ctad_core import turing
 from ctad_core.frontend import headless
 from ctad_core.methods.fastgan.sampling import generated_images, real_images
+from ctad_core.run import Run
 from ctad_core.utils import describe_device, resolve_device, seed_everything, write_json
 
 seed_everything(seed)
 dev = resolve_device(device)
-root = Path(run_dir) / "turing"
+root = Run(run_dir).stage("turing", create=True)
 print("device:", describe_device(dev), "· gallery under", root)
 
 # %% [markdown]

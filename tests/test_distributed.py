@@ -50,12 +50,12 @@ def test_torchrun_two_cpu_ranks_agree(tmp_path):
         "fanogan_latent_dim": 8, "fanogan_base_channels": 2, "fanogan_max_channels": 8, "fanogan_gan_steps": 2,
         "fanogan_n_critic": 2, "fanogan_encoder_steps": 2, "fanogan_finetune_steps": 2,
         "ctfsh_channels": "[2,4]", "ctfsh_latent_dim": 6, "ctfsh_steps": 3, "ctfsh_win_size": 3,
-        "luo_channels": "[2,2,4,4]", "luo_latent_dim": 8, "luo_steps": 3,
-        "fanogan_downsample": 1, "ctfsh_downsample": 1, "luo_downsample": 1,
+        "resae_channels": "[2,2,4,4]", "resae_latent_dim": 8, "resae_steps": 3,
+        "fanogan_downsample": 1, "ctfsh_downsample": 1, "resae_downsample": 1,
     }
-    cmd = [str(torchrun), "--standalone", "--nproc_per_node", "2", "-m", "ctad_core.volumetric", "train",
+    cmd = [str(torchrun), "--standalone", "--nproc_per_node", "2", "-m", "ctad_core.methods", "train",
            "--run-dir", str(run), "--quiet", "--rank-digest", "--evaluate"]
-    methods = ("fanogan3d", "ctfsh_ae_acai", "luo_resae")
+    methods = ("fanogan3d", "ctfsh_ae_acai", "resae")
     for m in methods:
         cmd += ["--method", m]
     for k, v in tiny.items():
@@ -78,8 +78,10 @@ def test_torchrun_two_cpu_ranks_agree(tmp_path):
         assert d[0]["digest"] == d[1]["digest"], m  # parameters and BatchNorm buffers identical
         assert (out / "models" / f"{m}.pt").is_file() and (out / "methods" / f"{m}.npz").is_file()
     # the model written by rank 0 is the replica both ranks hold
-    from ctad_core.volumetric import load_trained, method_spec, VolumeCache  # noqa: I001
+    from ctad_core.methods import load_trained, method_spec
+    from ctad_core.methods.inputs import VolumeCache
+    from ctad_core.run import Run
 
-    spec = method_spec("luo_resae", VolumeCache(run).shape, {k: (json.loads(v) if isinstance(v, str) else v) for k, v in tiny.items()})
-    tm = load_trained(out / "models" / "luo_resae.pt", spec)
-    assert ddp.parameter_digest(tm.model) == json.loads((out / "ddp" / "luo_resae.rank1.json").read_text())["digest"]
+    spec = method_spec("resae", VolumeCache(Run(run)).shape, {k: (json.loads(v) if isinstance(v, str) else v) for k, v in tiny.items()})
+    tm = load_trained(out / "models" / "resae.pt", spec)
+    assert ddp.parameter_digest(tm.model) == json.loads((out / "ddp" / "resae.rank1.json").read_text())["digest"]

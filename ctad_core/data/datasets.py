@@ -472,7 +472,7 @@ def prepare_source(
     Returns:
         The manifest as written.
     """
-    from ctad_core.data.prepare import PreparedScan, assign_splits, write_prepared
+    from ctad_core.data.prepare import PreparedScan, assign_splits, data_config, write_prepared
 
     p = params if isinstance(params, PreprocessParams) else PreprocessParams.from_dict(params)
     unknown = sorted(set(param_overrides) - set(PreprocessParams.__dataclass_fields__))
@@ -503,13 +503,11 @@ def prepare_source(
         raise ValueError(f"{source_path}: no scans found")
     splits = assign_splits([r.patient_id for r in records], [r.label == 1 for r in records], fractions, seed,
                            stratify=[r.kind for r in records])
-    config: dict[str, Any] = {
-        "source": source, "source_path": str(source_path), "window": [lo, hi],
-        "window_name": window if isinstance(window, str) else None,
-        "shape_3d": list(p.model_shape), "size_2d": (p.slice_shape or p.model_shape[1:])[0],
-        "slices_2d": p.n_slices, "skull_stripped": p.skull_strip, "aligned": p.align, "preprocess": asdict(p),
-        "n_records": len(records), "skipped": [],
-    }
+    config = data_config(
+        source, window, p.model_shape, (p.slice_shape or p.model_shape[1:])[0], p.n_slices,
+        skull_stripped=p.skull_strip, aligned=p.align, seed=seed,
+        source_path=str(source_path), preprocess=asdict(p), n_records=len(records), skipped=[],
+    )
 
     def generate() -> Iterator[PreparedScan]:
         bar = tqdm(records, desc=f"preparing {source}", unit="scan", disable=not progress)
@@ -521,7 +519,7 @@ def prepare_source(
                 if on_error == "raise":
                     raise
                 warnings.warn(f"{r.scan_id}: skipped: {e}", stacklevel=2)
-                config["skipped"].append({"scan_id": r.scan_id, "error": str(e)})
+                config["details"]["skipped"].append({"scan_id": r.scan_id, "error": str(e)})
                 continue
             lesion = pp.lesion
             slice_lesion = pp.slice_lesion

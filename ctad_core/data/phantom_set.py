@@ -24,11 +24,18 @@ import numpy as np
 
 from ctad_core.data.phantom import make_phantom, sample_patient
 from ctad_core.data.phantom_acquisition import acquisition_ranges, resolve_acquisition
-from ctad_core.data.prepare import PreparedScan
+from ctad_core.data.prepare import PreparedScan, data_config, write_prepared
 from ctad_core.frontend import tqdm
 from ctad_core.kinds import HAEMORRHAGE_KINDS, LESION_KINDS
 
-__all__ = ["PhantomSetSpec", "plan_phantom_set", "phantom_splits", "render_phantom_scan", "build_phantom_set"]
+__all__ = [
+    "PhantomSetSpec",
+    "build_phantom_set",
+    "phantom_splits",
+    "plan_phantom_set",
+    "prepare_phantoms",
+    "render_phantom_scan",
+]
 
 
 @dataclass
@@ -218,3 +225,35 @@ def build_phantom_set(spec: PhantomSetSpec, workers: int | None = None, progress
 def phantom_splits(spec: PhantomSetSpec) -> dict[str, str]:
     """``{patient_id: split}`` of the set (one scan per patient, so the split is by patient)."""
     return {it["patient_id"]: it["split"] for it in plan_phantom_set(spec)}
+
+
+def prepare_phantoms(
+    data_dir: str | os.PathLike,
+    spec: PhantomSetSpec,
+    window: str | Sequence[float],
+    workers: int | None = None,
+    progress: bool = True,
+):
+    """Render the phantom set of ``spec`` and write it under ``data_dir`` (manifest, volumes, slices, and
+    ``config.json`` in the schema :func:`ctad_core.data.prepare.data_config` shares with real scans).
+
+    Args:
+        data_dir: ``run_dir/data``.
+        spec: the set to render.
+        window: the models' window (preset name or (lower, upper) HU).
+        workers: rendering processes (None: one per core).
+        progress: a progress bar.
+
+    Returns:
+        The manifest as written (a DataFrame).
+    """
+    from ctad_core.data import phantom as ph
+    from ctad_core.data.phantom_acquisition import acquisition_ranges
+
+    config = data_config(
+        "phantom", window, spec.shape_3d, spec.size_2d, spec.slices_2d,
+        skull_stripped=False, aligned=spec.aligned, seed=spec.seed, spacing_3d=spec.spacing_3d,
+        spacing_2d=spec.spacing_2d, kinds=spec.kinds,
+        variants=ph.VARIANTS, acquisition=acquisition_ranges(spec.acquisition),
+    )
+    return write_prepared(data_dir, build_phantom_set(spec, workers=workers, progress=progress), phantom_splits(spec), config)

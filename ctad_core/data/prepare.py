@@ -135,6 +135,68 @@ def assign_splits(
     return out
 
 
+#: The keys every ``config.json`` holds, phantoms and real scans alike (source-specific extras go under
+#: ``details``).
+CONFIG_KEYS = (
+    "source", "window", "window_name", "shape_3d", "spacing_3d", "size_2d", "spacing_2d", "slices_2d",
+    "kinds", "lesion_codes", "skull_stripped", "aligned", "seed", "details",
+)
+
+
+def data_config(
+    source: str,
+    window: str | Sequence[float],
+    shape_3d: Sequence[int],
+    size_2d: int,
+    slices_2d: int,
+    *,
+    skull_stripped: bool,
+    aligned: bool,
+    seed: int | None = None,
+    spacing_3d: Sequence[float] | None = None,
+    spacing_2d: Sequence[float] | None = None,
+    kinds: Sequence[str] | None = None,
+    **details: Any,
+) -> dict[str, Any]:
+    """The one schema of ``data/config.json`` (:data:`CONFIG_KEYS`), for phantoms and real scans.
+
+    Args:
+        source: ``phantom``, ``rsna``, ``cq500``, ``physionet`` or ``folder``.
+        window: the models' window, a preset name or (lower, upper) HU; recorded as [lower, upper] HU with
+            ``window_name``.
+        shape_3d: (D, H, W) of the prepared volumes; size_2d, slices_2d: the 2D set's side and slices per scan.
+        skull_stripped, aligned: how the volumes were prepared.
+        seed: the preparation's seed (splits, phantoms), or None.
+        spacing_3d, spacing_2d: voxel / pixel spacing in mm when one spacing holds for every scan (phantoms),
+            else None.
+        kinds: the lesion kinds the data may hold (default: every kind of :mod:`ctad_core.kinds`).
+        details: source-specific, JSON-able extras (phantom variants, preprocessing parameters, skipped scans).
+
+    Raises:
+        ValueError: for a window whose upper bound does not exceed its lower bound.
+    """
+    from ctad_core.data.windows import window_bounds
+    from ctad_core.kinds import LESION_CODES, LESION_KINDS
+
+    lo, hi = window_bounds(window)
+    return {
+        "source": source,
+        "window": [lo, hi],
+        "window_name": window if isinstance(window, str) else None,
+        "shape_3d": [int(v) for v in shape_3d],
+        "spacing_3d": None if spacing_3d is None else [float(v) for v in spacing_3d],
+        "size_2d": int(size_2d),
+        "spacing_2d": None if spacing_2d is None else [float(v) for v in spacing_2d],
+        "slices_2d": int(slices_2d),
+        "kinds": list(kinds) if kinds is not None else list(LESION_KINDS),
+        "lesion_codes": dict(LESION_CODES),
+        "skull_stripped": bool(skull_stripped),
+        "aligned": bool(aligned),
+        "seed": seed,
+        "details": dict(details),
+    }
+
+
 def write_prepared(
     data_dir: str | os.PathLike,
     scans: Iterable[PreparedScan],
@@ -147,13 +209,17 @@ def write_prepared(
         data_dir: ``run_dir/data``.
         scans: the prepared scans (consumed once; volumes are written as they come).
         splits: ``{patient_id: split}`` from :func:`assign_splits`.
-        config: preparation settings recorded in ``config.json`` (must hold ``window``).
+        config: preparation settings recorded in ``config.json``, built by :func:`data_config`.
 
     Returns:
         The manifest as written.
+
+    Raises:
+        ValueError: if ``config`` misses keys of :data:`CONFIG_KEYS` (names them).
     """
-    if "window" not in config:
-        raise ValueError("config must record the 'window' the models will use")
+    missing = [k for k in CONFIG_KEYS if k not in config]
+    if missing:
+        raise ValueError(f"config.json must hold {missing}: build it with data_config()")
     data_dir = Path(data_dir)
     vol_dir = data_dir / "volumes"
     vol_dir.mkdir(parents=True, exist_ok=True)

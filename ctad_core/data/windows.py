@@ -42,13 +42,6 @@ def window_bounds(window: str | tuple[float, float] | list[float]) -> tuple[floa
     return float(lo), float(hi)
 
 
-def level_width(level: float, width: float) -> tuple[float, float]:
-    """Convert a radiologist's level/width to ``(lower, upper)`` HU."""
-    if width <= 0:
-        raise ValueError(f"window width must be positive, got {width}")
-    return level - width / 2.0, level + width / 2.0
-
-
 def to_model(hu, window: str | tuple[float, float] = "brain"):
     """Clip HU to the window and scale linearly to [-1, 1].
 

@@ -264,7 +264,7 @@ def compute_fid(
         run_dir: the run (needs ``gan/member_0`` and ``data/slices.npz``).
         n_generated: generator samples.
         seed: sampling seed (z and FID∞ subsets).
-        extractor: a :class:`ctad_core.features.FeatureExtractor`, or None for :func:`default_extractor`.
+        extractor: a :class:`ctad_core.nn.features.FeatureExtractor`, or None for :func:`default_extractor`.
         inception_weights: local Inception-v3 weights (used when ``extractor`` is None).
         split: which real slices (seed 000 compares with its real test images).
         num_points: FID∞ subset sizes.
@@ -277,7 +277,7 @@ def compute_fid(
 
     gen = generated_images(run_dir, n_generated, seed=seed, device=device)
     ex = extractor if extractor is not None else default_extractor(run_dir, inception_weights, seed, device)
-    from ctad_core.features import extract_features
+    from ctad_core.nn.features import extract_features
 
     f_gen = extract_features(ex, gen)
     out: dict[str, Any] = {"extractor": ex.name, "n_generated": int(len(gen)), "split": split}

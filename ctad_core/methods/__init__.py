@@ -1,0 +1,264 @@
+"""Every anomaly-detection method of the workbook, one folder each, and the one call that runs any of them.
+
+The registry below is the only place that lists method names. Each name is used for its folder's results
+(``<stage>/methods/<name>.npz|json``) and belongs to one folder (its family), whose name is also the prefix of
+its parameters:
+
+======================  ========  =====  =====  ==============================================================
+name                    folder    items  model  seed
+======================  ========  =====  =====  ==============================================================
+fastgan_encoder         fastgan   2d     2d     000 Walluscheck: FastGAN ensemble, z = E(x)
+fastgan_restoration     fastgan   2d     2d     000 Walluscheck: FastGAN ensemble, latent restoration (Eq. 4)
+fanogan3d               fanogan   3d     3d     001 Viana: 3D f-AnoGAN with fine-tuning
+fanogan2d               fanogan   3d     2d     001 Viana: the same networks on mid-axial slices
+ctfsh_*  (12)           ctfsh     3d     3d     002 CTFSH: AE/VAE × L1/MS-SSIM/ACAI × full head/skull-stripped
+resae, resae_spatial    resae     3d     3d     004 Luo: residual AE, dense latent / spatial-latent ablation
+======================  ========  =====  =====  ==============================================================
+
+:func:`run_method` trains or loads and scores any of them and returns (and saves) its
+:class:`~ctad_core.results.MethodResults`. Adding a method means adding a folder and registry entries.
+The command line (``python -m ctad_core.methods``) calls the same function.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from ctad_core import distributed as ddp
+from ctad_core.methods.base import Family, TrainedMethod, load_history, load_trained, train_method
+from ctad_core.methods.ctfsh.method import FAMILY as CTFSH
+from ctad_core.methods.ctfsh.method import NAMES as CTFSH_NAMES
+from ctad_core.methods.fanogan.method import FAMILY as FANOGAN
+from ctad_core.methods.fastgan import method as fastgan_method
+from ctad_core.methods.inputs import VolumeCache
+from ctad_core.methods.resae.method import FAMILY as RESAE
+from ctad_core.methods.scoring import ScoredMethod, score_method, write_method, write_summary
+from ctad_core.methods.spec import MethodSpec, default_params
+from ctad_core.results import MethodResults
+from ctad_core.run import Run
+from ctad_core.utils import resolve_device
+
+#: The folders whose methods share the 3D train / score path (:mod:`ctad_core.methods.base`).
+FAMILIES: dict[str, Family] = {f.name: f for f in (FANOGAN, CTFSH, RESAE)}
+
+
+@dataclass(frozen=True)
+class MethodDef:
+    """A registered method.
+
+    Attributes:
+        name: the method's one name (results, registry key).
+        family: its folder under ``ctad_core/methods`` (and parameter prefix).
+        level: what an item of its results is: ``"2d"`` slices or ``"3d"`` volumes.
+        model_dims: the model's dimensionality, ``"2d"`` or ``"3d"``.
+        stage: the run stage its results go to (``restoration`` for notebook 04, ``volumetric`` for 05).
+        notebook: the notebook whose parameters cell holds its defaults.
+        run: ``(definition, run, params, device, seed, resume, progress, **options) -> MethodResults``.
+        counterpart: for a 2D variant, the 3D method it is compared with (Viana's 2D-vs-3D table).
+        description: one line for listings.
+    """
+
+    name: str
+    family: str
+    level: str
+    model_dims: str
+    stage: str
+    notebook: str
+    run: Callable[..., MethodResults]
+    counterpart: str | None = None
+    description: str = ""
+
+
+# ------------------------------------------------------------------------------------ the two run paths
+
+
+def _run_fastgan(
+    d: MethodDef,
+    run: Run,
+    params: dict[str, Any],
+    device: torch.device | str = "cpu",
+    seed: int = 0,
+    resume: bool = True,
+    progress: bool = True,
+    *,
+    restoration: bool,
+    **_: Any,
+) -> MethodResults:
+    """Seed 000: score with the trained ensembles (notebooks 02/03 train them) and save the results."""
+    res = fastgan_method.score(d.name, run, params, restoration, device, seed, progress)
+    run.save_method_results(d.stage, res)
+    return res
+
+
+def _run_volume(
+    d: MethodDef,
+    run: Run,
+    params: dict[str, Any],
+    device: torch.device | str = "cpu",
+    seed: int = 0,
+    resume: bool = True,
+    progress: bool = True,
+    *,
+    nifti_splits: tuple[str, ...] = ("test",),
+    evaluate: bool = True,
+    info: ddp.DistInfo | None = None,
+    **_: Any,
+) -> MethodResults | TrainedMethod:
+    """Seeds 001, 002, 004: train (or reload) on the run's healthy volumes, score val + test, write."""
+    cache = VolumeCache.of(run)
+    spec = method_spec(d.name, cache.shape, params)
+    info = info or ddp.DistInfo(device=torch.device(device))
+    out = run.stage(d.stage)
+    tm = train_method(spec, cache.train_x(spec), out, seed=seed, resume=resume, progress=progress, info=info)
+    run.cache.setdefault("trained", {})[d.name] = tm
+    if not evaluate:
+        return tm
+    ev = score_method(tm, cache.items(spec), info.device, int(params["eval_batch_size"]), progress)
+    if info.is_main:
+        write_method(out, ev, cache.items(spec), nifti_splits)
+    run.cache.setdefault("scored", {})[d.name] = ev
+    return ev.results
+
+
+def _volume(
+    name: str, family: str, model_dims: str = "3d", counterpart: str | None = None, desc: str = ""
+) -> MethodDef:
+    return MethodDef(
+        name, family, "3d", model_dims, "volumetric", "05_volumetric_3d", _run_volume, counterpart, desc
+    )
+
+
+def _fastgan(name: str, restoration: bool, desc: str) -> MethodDef:
+    run = functools.partial(_run_fastgan, restoration=restoration)
+    return MethodDef(name, "fastgan", "2d", "2d", "restoration", "04_latent_restoration", run, None, desc)
+
+
+#: name → definition, the only list of method names.
+REGISTRY: dict[str, MethodDef] = {
+    d.name: d
+    for d in (
+        _fastgan("fastgan_encoder", False, "seed 000: FastGAN ensemble, z = E(x), majority vote"),
+        _fastgan(
+            "fastgan_restoration", True, "seed 000: FastGAN ensemble, latent restoration, majority vote"
+        ),
+        _volume("fanogan3d", "fanogan", desc="seed 001: 3D f-AnoGAN with fine-tuning"),
+        _volume("fanogan2d", "fanogan", "2d", "fanogan3d", "seed 001: the same networks on mid-axial slices"),
+        *(_volume(n, "ctfsh", desc="seed 002: CTFSH AE/VAE") for n in CTFSH_NAMES),
+        _volume("resae", "resae", desc="seed 004: Luo's residual AE, dense latent"),
+        _volume("resae_spatial", "resae", desc="seed 004: Luo's residual AE, spatial latent (ablation)"),
+    )
+}
+
+
+def method_names() -> list[str]:
+    """Every registered method name."""
+    return list(REGISTRY)
+
+
+def get(name: str) -> MethodDef:
+    """The definition of a registered method.
+
+    Raises:
+        ValueError: for an unknown name, listing the registered ones.
+    """
+    if name not in REGISTRY:
+        raise ValueError(f"unknown method {name!r}; registered methods: {', '.join(REGISTRY)}")
+    return REGISTRY[name]
+
+
+def method_params(name: str, params: dict[str, Any] | None = None) -> dict[str, Any]:
+    """A method's parameters: its notebook's parameters cell, overridden by ``params``."""
+    return {**default_params(get(name).notebook), **(params or {})}
+
+
+def method_spec(
+    name: str, volume_shape: tuple[int, int, int], params: dict[str, Any] | None = None
+) -> MethodSpec:
+    """The :class:`~ctad_core.methods.spec.MethodSpec` of a 3D-path method from flat parameters.
+
+    Args:
+        name: a registered name of the fanogan, ctfsh or resae folder.
+        volume_shape: (D, H, W) of the prepared volumes (read from the data, not assumed).
+        params: flat parameters (notebook / YAML); missing keys come from notebook 05's parameters cell.
+
+    Raises:
+        ValueError: for an unknown name, or one whose folder does not build specs (seed 000).
+    """
+    d = get(name)
+    if d.family not in FAMILIES:
+        raise ValueError(f"method {name!r} ({d.family}) has no volumetric spec")
+    p = method_params(name, params)
+    return FAMILIES[d.family].spec(name, tuple(int(s) for s in volume_shape), p)
+
+
+def training_history(name: str, run: Run | str) -> dict[str, list[dict[str, float]]]:
+    """The loss history per phase of a trained 3D-path method (from ``models/<name>.pt``).
+
+    Raises:
+        FileNotFoundError: naming the file when the method has not been trained in this run.
+    """
+    d = get(name)
+    run = run if isinstance(run, Run) else Run(run)
+    path = run.stage(d.stage) / "models" / f"{name}.pt"
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} not found: method {name!r} has not been trained in {run.root}")
+    return load_history(path)
+
+
+def run_method(
+    name: str,
+    run: Run | str,
+    params: dict[str, Any] | None = None,
+    device: torch.device | str = "cpu",
+    seed: int = 0,
+    resume: bool = True,
+    progress: bool = True,
+    **options: Any,
+) -> MethodResults:
+    """Train (or load) and score any registered method, 2D or 3D; save and return its results.
+
+    Args:
+        name: a registered method name (:data:`REGISTRY`).
+        run: the run (or its directory).
+        params: flat parameters (the method's notebook's, e.g. from a profile YAML); missing keys take the
+            notebook's parameters cell's defaults.
+        device: torch device or ``"auto"``.
+        seed: the run's seed.
+        resume: reuse finished models and resume checkpoints (3D methods).
+        progress: progress bars.
+        options: per-path extras: ``nifti_splits`` (3D: splits whose maps are also written as NIfTI),
+            ``evaluate`` (3D: False trains only and returns the trained method), ``info`` (a DDP context).
+
+    Returns:
+        The method's :class:`~ctad_core.results.MethodResults`, as written under ``<stage>/methods/``.
+
+    Raises:
+        ValueError: for an unknown name (listing the registered ones).
+    """
+    d = get(name)
+    run = run if isinstance(run, Run) else Run(run)
+    dev = resolve_device(device) if str(device) == "auto" else torch.device(device)
+    return d.run(d, run, method_params(name, params), dev, seed, resume, progress, **options)
+
+
+__all__ = [
+    "FAMILIES",
+    "REGISTRY",
+    "MethodDef",
+    "MethodSpec",
+    "ScoredMethod",
+    "TrainedMethod",
+    "get",
+    "load_trained",
+    "method_names",
+    "method_params",
+    "method_spec",
+    "run_method",
+    "training_history",
+    "write_summary",
+]

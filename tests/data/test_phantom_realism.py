@@ -14,15 +14,14 @@ from scipy import ndimage as ndi
 from ctad_core.data import phantom as ph
 from ctad_core.data import phantom_acquisition as pa
 from ctad_core.data import phantom_anatomy as anat
-from ctad_core.data.manifest import read_manifest
+from ctad_core.data.manifest import read_config, read_manifest
 from ctad_core.data.phantom_set import (
     PhantomSetSpec,
-    build_phantom_set,
-    phantom_splits,
     plan_phantom_set,
+    prepare_phantoms,
     render_phantom_scan,
 )
-from ctad_core.data.prepare import write_prepared
+from ctad_core.data.prepare import CONFIG_KEYS, write_prepared
 from ctad_core.data.template import LANDMARKS, load_template
 
 T = ph.TISSUE_CODES
@@ -445,13 +444,13 @@ def _tiny_spec(**kw) -> PhantomSetSpec:
 
 def test_manifest_records_variant_and_acquisition_and_kinds_stay_nine(tmp_path):
     spec = _tiny_spec()
-    df = write_prepared(
-        tmp_path / "data",
-        build_phantom_set(spec, workers=1, progress=False),
-        phantom_splits(spec),
-        {"window": [0.0, 80.0]},
-    )
+    df = prepare_phantoms(tmp_path / "data", spec, [0.0, 80.0], workers=1, progress=False)
     m = read_manifest(tmp_path)
+    cfg = read_config(tmp_path)
+    assert tuple(cfg) == CONFIG_KEYS and cfg["source"] == "phantom" and cfg["window"] == [0.0, 80.0]
+    assert cfg["spacing_3d"] == list(spec.spacing_3d) and set(cfg["details"]) == {"variants", "acquisition"}
+    with pytest.raises(ValueError, match=r"must hold \['source'"):
+        write_prepared(tmp_path / "d2", [], {}, {"window": [0.0, 80.0]})
     assert len(df) == len(m) == len(plan_phantom_set(spec))
     for col in ("variant", "kernel", "slice_thickness_mm", "noise_sd_5mm", "age", "calcification"):
         assert col in m.columns

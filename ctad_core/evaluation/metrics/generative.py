@@ -1,6 +1,6 @@
 """Generative metrics: Fréchet distance, FID and the unbiased FID∞ (seed 000).
 
-The networks that turn images into features are in :mod:`ctad_core.features`.
+The networks that turn images into features are in :mod:`ctad_core.nn.features`.
 """
 
 from __future__ import annotations
@@ -53,7 +53,7 @@ def fid(feats_a: np.ndarray, feats_b: np.ndarray) -> float:
     """Fréchet (Inception) distance between two sets of features.
 
     Which network produced the features decides what the number means: report it with the extractor's
-    ``name`` (see :mod:`ctad_core.features`).
+    ``name`` (see :mod:`ctad_core.nn.features`).
 
     Args:
         feats_a: (N_a, D) features of set A (e.g. generated images).

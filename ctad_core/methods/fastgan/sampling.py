@@ -12,11 +12,15 @@ from typing import Any
 import numpy as np
 
 from ctad_core.kinds import HEALTHY
+from ctad_core.run import Run
 
 
 def gan_member_dirs(run_dir: str | os.PathLike) -> list[Path]:
-    """The FastGAN member folders notebook 02 wrote (``run_dir/gan/member_k`` with a checkpoint)."""
-    return sorted(p for p in (Path(run_dir) / "gan").glob("member_*") if (p / "checkpoint.pt").is_file())
+    """The FastGAN member folders notebook 02 wrote (``gan/ensemble.json``), or [] when there is no ensemble."""
+    try:
+        return list(Run(run_dir).ensemble("gan").members)
+    except FileNotFoundError:
+        return []
 
 
 def generated_images(
@@ -27,9 +31,12 @@ def generated_images(
     Raises:
         FileNotFoundError: if notebook 02 has not written ``run_dir/gan/member_<member>/checkpoint.pt``.
     """
-    from ctad_core.gan2d import generate, load_generator
+    from ctad_core.methods.fastgan.train import generate, load_generator
 
-    path = Path(run_dir) / "gan" / f"member_{member}" / "checkpoint.pt"
+    members = Run(run_dir).ensemble("gan").members
+    if not 0 <= member < len(members):
+        raise ValueError(f"member {member} does not exist: the GAN ensemble has {len(members)} members")
+    path = members[member] / "checkpoint.pt"
     if not path.is_file():
         raise FileNotFoundError(f"{path} not found: run notebook 02_gan_training first for this run_dir")
     G = load_generator(path, device=device)
@@ -51,12 +58,11 @@ def real_images(
     import torch
     import torch.nn.functional as F
 
-    from ctad_core.data.manifest import load_slices, read_config
     from ctad_core.data.windows import to_display
 
-    s = load_slices(run_dir, split)
-    window = read_config(run_dir).get("window", "brain")
-    window = tuple(window) if isinstance(window, list) else window
+    run = Run(run_dir)
+    s = run.slices(split)
+    window = run.window()
     if which == "healthy":
         sel = s.kind.astype(str) == HEALTHY
     elif which == "lesioned":
@@ -81,13 +87,13 @@ def default_extractor(
 ) -> Any:
     """The FID feature space: Inception-v3 if a local weights file is given, else the trained FastGAN
     discriminator of member 0, else (no GAN) a seeded random CNN. ``.name`` says which."""
-    from ctad_core import features
+    from ctad_core.nn import features
 
     if inception_weights:
         return features.inception_extractor(inception_weights, device=device)
     members = gan_member_dirs(run_dir)
     if members:
-        from ctad_core.gan2d import load_discriminator
+        from ctad_core.methods.fastgan.train import load_discriminator
 
         D = load_discriminator(members[0] / "checkpoint.pt", device=device)
         return features.discriminator_extractor(

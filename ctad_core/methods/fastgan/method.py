@@ -1,0 +1,237 @@
+"""Seed 000 (Walluscheck et al. 2024): scoring slices with the FastGAN ensemble, by encoder or by restoration.
+
+Methods ``fastgan_encoder`` (z = E(x), one forward pass) and ``fastgan_restoration`` (z by latent restoration,
+Eq. 4, from z = 0 or from E(x)). Each of the M members reconstructs every val/test slice; a member's map is
+its residual ρ(x − x̂) (ρ = |·| or max(·, 0); the evaluator restricts it to ``brain``); ``maps`` is the members' mean. The
+segmentation step the method declares (and the evaluator applies): threshold each member's map, close with
+``closing_radius``, strict majority vote over the members. Per-slice score: the mean of the top
+``top_fraction`` of the mean map inside the brain. Parameters are notebook 04's.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+
+from ctad_core import anomaly
+from ctad_core.data.windows import to_model
+from ctad_core.methods.fastgan import train as fg_train
+from ctad_core.methods.fastgan.ensemble import residual_maps, resize_masks, select_slices, stack_members
+from ctad_core.methods.fastgan.losses import ReconstructionLoss, make_feature_extractor
+from ctad_core.methods.fastgan.restore import encode_reconstruct, restore_many
+from ctad_core.results import MethodResults
+from ctad_core.run import Run
+from ctad_core.utils import describe_device, resolve_device
+
+#: ``restoration_init`` values: the seed's start (z = 0) or the encoder's code.
+INITS = ("zero", "encoder")
+
+
+@dataclass
+class EvalSlices:
+    """The val/test slices seed 000 scores, at the ensemble's image size.
+
+    Attributes:
+        x: (N, 1, S, S) float32 tensor in [-1, 1], the model's inputs.
+        lesion, brain: (N, S, S) uint8 masks resized to S.
+        scan_id, slice_index, split, kind: (N,) per slice.
+    """
+
+    x: torch.Tensor
+    lesion: np.ndarray
+    brain: np.ndarray
+    scan_id: np.ndarray
+    slice_index: np.ndarray
+    split: np.ndarray
+    kind: np.ndarray
+
+    def __len__(self) -> int:
+        return int(self.x.shape[0])
+
+
+def eval_slices(run: Run, image_size: int, max_slices_per_split: int = 0, seed: int = 0) -> EvalSlices:
+    """The run's val + test slices (at most ``max_slices_per_split`` each, half lesioned; 0 = all), in model
+    range at ``image_size`` (:func:`~ctad_core.methods.fastgan.ensemble.select_slices`)."""
+    ev = run.slices()
+    ev = ev.subset(np.isin(ev.split, ["val", "test"]))
+    ev = ev.subset(select_slices(ev.split, ev.lesion.reshape(len(ev), -1).any(1), max_slices_per_split, seed))
+    return EvalSlices(
+        x=fg_train.prepare_slices(to_model(ev.image, run.window()), image_size),
+        lesion=resize_masks(ev.lesion, image_size).astype(np.uint8),
+        brain=resize_masks(ev.brain, image_size).astype(np.uint8),
+        scan_id=ev.scan_id,
+        slice_index=ev.slice_index,
+        split=ev.split,
+        kind=ev.kind,
+    )
+
+
+def check_init(p: dict[str, Any]) -> str:
+    """``p["restoration_init"]``, checked against :data:`INITS`.
+
+    Raises:
+        ValueError: naming the value and the allowed ones.
+    """
+    init = p["restoration_init"]
+    if init not in INITS:
+        raise ValueError(f"restoration_init must be one of {INITS}, not {init!r}")
+    return init
+
+
+@dataclass
+class MemberReconstructions:
+    """Every member's reconstructions of the slices and what they cost.
+
+    Attributes:
+        recon: (M, N, S, S) float32 in [-1, 1].
+        seconds: wall-clock seconds, all members together (restoration from the encoder includes the
+            encoder pass).
+        losses: per member, the restoration loss (steps, N) (empty for the encoder).
+    """
+
+    recon: np.ndarray
+    seconds: float
+    losses: list[np.ndarray] = field(default_factory=list)
+
+
+def reconstruct_members(
+    run: Run,
+    x: torch.Tensor,
+    p: dict[str, Any],
+    restoration: bool,
+    device: torch.device | str = "cpu",
+    progress: bool = True,
+) -> MemberReconstructions:
+    """Reconstruct slices with every member: G(E(x)), or latent restoration (seed 000 Eq. 4).
+
+    Args:
+        run: the run whose ``gan`` and ``encoder`` ensembles are used.
+        x: (N, 1, S, S) inputs in [-1, 1].
+        p: notebook 04's parameters (``restoration_init``, ``steps``, ``lr``, ``batch_size``, ``w_percept``,
+            ``w_mse``, ``feature_space``, ``vgg_weights``, ``amp``, ``channels_last``).
+        restoration: restore z (True) or take E(x) (False).
+        device: torch device.
+        progress: print one line per member.
+
+    Raises:
+        ValueError: for a ``restoration_init`` other than :data:`INITS`.
+        FileNotFoundError: when an ensemble is missing (run notebooks 02 and 03).
+    """
+    init = check_init(p)
+    dev = torch.device(device)
+    gans, encs = run.ensemble("gan"), run.ensemble("encoder")
+    if gans.n_members != encs.n_members:
+        raise ValueError(f"{run.root}: {gans.n_members} GANs but {encs.n_members} encoders")
+    recons, losses, seconds = [], [], 0.0
+    for m, (g_dir, e_dir) in enumerate(zip(gans.members, encs.members)):
+        G = fg_train.load_generator(g_dir, dev)
+        z_enc, r_enc, t_enc = encode_reconstruct(fg_train.load_encoder(e_dir, dev), G, x)
+        if not restoration:
+            recons.append(r_enc[:, 0].numpy())
+            seconds += t_enc
+            if progress:
+                print(f"member {m}: encoder {t_enc:.2f} s for {len(x)} slices")
+            continue
+        D = fg_train.load_discriminator(g_dir, dev) if p["feature_space"] == "discriminator" else None
+        features = make_feature_extractor(p["feature_space"], D, p["vgg_weights"] or None)
+        loss_fn = ReconstructionLoss(features, p["w_percept"], p["w_mse"])
+        z0 = z_enc if init == "encoder" else None
+        res = restore_many(
+            G,
+            x,
+            loss_fn,
+            batch_size=p["batch_size"],
+            steps=p["steps"],
+            lr=p["lr"],
+            amp=p["amp"],
+            channels_last=p["channels_last"],
+            z0=z0,
+        )
+        if z0 is not None:
+            res.seconds += (
+                t_enc  # the encoder pass (E and G(E(x)), a slight overestimate) is part of this cost
+            )
+        recons.append(res.recon[:, 0].numpy())
+        losses.append(np.asarray(res.losses))
+        seconds += res.seconds
+        if progress:
+            print(f"member {m}: restoration {res.seconds:.1f} s for {len(x)} slices")
+    return MemberReconstructions(stack_members(recons), seconds, losses)
+
+
+def score(
+    name: str,
+    run: Run,
+    p: dict[str, Any],
+    restoration: bool,
+    device: torch.device | str = "cpu",
+    seed: int = 0,
+    progress: bool = True,
+) -> MethodResults:
+    """Score the run's val/test slices with the ensemble: members' maps, their mean, the vote it declares.
+
+    Args:
+        name: the method's name (``fastgan_encoder`` / ``fastgan_restoration``).
+        run: the run (its ``data``, ``gan`` and ``encoder`` stages are read).
+        p: notebook 04's parameters.
+        restoration: latent restoration (True) or the encoder (False).
+        device: torch device (``"auto"`` resolves).
+        seed: the slice selection's seed.
+        progress: per-member lines.
+
+    Returns:
+        :class:`~ctad_core.results.MethodResults` at level ``"2d"`` with ``member_maps``,
+        ``member_maps_haemorrhage``, ``maps`` (their mean), ``inputs``, ``recon`` (members' mean) and
+        ``info["segmentation"]`` = closing radius + majority vote.
+
+    Raises:
+        ValueError: for a ``restoration_init`` other than :data:`INITS` (checked before anything loads).
+        FileNotFoundError: when the run has no trained ensembles (notebooks 02 and 03).
+    """
+    check_init(p)
+    dev = resolve_device(device) if str(device) == "auto" else torch.device(device)
+    cfg = run.ensemble("gan").config
+    image_size = int(cfg["image_size"])
+    ev = eval_slices(run, image_size, int(p["max_slices_per_split"]), seed)
+    rec = reconstruct_members(run, ev.x, p, restoration, dev, progress)
+    xn = ev.x[:, 0].numpy()
+    member_maps = residual_maps(xn, rec.recon, p["residual_mode"])
+    member_pos = residual_maps(xn, rec.recon, "pos")
+    mean_map = member_maps.mean(0).astype(np.float32)
+    n_members = rec.recon.shape[0]
+    info = {
+        "seconds_per_item": rec.seconds / max(1, len(ev)),  # per slice, all members
+        "items_per_scan": float(np.mean(np.unique(run.slices().scan_id, return_counts=True)[1])),
+        "seconds_total": rec.seconds,
+        "device": describe_device(dev),
+        "feature_space": p["feature_space"],
+        "residual_mode": p["residual_mode"],
+        "n_members": n_members,
+        "image_size": image_size,
+        "restoration_steps": int(p["steps"]) if restoration else 0,
+        "restoration_init": p["restoration_init"] if restoration else None,
+        "restoration_loss": [lc.mean(1).tolist() for lc in rec.losses],
+        "slice_index": np.asarray(ev.slice_index).tolist(),
+        "model_dims": "2d",
+        "segmentation": {"closing_radius": int(p["closing_radius"]), "vote": "majority"},
+    }
+    return MethodResults(
+        name=name,
+        level="2d",
+        scan_id=ev.scan_id,
+        split=ev.split,
+        kind=ev.kind,
+        scan_score=anomaly.scan_score(mean_map, ev.brain, p["top_fraction"], spatial_dims=2),
+        maps=mean_map,
+        lesion=ev.lesion,
+        brain=ev.brain,
+        maps_haemorrhage=member_pos.mean(0).astype(np.float32),
+        member_maps=member_maps.astype(np.float32),
+        member_maps_haemorrhage=member_pos.astype(np.float32),
+        recon=rec.recon.mean(0).astype(np.float32),
+        inputs=xn.astype(np.float32),
+        info=info,
+    )
