@@ -142,6 +142,24 @@ def resolve_run_dir(run_dir: str | os.PathLike) -> Path:
     return path if path.is_absolute() else (repo_root() / path).resolve()
 
 
+def unpair(path: str | os.PathLike) -> bool:
+    """Drop the jupytext pairing (``metadata.jupytext.formats``) that a copy of a tracked notebook inherits.
+
+    The tracked ``notebooks/NN_x.ipynb`` are paired with ``NN_x.py``; a working or executed copy in a run
+    directory keeps that pairing, and JupyterLab (with jupytext's contents manager) would write a ``.py``
+    beside it on every save. Rewritten atomically; returns whether anything changed.
+    """
+    import nbformat
+
+    from ctad_core.utils import atomic_write
+
+    nb = nbformat.read(str(path), as_version=4)
+    if nb.metadata.get("jupytext", {}).pop("formats", None) is None:
+        return False
+    atomic_write(path, lambda p: nbformat.write(nb, str(p)))
+    return True
+
+
 def sign_notebook(path: str | os.PathLike) -> None:
     """Mark a notebook's outputs as trusted for this user's Jupyter (nbformat's :class:`NotebookNotary`).
 
@@ -178,9 +196,9 @@ def prepare_lab(
 
     Each missing ``run_dir/NN_name.ipynb`` is written from ``notebooks/NN_name.ipynb`` with the parameters
     ``ctad run`` would inject (:func:`chain_parameters`, papermill's ``prepare_only``: an ``injected-parameters``
-    cell, nothing executed). A notebook already there (executed by ``ctad run``, or worked on earlier) is kept;
-    with ``fresh`` it is moved to ``run_dir/previous/`` and replaced by a new copy. The tracked notebooks are
-    only read.
+    cell, nothing executed; no jupytext pairing, :func:`unpair`). A notebook already there (executed by
+    ``ctad run``, or worked on earlier) is kept; with ``fresh`` it is moved to ``run_dir/previous/`` and
+    replaced by a new copy. The tracked notebooks are only read.
 
     Returns:
         Notebook file name → ``"new"``, ``"kept"`` or ``"replaced"``.
@@ -216,6 +234,7 @@ def prepare_lab(
         pm.execute_notebook(
             str(nb), str(tmp), parameters=params, prepare_only=True, progress_bar=False, log_output=False
         )
+        unpair(tmp)
         os.replace(tmp, target)
         done[nb.name] = state
     return done
@@ -462,6 +481,7 @@ def _execute_child(spec_file: str) -> int:
         shutil.rmtree(sockets, ignore_errors=True)
     if out.is_file():  # what ran here, a failed cell included: JupyterLab shows it as it ran
         try:
+            unpair(out)
             sign_notebook(out)
         except Exception as e:  # noqa: BLE001 — an unsigned notebook still holds every output
             print(

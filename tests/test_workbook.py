@@ -29,6 +29,7 @@ PARAMS = 'run_dir = "runs/x"\nseed = 0\ndevice = "auto"\nsteps = 3\n'
 def _notebook(path: Path, *cells: str) -> None:
     nb = nbformat.v4.new_notebook()
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nb.metadata["jupytext"] = {"formats": "ipynb,py:percent"}  # as the tracked notebooks are paired
     first = nbformat.v4.new_code_cell(PARAMS)
     first.metadata["tags"] = ["parameters"]
     nb.cells = [first, *(nbformat.v4.new_code_cell(c) for c in cells)]
@@ -110,6 +111,7 @@ def test_notebooks_run_headless_over_ipc_with_text_progress_and_static_viewers(
     # signed after execution: JupyterLab (this user's notary) opens it trusted, outputs as they ran
     nb = nbformat.read(tmp_path / "run" / "01_view.ipynb", as_version=4)
     assert NotebookNotary().check_signature(nb)
+    assert "formats" not in nb.metadata.get("jupytext", {}), "saving it in JupyterLab would write a .py"
 
 
 def test_resume_after_a_killed_chain(fake_root, tmp_path):
@@ -396,6 +398,7 @@ def test_lab_works_on_copies_and_autosave_leaves_tracked_notebooks_clean(fake_ro
     )
     assert f'run_dir = "{run_dir}"' in injected.source
     assert not [c for c in copy.cells if c.get("outputs")], "a prepared copy executes nothing"
+    assert "formats" not in copy.metadata.get("jupytext", {}), "a saved copy would write a paired .py"
 
     copy.cells[-1].outputs = [nbformat.v4.new_output("stream", text="7\n")]  # what autosave writes
     nbformat.write(copy, run_dir / "01_a.ipynb")

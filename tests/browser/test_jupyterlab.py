@@ -41,6 +41,7 @@ SERVER_START_S = 120  # JupyterLab answering /api/status
 CHAIN_S = 600  # ctad run of the smoke notebook 01
 RUN_ALL_S = 600  # Run All of notebook 01 in the browser
 STEP_MS = 60_000  # one page load, one element to appear
+SHOTS = os.environ.get("CTAD_BROWSER_SHOTS")  # a folder: screenshots of each step land there
 FROZEN = re.compile(r"(?<![0-9])0%\|")  # a tqdm bar at 0 % ("100%|" does not match)
 
 
@@ -88,6 +89,12 @@ def _wait_for_server(url: str, proc: subprocess.Popen, log: Path) -> None:
             pass
         time.sleep(1)
     raise AssertionError(f"JupyterLab did not answer within {SERVER_START_S} s:\n{log.read_text()[-3000:]}")
+
+
+def _shot(page, name: str) -> None:
+    if SHOTS:
+        Path(SHOTS).mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(Path(SHOTS) / f"{name}.png"), full_page=True)
 
 
 def _digests(folder: Path) -> dict[str, str]:
@@ -201,6 +208,7 @@ def test_jupyterlab_runs_notebook_01_and_shows_executed_notebooks(tmp_path, repo
                 "--LabApp.expose_app_in_browser=True",
                 "--LabApp.news_url=None",
                 "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
+                *(["--allow-root"] if os.geteuid() == 0 else []),  # CI containers run as root
             ],
             env=env,
             stdout=log_file,
@@ -231,6 +239,8 @@ def test_jupyterlab_runs_notebook_01_and_shows_executed_notebooks(tmp_path, repo
                 assert "VBox(children=" not in text and "HBox(children=" not in text, "a widget shown as text"
                 assert not FROZEN.search(text), "a progress bar frozen at 0 %"
                 assert not _model_errors(page)
+                _shot(page, "1-executed")
+                times["figures in the executed notebook"] = len(images)
                 times["executed notebook checks (s)"] = round(time.monotonic() - t0, 1)
 
                 # the working copy of notebook 01 (smoke parameters injected): Run All, then the slider
@@ -259,6 +269,7 @@ def test_jupyterlab_runs_notebook_01_and_shows_executed_notebooks(tmp_path, repo
                 assert not _model_errors(page), _model_errors(page)
                 times["Run All of notebook 01 (s)"] = round(time.monotonic() - t0, 1)
                 assert not FROZEN.search(_output_text(page)), "a live progress bar stayed at 0 %"
+                t0 = time.monotonic()
 
                 viewer = page.locator(".jp-Notebook .jp-Cell").last
                 readout = viewer.locator(".widget-slider .widget-readout").first
@@ -268,6 +279,8 @@ def test_jupyterlab_runs_notebook_01_and_shows_executed_notebooks(tmp_path, repo
                     return img && img.complete && img.naturalWidth > 0; }}"""
                 )
                 before_value, before_image = readout.inner_text(), _viewer_image(page)
+                viewer.scroll_into_view_if_needed()
+                _shot(page, "2-viewer")
                 before_shot = viewer.locator(".widget-vbox .jp-OutputArea-output img").first.screenshot()
                 handle = viewer.locator(".widget-slider .noUi-handle").first
                 handle.scroll_into_view_if_needed()
@@ -292,9 +305,11 @@ def test_jupyterlab_runs_notebook_01_and_shows_executed_notebooks(tmp_path, repo
                 assert after_image and after_image != before_image, (
                     f"the slider moved ({before_value} -> {after_value}) but the image did not change"
                 )
+                _shot(page, "3-slider-moved")
                 after_shot = viewer.locator(".widget-vbox .jp-OutputArea-output img").first.screenshot()
                 assert after_shot != before_shot
                 times["slider check (s)"] = round(time.monotonic() - t0, 1)
+                times["slider"] = f"{before_value} -> {after_value}"
                 page.evaluate("() => window.jupyterapp.commands.execute('docmanager:save')")
             finally:
                 browser.close()
