@@ -137,9 +137,24 @@ def resolve_run_dir(run_dir: str | os.PathLike) -> Path:
     ``"runs/quick"`` would name ``notebooks/runs/quick``; ``ctad run --run-dir runs/quick`` started at the
     checkout's root writes to ``runs/quick`` there. Resolved here, both name the same directory. ``ctad run``
     and ``ctad lab`` inject absolute paths, which are returned unchanged.
+
+    In a kernel JupyterLab started for a tracked ``notebooks/NN_x.ipynb`` (``JPY_SESSION_NAME``, set by
+    jupyter_server), it also warns that autosave will write outputs into the repository and names
+    ``ctad lab``.
     """
+    import warnings
+
+    root = repo_root()
+    session = os.environ.get("JPY_SESSION_NAME")
+    if session and Path(session).resolve().parent == (root / "notebooks").resolve():
+        warnings.warn(
+            f"{Path(session).name} is the tracked notebook: JupyterLab saves its outputs into the "
+            "repository. Work on copies instead: `ctad lab` (see the README, 'In JupyterLab').",
+            UserWarning,
+            stacklevel=2,
+        )
     path = Path(run_dir).expanduser()
-    return path if path.is_absolute() else (repo_root() / path).resolve()
+    return path if path.is_absolute() else (root / path).resolve()
 
 
 def unpair(path: str | os.PathLike) -> bool:

@@ -13,6 +13,7 @@ import signal
 import subprocess
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import nbformat
@@ -439,6 +440,14 @@ def test_one_run_dir_for_ctad_run_ctad_lab_and_a_notebook_opened_in_place(fake_r
     assert Path("runs/x").resolve() != Path(injected)  # the mismatch of issue 15
     assert workbook.resolve_run_dir("runs/x") == Path(injected)
     assert workbook.resolve_run_dir(injected) == Path(injected)
+    # a kernel JupyterLab started for the tracked notebook (jupyter_server sets JPY_SESSION_NAME): a warning
+    monkeypatch.setenv("JPY_SESSION_NAME", str(fake_root / "notebooks" / "01_a.ipynb"))
+    with pytest.warns(UserWarning, match="01_a.ipynb is the tracked notebook.*ctad lab"):
+        workbook.resolve_run_dir("runs/x")
+    monkeypatch.setenv("JPY_SESSION_NAME", str(fake_root / "runs" / "x" / "01_a.ipynb"))  # a ctad lab copy
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert workbook.resolve_run_dir("runs/x") == Path(injected)
 
 
 def test_lab_command_line(fake_root, tmp_path, monkeypatch):
@@ -449,20 +458,8 @@ def test_lab_command_line(fake_root, tmp_path, monkeypatch):
     monkeypatch.setattr(os, "execve", lambda exe, cmd, env: seen.update(exe=exe, cmd=cmd, env=env))
     monkeypatch.setenv("CTAD_HEADLESS", "1")
     run_dir = tmp_path / "lab"
-    workbook.main(
-        [
-            "lab",
-            "--profile",
-            "smoke",
-            "--run-dir",
-            str(run_dir),
-            "--port",
-            "8899",
-            "--no-browser",
-            "--",
-            "--IdentityProvider.token=abc",
-        ]
-    )
+    args = "lab --profile smoke --port 8899 --no-browser -- --IdentityProvider.token=abc".split()
+    workbook.main([*args[:-2], "--run-dir", str(run_dir), *args[-2:]])
     assert (run_dir / "01_a.ipynb").is_file()
     assert seen["cmd"][:3] == [sys.executable, "-m", "jupyterlab"]
     assert (

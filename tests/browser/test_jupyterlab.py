@@ -175,6 +175,9 @@ def test_jupyterlab_runs_notebook_01_and_shows_executed_notebooks(tmp_path, repo
         "PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD": "1",
     }
     env.pop("CTAD_HEADLESS", None)
+    news = home / "settings" / "@jupyterlab" / "apputils-extension" / "notification.jupyterlab-settings"
+    news.parent.mkdir(parents=True)
+    news.write_text('{"fetchNews": "false"}\n')  # no "Jupyter news?" toast over the outputs
     ctad = [sys.executable, "-m", "ctad_core.workbook"]
     t0 = time.monotonic()
     chain = subprocess.run(
@@ -194,19 +197,12 @@ def test_jupyterlab_runs_notebook_01_and_shows_executed_notebooks(tmp_path, repo
         server = subprocess.Popen(
             [
                 *ctad,
-                "lab",
-                "--profile",
-                "smoke",
-                "--run-dir",
+                *f"lab --profile smoke --port {port} --no-browser --run-dir".split(),
                 str(run_dir),
-                "--port",
-                str(port),
-                "--no-browser",
                 "--",
                 "--ServerApp.ip=127.0.0.1",
                 f"--IdentityProvider.token={token}",
                 "--LabApp.expose_app_in_browser=True",
-                "--LabApp.news_url=None",
                 "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
                 *(["--allow-root"] if os.geteuid() == 0 else []),  # CI containers run as root
             ],
@@ -232,8 +228,17 @@ def test_jupyterlab_runs_notebook_01_and_shows_executed_notebooks(tmp_path, repo
                     " && c.model.outputs.length > 0).map((c) => c.model.trusted)"
                 )
                 assert trusted and all(trusted), "the executed notebook does not open trusted"
+                expected = page.evaluate(
+                    f"() => Array.from({_CELLS}).filter((c) => c.model.type === 'code')"
+                    ".flatMap((c) => c.model.outputs.toJSON()).filter((o) => o.data && o.data['image/png']).length"
+                )
+                assert expected >= 5, f"only {expected} figures stored in the executed notebook 01"
+                page.wait_for_function(  # outputs render asynchronously after the notebook opens
+                    "(n) => window.jupyterapp.shell.currentWidget.node.querySelectorAll("
+                    "'.jp-OutputArea-output img').length >= n",
+                    arg=expected,
+                )
                 images = _images(page)
-                assert len(images) >= 5, f"only {len(images)} figures in the executed notebook 01"
                 assert all(i["w"] > 0 and i["h"] > 0 for i in images), f"figures that do not render: {images}"
                 text = _output_text(page)
                 assert "VBox(children=" not in text and "HBox(children=" not in text, "a widget shown as text"
@@ -288,7 +293,8 @@ def test_jupyterlab_runs_notebook_01_and_shows_executed_notebooks(tmp_path, repo
                 assert box, "the slice slider's handle is not visible"
                 page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
                 page.mouse.down()
-                page.mouse.move(box["x"] + box["width"] / 2 + 60, box["y"] + box["height"] / 2, steps=10)
+                # a short drag, as a student would: a few slices on, still inside the head
+                page.mouse.move(box["x"] + box["width"] / 2 + 12, box["y"] + box["height"] / 2, steps=6)
                 page.mouse.up()
                 page.wait_for_function(
                     "(v) => document.querySelectorAll('.jp-Notebook .jp-Cell')[document.querySelectorAll("
@@ -297,6 +303,7 @@ def test_jupyterlab_runs_notebook_01_and_shows_executed_notebooks(tmp_path, repo
                     arg=before_value,
                 )
                 after_value = readout.inner_text()
+                assert 0 < abs(int(after_value) - int(before_value)) < 10, (before_value, after_value)
                 deadline = time.monotonic() + STEP_MS / 1000
                 after_image = before_image
                 while time.monotonic() < deadline and after_image in ("", before_image):
@@ -316,5 +323,9 @@ def test_jupyterlab_runs_notebook_01_and_shows_executed_notebooks(tmp_path, repo
     finally:
         _kill_tree(server.pid)
         print(json.dumps(times))
-    # the copy in the run directory holds what ran; the tracked notebooks are untouched
+    # the saved copy in the run directory holds what ran, with no jupytext .py beside it; the tracked
+    # notebooks are untouched
+    saved = json.loads((run_dir / "01_data_prep.ipynb").read_text())
+    assert any(c.get("outputs") for c in saved["cells"]), "JupyterLab's save did not reach the working copy"
+    assert not (run_dir / "01_data_prep.py").exists()
     assert _digests(repo_root / "notebooks") == tracked_before
