@@ -211,9 +211,11 @@ def prepare_lab(
 
     Each missing ``run_dir/NN_name.ipynb`` is written from ``notebooks/NN_name.ipynb`` with the parameters
     ``ctad run`` would inject (:func:`chain_parameters`, papermill's ``prepare_only``: an ``injected-parameters``
-    cell, nothing executed; no jupytext pairing, :func:`unpair`). A notebook already there (executed by
-    ``ctad run``, or worked on earlier) is kept; with ``fresh`` it is moved to ``run_dir/previous/`` and
-    replaced by a new copy. The tracked notebooks are only read.
+    cell, nothing executed; unpaired as by :func:`unpair`; marked ``metadata.ctad.working_copy``). A
+    notebook already there (executed by ``ctad run``, or worked on earlier) is kept; with ``fresh`` it is
+    moved to ``run_dir/previous/`` and replaced by a new copy. A later ``ctad run`` into the same directory
+    moves a working copy to ``previous/`` before it writes the executed notebook. The tracked notebooks are
+    only read.
 
     Returns:
         Notebook file name → ``"new"``, ``"kept"`` or ``"replaced"``.
@@ -221,6 +223,7 @@ def prepare_lab(
     Raises:
         ValueError: unknown profile; ``run_dir`` is the checkout's ``notebooks/`` (the tracked sources).
     """
+    import nbformat
     import papermill as pm
 
     root = root or repo_root()
@@ -233,7 +236,6 @@ def prepare_lab(
         )
     run_dir.mkdir(parents=True, exist_ok=True)
     done: dict[str, str] = {}
-    stamp = time.strftime("%Y%m%d-%H%M%S")
     for nb in list_notebooks(root):
         target = run_dir / nb.name
         state = "new"
@@ -241,18 +243,44 @@ def prepare_lab(
             if not fresh:
                 done[nb.name] = "kept"
                 continue
-            (run_dir / LAB_PREVIOUS).mkdir(exist_ok=True)
-            os.replace(target, run_dir / LAB_PREVIOUS / f"{nb.stem}-{stamp}.ipynb")
+            _move_to_previous(target)
             state = "replaced"
         params = chain_parameters(nb, profile, run_dir, overrides, root)
         tmp = target.with_name(f".{target.stem}.tmp.ipynb")
         pm.execute_notebook(
             str(nb), str(tmp), parameters=params, prepare_only=True, progress_bar=False, log_output=False
         )
-        unpair(tmp)
+        copy = nbformat.read(str(tmp), as_version=4)
+        copy.metadata.get("jupytext", {}).pop("formats", None)  # unpaired (see unpair)
+        copy.metadata["ctad"] = {"working_copy": True, "profile": profile}  # ctad run moves it aside
+        nbformat.write(copy, str(tmp))
         os.replace(tmp, target)
         done[nb.name] = state
     return done
+
+
+def _move_to_previous(path: Path) -> Path:
+    """Move a notebook of a run directory to ``previous/NN_name-<time>.ipynb`` there; returns the new path."""
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    dest = path.parent / LAB_PREVIOUS / f"{path.stem}-{stamp}.ipynb"
+    n = 1
+    while dest.exists():  # moved twice within a second: never overwrite an earlier one
+        dest, n = dest.with_name(f"{path.stem}-{stamp}-{n}.ipynb"), n + 1
+    dest.parent.mkdir(exist_ok=True)
+    os.replace(path, dest)
+    return dest
+
+
+def _keep_working_copy(out: Path) -> Path | None:
+    """Before ``ctad run`` writes ``out``: a ``ctad lab`` working copy there (a student's work) moves to
+    ``previous/``; returns where, or None when ``out`` is absent or an earlier ``ctad run`` output."""
+    import json
+
+    try:
+        meta = json.loads(out.read_text()).get("metadata", {})
+    except (OSError, ValueError):
+        return None
+    return _move_to_previous(out) if meta.get("ctad", {}).get("working_copy") else None
 
 
 def lab_command(
@@ -599,6 +627,9 @@ def run_chain(
         skipping = False
         out = run_dir / nb.name
         print(f"[ctad] {profile}: {nb.name} -> {out}", flush=True)
+        kept = _keep_working_copy(out)
+        if kept:
+            print(f"[ctad] {nb.name}: the `ctad lab` working copy there moved to {kept}", flush=True)
         # this notebook and every later one: their inputs are about to change
         for later in order[order.index(nb.stem) :]:
             record.setdefault("completed", {}).pop(later, None)

@@ -418,6 +418,8 @@ def test_lab_works_on_copies_and_autosave_leaves_tracked_notebooks_clean(fake_ro
     moved = sorted((run_dir / workbook.LAB_PREVIOUS).glob("01_a-*.ipynb"))
     assert len(moved) == 1 and nbformat.read(moved[0], as_version=4).cells[-1].outputs
 
+    assert nbformat.read(run_dir / "01_a.ipynb", as_version=4).metadata["ctad"]["working_copy"]
+
     with pytest.raises(ValueError, match="tracked notebooks"):
         workbook.prepare_lab("smoke", fake_root / "notebooks")
     with pytest.raises(ValueError, match="unknown profile"):
@@ -469,3 +471,21 @@ def test_lab_command_line(fake_root, tmp_path, monkeypatch):
     assert seen["env"]["CTAD_HEADLESS"] == "0" and seen["env"]["CTAD_ROOT"] == str(fake_root)
     with pytest.raises(SystemExit):
         workbook.main(["list", "--", "--x"])
+
+
+def test_ctad_run_moves_a_lab_working_copy_aside(fake_root, tmp_path):
+    """A student's working copy from ``ctad lab`` is not overwritten by a later ``ctad run`` into the same
+    run directory: it moves to ``previous/``; an earlier ``ctad run`` output is simply replaced."""
+    _notebook(fake_root / "notebooks" / "01_a.ipynb", "print('ran', steps)")
+    run = tmp_path / "run"
+    workbook.prepare_lab("smoke", run)
+    worked = nbformat.read(run / "01_a.ipynb", as_version=4)
+    worked.cells[-1].source += "  # my answer to exercise 1"
+    nbformat.write(worked, run / "01_a.ipynb")
+    run_chain("smoke", run, progress=False, notebook_timeout=120)
+    moved = list((run / workbook.LAB_PREVIOUS).glob("01_a-*.ipynb"))
+    assert len(moved) == 1 and "my answer" in moved[0].read_text()
+    executed = nbformat.read(run / "01_a.ipynb", as_version=4)
+    assert "ctad" not in executed.metadata and any(c.get("outputs") for c in executed.cells)
+    run_chain("smoke", run, progress=False, notebook_timeout=120)  # over its own output: nothing moves
+    assert len(list((run / workbook.LAB_PREVIOUS).glob("01_a-*.ipynb"))) == 1
