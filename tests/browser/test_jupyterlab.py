@@ -189,6 +189,19 @@ def test_jupyterlab_runs_notebook_01_and_shows_executed_notebooks(tmp_path, repo
     )
     assert chain.returncode == 0, chain.stderr[-3000:]
     t_chain = time.monotonic() - t0
+    # as stored: headless, so no widget views and every progress bar is text that reached its end
+    stored = json.loads((executed_dir / "01_data_prep.ipynb").read_text())
+    outputs = [o for c in stored["cells"] for o in c.get("outputs", [])]
+    assert not [o for o in outputs if "application/vnd.jupyter.widget-view+json" in o.get("data", {})]
+    # each line of a stream shows what a terminal would: its last carriage-return segment
+    shown = [
+        line.split("\r")[-1].strip()
+        for o in outputs
+        if o.get("output_type") == "stream"
+        for line in "".join(o["text"]).split("\n")
+    ]
+    bars = [b for b in shown if "%|" in b]
+    assert all(b.startswith("100%") for b in bars), f"progress bars stored short of their end: {bars}"
 
     token, port = secrets.token_hex(16), _free_port()
     base = f"http://127.0.0.1:{port}"
