@@ -2,6 +2,7 @@
 
     ctad run --profile {smoke,quick,gpu,paper} --run-dir DIR [--only 01,02] [--device cuda] [--set key=value]
              [--resume] [--notebook-timeout S] [--cell-timeout S] [--dry-run [--speed H100=40]]
+    ctad lab [--profile quick] [--run-dir runs/quick] [--port N] [--no-browser] [--fresh] [-- JUPYTER ARGS]
     ctad list
 
 Each notebook ``notebooks/NN_name.ipynb`` runs with ``parameters/<profile>/NN_name.yaml`` plus
@@ -14,6 +15,15 @@ watched by a wall-clock limit (``--notebook-timeout``, default from ``parameters
 past it, the child and its kernel are killed and the chain fails naming the notebook and the running cell.
 Notebooks run headless (``CTAD_HEADLESS=1``): viewers are static figures and progress bars text, so no
 widget traffic can stall the kernel's messages (:mod:`ctad_core.frontend`).
+
+Executed notebooks are signed (nbformat's :class:`~nbformat.sign.NotebookNotary`), so JupyterLab opens
+them trusted and shows their outputs as they ran.
+
+``ctad lab`` is the interactive route to the same run directory: it puts working copies of the notebooks
+there (the profile's parameters and the absolute ``run_dir`` injected, as ``ctad run`` does; a notebook
+already in the directory, e.g. executed by ``ctad run``, is kept) and starts JupyterLab with the run
+directory as its root. JupyterLab's autosave then writes outputs into those copies, never into the tracked,
+output-free ``notebooks/*.ipynb``, and both routes read and write one ``run_dir`` (:func:`prepare_lab`).
 
 ``--resume`` skips the notebooks already finished in ``DIR`` with the same profile and parameters and
 restarts at the first that is not (training inside a notebook resumes from its own checkpoints).
@@ -90,6 +100,199 @@ def load_profile(profile: str, nb_path: Path, root: Path | None = None) -> dict[
     if not isinstance(data, dict):
         raise ValueError(f"{path} must hold a mapping of parameter names to values")
     return data
+
+
+def chain_parameters(
+    nb: Path,
+    profile: str,
+    run_dir: Path,
+    overrides: dict[str, Any] | None = None,
+    root: Path | None = None,
+    declared: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """What ``ctad run`` and ``ctad lab`` inject into ``nb``: the profile's parameters, ``run_dir`` (absolute),
+    ``profile`` where the notebook declares it, and the ``overrides`` the notebook declares.
+
+    Raises:
+        ValueError: the profile's file sets a name that ``nb``'s parameters cell lacks.
+    """
+    declared = notebook_parameters(nb) if declared is None else declared
+    params = load_profile(profile, nb, root)
+    unknown = sorted(set(params) - set(declared))
+    if unknown:
+        raise ValueError(
+            f"parameters/{profile}/{nb.stem}.yaml sets {unknown}, not in {nb.name}'s parameters cell"
+        )
+    params["run_dir"] = str(Path(run_dir).resolve())
+    if "profile" in declared:
+        params["profile"] = profile
+    params.update({k: v for k, v in (overrides or {}).items() if k in declared})
+    return params
+
+
+def resolve_run_dir(run_dir: str | os.PathLike) -> Path:
+    """``run_dir`` as an absolute path; a relative one is taken from the checkout's root (:func:`repo_root`).
+
+    A notebook opened in place (``jupyter lab notebooks/``) runs with its kernel in ``notebooks/``, where
+    ``"runs/quick"`` would name ``notebooks/runs/quick``; ``ctad run --run-dir runs/quick`` started at the
+    checkout's root writes to ``runs/quick`` there. Resolved here, both name the same directory. ``ctad run``
+    and ``ctad lab`` inject absolute paths, which are returned unchanged.
+
+    In a kernel JupyterLab started for a tracked ``notebooks/NN_x.ipynb`` (``JPY_SESSION_NAME``, set by
+    jupyter_server), it also warns that autosave will write outputs into the repository and names
+    ``ctad lab``.
+    """
+    import warnings
+
+    root = repo_root()
+    session = os.environ.get("JPY_SESSION_NAME")
+    if session and Path(session).resolve().parent == (root / "notebooks").resolve():
+        warnings.warn(
+            f"{Path(session).name} is the tracked notebook: JupyterLab saves its outputs into the "
+            "repository. Work on copies instead: `ctad lab` (see the README, 'In JupyterLab').",
+            UserWarning,
+            stacklevel=2,
+        )
+    path = Path(run_dir).expanduser()
+    return path if path.is_absolute() else (root / path).resolve()
+
+
+def unpair(path: str | os.PathLike) -> bool:
+    """Drop the jupytext pairing (``metadata.jupytext.formats``) that a copy of a tracked notebook inherits.
+
+    The tracked ``notebooks/NN_x.ipynb`` are paired with ``NN_x.py``; a working or executed copy in a run
+    directory keeps that pairing, and JupyterLab (with jupytext's contents manager) would write a ``.py``
+    beside it on every save. Rewritten atomically; returns whether anything changed.
+    """
+    import nbformat
+
+    from ctad_core.utils import atomic_write
+
+    nb = nbformat.read(str(path), as_version=4)
+    if nb.metadata.get("jupytext", {}).pop("formats", None) is None:
+        return False
+    atomic_write(path, lambda p: nbformat.write(nb, str(p)))
+    return True
+
+
+def sign_notebook(path: str | os.PathLike) -> None:
+    """Mark a notebook's outputs as trusted for this user's Jupyter (nbformat's :class:`NotebookNotary`).
+
+    The signature (an HMAC of the notebook under the user's secret, ``jupyter --data-dir``) goes into the
+    notary's database, not into the file, so the file is not rewritten. Used on the notebooks ``ctad run``
+    executed: their outputs are what this machine computed.
+
+    Raises:
+        FileNotFoundError: ``path`` does not exist.
+    """
+    import nbformat
+    from nbformat.sign import NotebookNotary
+
+    nb = nbformat.read(str(path), as_version=4)
+    notary = NotebookNotary()
+    try:
+        notary.sign(nb)
+    finally:
+        notary.store.close()
+
+
+#: Where ``ctad lab`` moves a working copy that ``--fresh`` replaces.
+LAB_PREVIOUS = "previous"
+
+
+def prepare_lab(
+    profile: str,
+    run_dir: str | os.PathLike,
+    overrides: dict[str, Any] | None = None,
+    fresh: bool = False,
+    root: Path | None = None,
+) -> dict[str, str]:
+    """Working copies of the chain's notebooks in ``run_dir``, for JupyterLab (``ctad lab``).
+
+    Each missing ``run_dir/NN_name.ipynb`` is written from ``notebooks/NN_name.ipynb`` with the parameters
+    ``ctad run`` would inject (:func:`chain_parameters`, papermill's ``prepare_only``: an ``injected-parameters``
+    cell, nothing executed; unpaired as by :func:`unpair`; marked ``metadata.ctad.working_copy``). A
+    notebook already there (executed by ``ctad run``, or worked on earlier) is kept; with ``fresh`` it is
+    moved to ``run_dir/previous/`` and replaced by a new copy. A later ``ctad run`` into the same directory
+    moves a working copy to ``previous/`` before it writes the executed notebook. The tracked notebooks are
+    only read.
+
+    Returns:
+        Notebook file name → ``"new"``, ``"kept"`` or ``"replaced"``.
+
+    Raises:
+        ValueError: unknown profile; ``run_dir`` is the checkout's ``notebooks/`` (the tracked sources).
+    """
+    import nbformat
+    import papermill as pm
+
+    root = root or repo_root()
+    run_dir = Path(run_dir).resolve()
+    if profile not in PROFILES:
+        raise ValueError(f"unknown profile {profile!r}; choose one of {PROFILES}")
+    if run_dir == (root / "notebooks").resolve():
+        raise ValueError(
+            f"{run_dir} holds the tracked notebooks; choose a run directory (e.g. runs/{profile})"
+        )
+    run_dir.mkdir(parents=True, exist_ok=True)
+    done: dict[str, str] = {}
+    for nb in list_notebooks(root):
+        target = run_dir / nb.name
+        state = "new"
+        if target.exists():
+            if not fresh:
+                done[nb.name] = "kept"
+                continue
+            _move_to_previous(target)
+            state = "replaced"
+        params = chain_parameters(nb, profile, run_dir, overrides, root)
+        tmp = target.with_name(f".{target.stem}.tmp.ipynb")
+        pm.execute_notebook(
+            str(nb), str(tmp), parameters=params, prepare_only=True, progress_bar=False, log_output=False
+        )
+        copy = nbformat.read(str(tmp), as_version=4)
+        copy.metadata.get("jupytext", {}).pop("formats", None)  # unpaired (see unpair)
+        copy.metadata["ctad"] = {"working_copy": True, "profile": profile}  # ctad run moves it aside
+        nbformat.write(copy, str(tmp))
+        os.replace(tmp, target)
+        done[nb.name] = state
+    return done
+
+
+def _move_to_previous(path: Path) -> Path:
+    """Move a notebook of a run directory to ``previous/NN_name-<time>.ipynb`` there; returns the new path."""
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    dest = path.parent / LAB_PREVIOUS / f"{path.stem}-{stamp}.ipynb"
+    n = 1
+    while dest.exists():  # moved twice within a second: never overwrite an earlier one
+        dest, n = dest.with_name(f"{path.stem}-{stamp}-{n}.ipynb"), n + 1
+    dest.parent.mkdir(exist_ok=True)
+    os.replace(path, dest)
+    return dest
+
+
+def _keep_working_copy(out: Path) -> Path | None:
+    """Before ``ctad run`` writes ``out``: a ``ctad lab`` working copy there (a student's work) moves to
+    ``previous/``; returns where, or None when ``out`` is absent or an earlier ``ctad run`` output."""
+    import json
+
+    try:
+        meta = json.loads(out.read_text()).get("metadata", {})
+    except (OSError, ValueError):
+        return None
+    return _move_to_previous(out) if meta.get("ctad", {}).get("working_copy") else None
+
+
+def lab_command(
+    run_dir: Path, port: int | None = None, open_browser: bool = True, extra: Sequence[str] = ()
+) -> list[str]:
+    """The JupyterLab command line of ``ctad lab``: this environment's JupyterLab rooted at ``run_dir``."""
+    cmd = [sys.executable, "-m", "jupyterlab", f"--ServerApp.root_dir={Path(run_dir).resolve()}"]
+    if port is not None:
+        cmd.append(f"--ServerApp.port={port}")
+    if not open_browser:
+        cmd.append("--no-browser")
+    return cmd + list(extra)
 
 
 def _select(notebooks: list[Path], only: Sequence[str] | None) -> list[Path]:
@@ -319,6 +522,15 @@ def _execute_child(spec_file: str) -> int:
         import shutil
 
         shutil.rmtree(sockets, ignore_errors=True)
+    if out.is_file():  # what ran here, a failed cell included: JupyterLab shows it as it ran
+        try:
+            unpair(out)
+            sign_notebook(out)
+        except Exception as e:  # noqa: BLE001 — an unsigned notebook still holds every output
+            print(
+                f"[ctad] {out.name}: not signed ({type(e).__name__}: {e}); JupyterLab opens it untrusted",
+                file=sys.stderr,
+            )
     write_json(spec["result"], result)
     return 0 if result["status"] == "ok" else 1
 
@@ -398,20 +610,12 @@ def run_chain(
     skipping = resume
     for nb in chosen:
         declared = notebook_parameters(nb)
-        params = load_profile(profile, nb, root)
-        unknown = sorted(set(params) - set(declared))
-        if unknown:
-            raise ValueError(
-                f"parameters/{profile}/{nb.stem}.yaml sets {unknown}, not in {nb.name}'s parameters cell"
-            )
-        real = dict(params)  # what a real run would use (the dry run's data counts are projected back to it)
-        if dry_run:
+        # what a real run uses (the dry run's data counts are projected back to it)
+        real = chain_parameters(nb, profile, run_dir, overrides, root, declared)
+        params = dict(real)
+        if dry_run:  # the dry run's sizes, under the user's --set
             params.update({k: v for k, v in DRY_RUN_OVERRIDES.get(nb.name[:2], {}).items() if k in declared})
-        for d in (params, real):
-            d["run_dir"] = str(run_dir)
-            if "profile" in declared:
-                d["profile"] = profile
-            d.update({k: v for k, v in (overrides or {}).items() if k in declared})
+            params.update({k: v for k, v in (overrides or {}).items() if k in declared})
         digest = _params_digest(
             profile, {**params, "dry_run": dry_steps if dry_run else 0, "source_sha": _file_digest(nb)}
         )
@@ -423,6 +627,9 @@ def run_chain(
         skipping = False
         out = run_dir / nb.name
         print(f"[ctad] {profile}: {nb.name} -> {out}", flush=True)
+        kept = _keep_working_copy(out)
+        if kept:
+            print(f"[ctad] {nb.name}: the `ctad lab` working copy there moved to {kept}", flush=True)
         # this notebook and every later one: their inputs are about to change
         for later in order[order.index(nb.stem) :]:
             record.setdefault("completed", {}).pop(later, None)
@@ -703,12 +910,45 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="dry run: also project for a device NAME assumed FACTOR times faster than this one",
     )
     r.add_argument("--no-progress", action="store_true")
+    lab = sub.add_parser(
+        "lab",
+        help="JupyterLab on working copies of the notebooks in a run directory (never the tracked ones)",
+        description="Put working copies of the notebooks into RUN_DIR (the profile's parameters and RUN_DIR "
+        "injected; notebooks already there, e.g. from `ctad run`, are kept) and start JupyterLab there. "
+        "Arguments after `--` go to JupyterLab.",
+    )
+    lab.add_argument("--profile", choices=PROFILES, default="quick")
+    lab.add_argument("--run-dir", default=None, help="default: runs/<profile> under the current directory")
+    lab.add_argument("--device", default=None, help="override the device parameter (auto, cpu, cuda, cuda:1)")
+    lab.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="as for `ctad run`")
+    lab.add_argument("--port", type=int, default=None)
+    lab.add_argument("--no-browser", action="store_true", help="do not open a web browser")
+    lab.add_argument(
+        "--fresh",
+        action="store_true",
+        help=f"replace the notebooks already in RUN_DIR by new copies (the old ones move to RUN_DIR/{LAB_PREVIOUS}/)",
+    )
     sub.add_parser("list", help="list the notebooks of the chain")
+    split = argv.index("--") if "--" in argv else len(argv)
+    argv, jupyter_args = argv[:split], argv[split + 1 :]
     args = ap.parse_args(argv)
+    if jupyter_args and args.cmd != "lab":
+        ap.error("arguments after `--` are for `ctad lab` only")
     if args.cmd == "list":
         for nb in list_notebooks():
             print(nb.name)
         return 0
+    if args.cmd == "lab":
+        overrides = _parse_set(args.set)
+        if args.device:
+            overrides["device"] = args.device
+        run_dir = Path(args.run_dir or f"runs/{args.profile}").resolve()
+        for name, state in prepare_lab(args.profile, run_dir, overrides, fresh=args.fresh).items():
+            print(f"[ctad] {run_dir / name}: {state}", flush=True)
+        env = {**os.environ, "CTAD_HEADLESS": "0", "CTAD_ROOT": str(repo_root())}
+        cmd = lab_command(run_dir, args.port, not args.no_browser, jupyter_args)
+        os.execve(sys.executable, cmd, env)  # JupyterLab takes over this process (Ctrl-C stops it)
+        return 0  # not reached: execve does not return
     overrides = _parse_set(args.set)
     if args.device:
         overrides["device"] = args.device

@@ -13,11 +13,13 @@ import signal
 import subprocess
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import nbformat
 import psutil
 import pytest
+from nbformat.sign import NotebookNotary
 
 from ctad_core import workbook
 from ctad_core.workbook import ChainError, run_chain
@@ -28,6 +30,7 @@ PARAMS = 'run_dir = "runs/x"\nseed = 0\ndevice = "auto"\nsteps = 3\n'
 def _notebook(path: Path, *cells: str) -> None:
     nb = nbformat.v4.new_notebook()
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nb.metadata["jupytext"] = {"formats": "ipynb,py:percent"}  # as the tracked notebooks are paired
     first = nbformat.v4.new_code_cell(PARAMS)
     first.metadata["tags"] = ["parameters"]
     nb.cells = [first, *(nbformat.v4.new_code_cell(c) for c in cells)]
@@ -85,7 +88,10 @@ def test_failing_cell_is_named_and_later_notebooks_do_not_run(fake_root, tmp_pat
     assert not (tmp_path / "run" / "02_next.ipynb").exists()
 
 
-def test_notebooks_run_headless_over_ipc_with_text_progress_and_static_viewers(fake_root, tmp_path):
+def test_notebooks_run_headless_over_ipc_with_text_progress_and_static_viewers(
+    fake_root, tmp_path, monkeypatch
+):
+    monkeypatch.setenv("JUPYTER_DATA_DIR", str(tmp_path / "jupyter-data"))  # the notary's secret and database
     code = (
         "import os, numpy as np\n"
         "from ctad_core import viz\n"
@@ -103,6 +109,10 @@ def test_notebooks_run_headless_over_ipc_with_text_progress_and_static_viewers(f
     assert not [o for o in outputs if "application/vnd.jupyter.widget-view+json" in o.get("data", {})]
     assert any("image/png" in o.get("data", {}) for o in outputs), "the static viewer figure is missing"
     assert any("3/3" in "".join(o.get("text", "")) for o in outputs if o.get("output_type") == "stream")
+    # signed after execution: JupyterLab (this user's notary) opens it trusted, outputs as they ran
+    nb = nbformat.read(tmp_path / "run" / "01_view.ipynb", as_version=4)
+    assert NotebookNotary().check_signature(nb)
+    assert "formats" not in nb.metadata.get("jupytext", {}), "saving it in JupyterLab would write a .py"
 
 
 def test_resume_after_a_killed_chain(fake_root, tmp_path):
@@ -327,3 +337,155 @@ def test_a_stopped_ctad_run_leaves_no_kernel(fake_root, tmp_path, how):
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
+
+
+def test_signing_trusts_exactly_the_outputs_signed(tmp_path, monkeypatch):
+    """nbformat's notary: a signed notebook is trusted; changing an output afterwards voids the trust; the
+    signature lives in the notary's database (the data directory), the file is not rewritten."""
+    import hashlib
+
+    jupyter_data = tmp_path / "jupyter-data"  # the notary's secret and signature database
+    monkeypatch.setenv("JUPYTER_DATA_DIR", str(jupyter_data))
+    path = tmp_path / "executed.ipynb"
+    nb = nbformat.v4.new_notebook()
+    cell = nbformat.v4.new_code_cell("print(1)")
+    cell.outputs = [nbformat.v4.new_output("display_data", data={"text/html": "<b>ran</b>"})]
+    nb.cells = [cell]
+    nbformat.write(nb, path)
+    before = hashlib.sha256(path.read_bytes()).hexdigest()
+    assert not NotebookNotary().check_signature(nbformat.read(path, as_version=4))
+    workbook.sign_notebook(path)
+    assert hashlib.sha256(path.read_bytes()).hexdigest() == before
+    signed = nbformat.read(path, as_version=4)
+    assert NotebookNotary().check_signature(signed)
+    assert any(jupyter_data.glob("nbsignatures.db*"))
+    signed.cells[0].outputs[0]["data"]["text/html"] = "<b>edited</b>"
+    assert not NotebookNotary().check_signature(signed)
+    with pytest.raises(FileNotFoundError):
+        workbook.sign_notebook(tmp_path / "missing.ipynb")
+
+
+def _git(root: Path, *args: str) -> str:
+    return subprocess.run(
+        ["git", *args], cwd=root, check=True, capture_output=True, text=True, timeout=60
+    ).stdout
+
+
+def test_lab_works_on_copies_and_autosave_leaves_tracked_notebooks_clean(fake_root, tmp_path, monkeypatch):
+    """``ctad lab``: working copies in the run directory carry the profile's parameters and the absolute
+    run_dir; outputs saved into them (JupyterLab's autosave) leave ``git status`` clean; notebooks already
+    there are kept, ``--fresh`` moves them aside; the tracked notebooks are never written."""
+    _notebook(fake_root / "notebooks" / "01_a.ipynb", "print(steps)")
+    _notebook(fake_root / "notebooks" / "02_b.ipynb", "print(seed)")
+    (fake_root / "parameters" / "smoke" / "01_a.yaml").write_text("steps: 7\n")
+    (fake_root / ".gitignore").write_text("runs/\n")
+    _git(fake_root, "init", "-q")
+    _git(fake_root, "add", "notebooks", "parameters", ".gitignore")
+    _git(fake_root, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "notebooks")
+    import hashlib
+
+    tracked = {p: hashlib.sha256(p.read_bytes()).hexdigest() for p in (fake_root / "notebooks").iterdir()}
+    monkeypatch.chdir(fake_root)
+    run_dir = fake_root / "runs" / "smoke"
+
+    assert workbook.prepare_lab("smoke", "runs/smoke", {"seed": 3, "absent": 1}) == {
+        "01_a.ipynb": "new",
+        "02_b.ipynb": "new",
+    }
+    copy = nbformat.read(run_dir / "01_a.ipynb", as_version=4)
+    injected = next(c for c in copy.cells if "injected-parameters" in c.metadata.get("tags", []))
+    assert (
+        "steps = 7" in injected.source and "seed = 3" in injected.source and "absent" not in injected.source
+    )
+    assert f'run_dir = "{run_dir}"' in injected.source
+    assert not [c for c in copy.cells if c.get("outputs")], "a prepared copy executes nothing"
+    assert "formats" not in copy.metadata.get("jupytext", {}), "a saved copy would write a paired .py"
+
+    copy.cells[-1].outputs = [nbformat.v4.new_output("stream", text="7\n")]  # what autosave writes
+    nbformat.write(copy, run_dir / "01_a.ipynb")
+    assert _git(fake_root, "status", "--porcelain") == ""
+    assert {
+        p: hashlib.sha256(p.read_bytes()).hexdigest() for p in (fake_root / "notebooks").iterdir()
+    } == tracked
+
+    assert workbook.prepare_lab("smoke", run_dir)["01_a.ipynb"] == "kept"
+    assert nbformat.read(run_dir / "01_a.ipynb", as_version=4).cells[-1].outputs, "worked copy overwritten"
+    assert workbook.prepare_lab("smoke", run_dir, fresh=True) == {
+        "01_a.ipynb": "replaced",
+        "02_b.ipynb": "replaced",
+    }
+    assert not nbformat.read(run_dir / "01_a.ipynb", as_version=4).cells[-1].outputs
+    moved = sorted((run_dir / workbook.LAB_PREVIOUS).glob("01_a-*.ipynb"))
+    assert len(moved) == 1 and nbformat.read(moved[0], as_version=4).cells[-1].outputs
+
+    assert nbformat.read(run_dir / "01_a.ipynb", as_version=4).metadata["ctad"]["working_copy"]
+
+    with pytest.raises(ValueError, match="tracked notebooks"):
+        workbook.prepare_lab("smoke", fake_root / "notebooks")
+    with pytest.raises(ValueError, match="unknown profile"):
+        workbook.prepare_lab("nope", run_dir)
+    (fake_root / "parameters" / "smoke" / "02_b.yaml").write_text("nosuch: 1\n")
+    with pytest.raises(ValueError, match=r"02_b.yaml sets \['nosuch'\]"):
+        workbook.prepare_lab("smoke", tmp_path / "other")
+
+
+def test_one_run_dir_for_ctad_run_ctad_lab_and_a_notebook_opened_in_place(fake_root, monkeypatch):
+    """``runs/x`` names one directory whichever way a notebook runs: ``ctad run``/``ctad lab`` started at the
+    checkout's root inject it absolute; a kernel started in ``notebooks/`` resolves it from the root."""
+    _notebook(fake_root / "notebooks" / "01_a.ipynb", "pass")
+    monkeypatch.chdir(fake_root)
+    injected = workbook.chain_parameters(fake_root / "notebooks" / "01_a.ipynb", "smoke", Path("runs/x"))[
+        "run_dir"
+    ]
+    assert injected == str(fake_root.resolve() / "runs" / "x")
+    monkeypatch.chdir(fake_root / "notebooks")  # JupyterLab opened on notebooks/: the kernel's cwd
+    assert Path("runs/x").resolve() != Path(injected)  # the mismatch of issue 15
+    assert workbook.resolve_run_dir("runs/x") == Path(injected)
+    assert workbook.resolve_run_dir(injected) == Path(injected)
+    # a kernel JupyterLab started for the tracked notebook (jupyter_server sets JPY_SESSION_NAME): a warning
+    monkeypatch.setenv("JPY_SESSION_NAME", str(fake_root / "notebooks" / "01_a.ipynb"))
+    with pytest.warns(UserWarning, match="01_a.ipynb is the tracked notebook.*ctad lab"):
+        workbook.resolve_run_dir("runs/x")
+    monkeypatch.setenv("JPY_SESSION_NAME", str(fake_root / "runs" / "x" / "01_a.ipynb"))  # a ctad lab copy
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert workbook.resolve_run_dir("runs/x") == Path(injected)
+
+
+def test_lab_command_line(fake_root, tmp_path, monkeypatch):
+    """``ctad lab`` prepares the copies and hands over to JupyterLab rooted at the run directory, interactive
+    (``CTAD_HEADLESS=0``), with the arguments after ``--``."""
+    _notebook(fake_root / "notebooks" / "01_a.ipynb", "pass")
+    seen = {}
+    monkeypatch.setattr(os, "execve", lambda exe, cmd, env: seen.update(exe=exe, cmd=cmd, env=env))
+    monkeypatch.setenv("CTAD_HEADLESS", "1")
+    run_dir = tmp_path / "lab"
+    args = "lab --profile smoke --port 8899 --no-browser -- --IdentityProvider.token=abc".split()
+    workbook.main([*args[:-2], "--run-dir", str(run_dir), *args[-2:]])
+    assert (run_dir / "01_a.ipynb").is_file()
+    assert seen["cmd"][:3] == [sys.executable, "-m", "jupyterlab"]
+    assert (
+        f"--ServerApp.root_dir={run_dir.resolve()}" in seen["cmd"] and "--ServerApp.port=8899" in seen["cmd"]
+    )
+    assert seen["cmd"][-2:] == ["--no-browser", "--IdentityProvider.token=abc"]
+    assert seen["env"]["CTAD_HEADLESS"] == "0" and seen["env"]["CTAD_ROOT"] == str(fake_root)
+    with pytest.raises(SystemExit):
+        workbook.main(["list", "--", "--x"])
+
+
+def test_ctad_run_moves_a_lab_working_copy_aside(fake_root, tmp_path):
+    """A student's working copy from ``ctad lab`` is not overwritten by a later ``ctad run`` into the same
+    run directory: it moves to ``previous/``; an earlier ``ctad run`` output is simply replaced."""
+    _notebook(fake_root / "notebooks" / "01_a.ipynb", "print('ran', steps)")
+    run = tmp_path / "run"
+    workbook.prepare_lab("smoke", run)
+    worked = nbformat.read(run / "01_a.ipynb", as_version=4)
+    worked.cells[-1].source += "  # my answer to exercise 1"
+    nbformat.write(worked, run / "01_a.ipynb")
+    run_chain("smoke", run, progress=False, notebook_timeout=120)
+    moved = list((run / workbook.LAB_PREVIOUS).glob("01_a-*.ipynb"))
+    assert len(moved) == 1 and "my answer" in moved[0].read_text()
+    executed = nbformat.read(run / "01_a.ipynb", as_version=4)
+    assert "ctad" not in executed.metadata and any(c.get("outputs") for c in executed.cells)
+    run_chain("smoke", run, progress=False, notebook_timeout=120)  # over its own output: nothing moves
+    assert len(list((run / workbook.LAB_PREVIOUS).glob("01_a-*.ipynb"))) == 1
