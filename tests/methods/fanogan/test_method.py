@@ -23,8 +23,8 @@ TINY = {
 
 
 def test_2d_comparison_on_mid_axial_band(fake_run):
-    from ctad_core.methods import run_method
     from ctad_core.evaluation import compare_on_common_scans
+    from ctad_core.methods import run_method
 
     r = run_method("fanogan2d", fake_run, TINY, progress=False)
     r3 = run_method("fanogan3d", fake_run, TINY, progress=False)
