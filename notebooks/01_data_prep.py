@@ -76,11 +76,12 @@ from ctad_core.data.phantom_set import PhantomSetSpec, prepare_phantoms
 from ctad_core.data.windows import WINDOWS, window_bounds
 from ctad_core.kinds import LESION_KINDS
 from ctad_core.utils import seed_everything
+from ctad_core.workbook import resolve_run_dir
 
 kinds = list(LESION_KINDS if kinds is None else kinds)
 
 seed_everything(seed)
-run_dir = Path(run_dir)
+run_dir = resolve_run_dir(run_dir)  # one run_dir whether run by `ctad run`, `ctad lab` or opened in place
 data_dir = run_dir / "data"
 data_dir.mkdir(parents=True, exist_ok=True)
 fig_dir = data_dir / "figures"

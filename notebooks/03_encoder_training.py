@@ -75,11 +75,13 @@ from ctad_core.methods.fastgan.restore import encode_reconstruct
 from ctad_core.nn.augment import random_erase
 from ctad_core.run import Run
 from ctad_core.utils import describe_device, resolve_device, seed_everything
+from ctad_core.workbook import resolve_run_dir
 
 if threads:
     torch.set_num_threads(threads)
 dev = resolve_device(device)
 seed_everything(seed)
+run_dir = resolve_run_dir(run_dir)  # one run_dir whether run by `ctad run`, `ctad lab` or opened in place
 run = Run(run_dir)
 out_dir = run.stage("encoder", create=True)
 window = run.window()

@@ -130,9 +130,11 @@ from ctad_core.methods import method_spec, run_method, training_history, write_s
 from ctad_core.methods.inputs import VolumeCache
 from ctad_core.run import Run
 from ctad_core.utils import describe_device, resolve_device, seed_everything
+from ctad_core.workbook import resolve_run_dir
 
 seed_everything(seed)
 dev = resolve_device(device)
+run_dir = resolve_run_dir(run_dir)  # one run_dir whether run by `ctad run`, `ctad lab` or opened in place
 run = Run(run_dir)
 params = dict(  # the parameters cell, passed on as one dict
     fanogan_window=fanogan_window, fanogan_skull_strip=fanogan_skull_strip, fanogan_downsample=fanogan_downsample,

@@ -66,9 +66,11 @@ from ctad_core.frontend import headless
 from ctad_core.methods.fastgan.sampling import generated_images, real_images
 from ctad_core.run import Run
 from ctad_core.utils import describe_device, resolve_device, seed_everything, write_json
+from ctad_core.workbook import resolve_run_dir
 
 seed_everything(seed)
 dev = resolve_device(device)
+run_dir = resolve_run_dir(run_dir)  # one run_dir whether run by `ctad run`, `ctad lab` or opened in place
 root = Run(run_dir).stage("turing", create=True)
 print("device:", describe_device(dev), "· gallery under", root)
 

@@ -78,9 +78,11 @@ from ctad_core.evaluation import figures as RF
 from ctad_core.methods.fastgan.sampling import gan_member_dirs
 from ctad_core.results import find_method_results, load_method_results
 from ctad_core.utils import describe_device, resolve_device, seed_everything
+from ctad_core.workbook import resolve_run_dir
 
 seed_everything(seed)
 dev = resolve_device(device)
+run_dir = resolve_run_dir(run_dir)  # one run_dir whether run by `ctad run`, `ctad lab` or opened in place
 report_dir = Path(run_dir) / "report"
 found = find_method_results(run_dir)
 print("device:", describe_device(dev))
