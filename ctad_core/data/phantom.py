@@ -62,6 +62,7 @@ import torch.nn.functional as F
 from scipy import ndimage as ndi
 
 from ctad_core.data import phantom_anatomy as anat
+from ctad_core.data.masks import exclude_bone_partial_volume
 from ctad_core.data.nifti import zyx_affine
 from ctad_core.data.phantom_acquisition import resolve_acquisition, sample_acquisition
 from ctad_core.data.phantom_anatomy import partial_inside as _inside
@@ -139,11 +140,16 @@ class Phantom:
         tissue: (z, y, x) uint8, :data:`TISSUE_CODES` (before lesions).
         lesion: (z, y, x) uint8, :data:`LESION_CODES` (0 = none).
         mass_effect: (z, y, x) float32, displacement of normal anatomy in mm (0 where none).
-        brain: (z, y, x) uint8 intracranial mask (brain, CSF, sinuses, dura and intracranial lesions).
+        brain: (z, y, x) uint8 intracranial mask (brain, CSF, sinuses, dura and intracranial lesions) without
+            bone partial volume: a voxel more than half intracranial whose bone share of the signal
+            (:attr:`bone_fraction`) is at most :data:`ctad_core.data.masks.BONE_PV_MAX` — the evaluation mask a CT pipeline's brain
+            mask would give (the outermost intracranial layer, half bone, reads 300+ HU and is not brain).
         kind: ``"healthy"`` or the lesion kind.
         params: the patient's sampled parameters (HU, thicknesses, anatomy, acquisition, lesion).
         artefact: (z, y, x) float32, the HU that beam hardening added (streaks < 0, cupping > 0), before
             blur and noise; zeros when rendered without artefacts.
+        bone_fraction: (z, y, x) float32 in [0, 1], bone's share of each voxel's signal (skull and petrous
+            occupancy through the scanner blur, the voxel and the slice profile); None for old pickles.
     """
 
     hu: np.ndarray
@@ -156,6 +162,7 @@ class Phantom:
     kind: str
     params: dict[str, Any] = field(default_factory=dict)
     artefact: np.ndarray | None = None
+    bone_fraction: np.ndarray | None = None
 
     @property
     def variant(self) -> str:
@@ -821,6 +828,14 @@ def _make_phantom(seed, kind, shape, spacing, offset_mm, noise, blur, supersampl
     extra_z = math.sqrt(max(thick**2 - spacing[0] ** 2, 0.0) / 12.0) / spacing[0]  # voxels
     if extra_z > 0.05 and shape[0] > 1:
         out = torch.from_numpy(ndi.gaussian_filter1d(out.numpy(), extra_z, axis=0, mode="nearest"))
+    # Bone's share of each voxel's signal, through the same blur, voxel averaging and slice profile as the HU.
+    bone_sig = (bone_frac + petrous).clamp(0.0, 1.0).numpy()
+    if blur:
+        bone_sig = ndi.gaussian_filter(bone_sig, sigma=[0.0, acq["blur_mm"] / fine_mm[1], acq["blur_mm"] / fine_mm[2]],
+                                       mode="nearest")
+    bone_pv = _block_mean(torch.from_numpy(np.ascontiguousarray(bone_sig, dtype=np.float32)), f).numpy()
+    if extra_z > 0.05 and shape[0] > 1:
+        bone_pv = ndi.gaussian_filter1d(bone_pv, extra_z, axis=0, mode="nearest")
     noise_sd = acq["noise_sd_5mm"] * math.sqrt(5.0 / thick)
     if noise:
         rng = np.random.default_rng(np.random.SeedSequence([int(p["seed"]), 0x5EED, *shape]))
@@ -856,10 +871,11 @@ def _make_phantom(seed, kind, shape, spacing, offset_mm, noise, blur, supersampl
         tissue=tissue[centre_idx].numpy().astype(np.uint8),
         lesion=lesion.numpy(),
         mass_effect=mass_out.numpy().astype(np.float32),
-        brain=(brain_occ > 0.5).numpy().astype(np.uint8),
+        brain=exclude_bone_partial_volume(brain_occ.numpy() > 0.5, bone_pv),
         kind=kind,
         params=p_out,
         artefact=_block_mean(art, f).numpy().astype(np.float32),
+        bone_fraction=bone_pv.astype(np.float32),
     )
 
 

@@ -46,6 +46,7 @@ import SimpleITK as sitk
 from scipy import ndimage
 
 from ctad_core.data.io import AIR_HU, Scan, load_scan
+from ctad_core.data.masks import exclude_bone_partial_volume
 from ctad_core.data.nifti import centred_affine
 from ctad_core.data.windows import window_bounds
 from ctad_core.utils import save_npz
@@ -510,6 +511,9 @@ def preprocess_scan(
     brain_img = to_sitk(brain_c.astype(np.float32), caff)
     head_img = to_sitk(head_c.astype(np.float32), caff)
     brain = (_resample(brain_img, shape, out_aff, transform, fill=0, smooth=False) > 0.5).astype(np.uint8)
+    # the evaluation mask holds no bone partial volume: bone's share of each model voxel, smoothed as the image is
+    bone_img = sitk.Cast(sitk.BinaryThreshold(img, float(p.bone_hu), 1e9, 1, 0), sitk.sitkFloat32)
+    brain = exclude_bone_partial_volume(brain, _resample(bone_img, shape, out_aff, transform, fill=0, smooth=p.smooth))
     head = (_resample(head_img, shape, out_aff, transform, fill=0, smooth=False) > 0.5).astype(np.uint8)
     les = None
     les_img = None
@@ -530,12 +534,12 @@ def preprocess_scan(
     offsets = [int(np.floor((z - mid) / max(p.slice_stride, 1) + 0.5)) for z in zs]
     hw = tuple(p.slice_shape) if p.slice_shape is not None else shape[1:]
     sl, sb, sls, src = [], [], [], []
-    sm = img
+    sm, bone_sm = img, bone_img
     if zs and hw != shape[1:] and p.smooth:
         # Anti-alias for the slices' in-plane spacing and the volume's z spacing (a slab, like thick slices).
         g0 = resize_grid((1,) + shape[1:], out_aff, (1,) + hw)
-        sm = _smooth_for(img, [float(np.linalg.norm(g0[:3, 1:3], axis=0).max())] * 2
-                         + [float(np.linalg.norm(out_aff[:3, 0]))])
+        slab = [float(np.linalg.norm(g0[:3, 1:3], axis=0).max())] * 2 + [float(np.linalg.norm(out_aff[:3, 0]))]
+        sm, bone_sm = _smooth_for(img, slab), _smooth_for(bone_img, slab)
     for z in zs:
         g_aff = resize_grid((1,) + shape[1:], _plane_affine(out_aff, z), (1,) + hw)
         if hw == shape[1:]:
@@ -544,6 +548,7 @@ def preprocess_scan(
         else:
             s_hu = _resample(sm, (1,) + hw, g_aff, transform, smooth=False)[0]
             s_br = (_resample(brain_img, (1,) + hw, g_aff, transform, fill=0, smooth=False)[0] > 0.5).astype(np.uint8)
+            s_br = exclude_bone_partial_volume(s_br, _resample(bone_sm, (1,) + hw, g_aff, transform, fill=0, smooth=False)[0])
             s_les = (_resample(les_img, (1,) + hw, g_aff, transform, sitk.sitkNearestNeighbor, 0, smooth=False)[0]
                      .astype(np.uint8) if les_img is not None else None)
             if p.skull_strip:

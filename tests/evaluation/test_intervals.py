@@ -1,0 +1,111 @@
+"""Bootstrap intervals by patient and paired comparisons, against hand computations and scikit-learn."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from sklearn.metrics import average_precision_score, roc_auc_score
+
+from ctad_core.evaluation.intervals import (
+    binned_auroc,
+    binned_average_precision,
+    bootstrap_ci,
+    paired_bootstrap,
+    pixel_bootstrap,
+    pixel_histograms,
+)
+
+
+def test_resampling_keeps_a_patients_items_together() -> None:
+    groups = np.array(["p0", "p0", "p1", "p1", "p1", "p2"])
+    seen = []
+
+    def stat(idx: np.ndarray) -> float:
+        c = np.bincount(idx, minlength=6)
+        seen.append(c)
+        return float(len(idx))
+
+    ci = bootstrap_ci(stat, groups, n_boot=200, seed=3)
+    for c in seen:
+        assert c[0] == c[1] and c[2] == c[3] == c[4]  # all of a patient's items, as often as the patient
+    assert ci.n_groups == 3 and ci.estimate == 6.0 and ci.n_valid == 200
+
+
+def test_interval_of_a_mean_matches_the_normal_approximation() -> None:
+    rng = np.random.default_rng(0)
+    x = rng.normal(2.0, 1.0, 400)
+    ci = bootstrap_ci(lambda i: float(x[i].mean()), np.arange(400), n_boot=2000, seed=1)
+    se = x.std(ddof=1) / np.sqrt(400)
+    assert ci.half_width == pytest.approx(1.96 * se, rel=0.12)
+    assert ci.low < x.mean() < ci.high
+    # the same seed draws the same patients
+    assert bootstrap_ci(lambda i: float(x[i].mean()), np.arange(400), n_boot=2000, seed=1) == ci
+
+
+def test_one_class_resamples_are_dropped_not_counted() -> None:
+    labels = np.array([0, 0, 0, 1])
+    score = np.array([0.1, 0.2, 0.3, 0.9])
+    ci = bootstrap_ci(lambda i: roc_auc_score(labels[i], score[i]) if len(set(labels[i])) == 2 else np.nan,
+                      np.arange(4), n_boot=300, seed=0)
+    assert 0 < ci.n_valid < 300  # P(no positive drawn) = (3/4)^4 ≈ 0.32
+    assert ci.low == ci.high == 1.0
+
+
+def test_paired_comparison() -> None:
+    rng = np.random.default_rng(2)
+    y = np.r_[np.zeros(60), np.ones(60)].astype(int)
+    good = y + rng.normal(0, 0.5, 120)
+    poor = y + rng.normal(0, 3.0, 120)
+    groups = np.arange(120)
+    auc = lambda s: (lambda i: roc_auc_score(y[i], s[i]))  # noqa: E731
+    same = paired_bootstrap(auc(good), auc(good), groups, n_boot=300)
+    assert same.difference.estimate == 0.0 and same.p_value == 1.0
+    diff = paired_bootstrap(auc(good), auc(poor), groups, n_boot=500)
+    assert diff.difference.low > 0 and diff.p_value < 0.01
+    assert diff.difference.estimate == pytest.approx(roc_auc_score(y, good) - roc_auc_score(y, poor))
+
+
+def test_binned_curves_equal_sklearn_when_each_value_has_its_bin() -> None:
+    rng = np.random.default_rng(5)
+    s = rng.integers(0, 10, 500).astype(float)
+    y = (rng.random(500) < 0.1 + 0.08 * s).astype(int)  # ties galore
+    edges = np.arange(11) - 0.5
+    pos = np.bincount(s[y == 1].astype(int), minlength=10)
+    neg = np.bincount(s[y == 0].astype(int), minlength=10)
+    assert binned_auroc(pos, neg) == pytest.approx(roc_auc_score(y, s), abs=1e-12)
+    assert binned_average_precision(pos, neg) == pytest.approx(average_precision_score(y, s), abs=1e-12)
+    # through pixel_histograms on (items, H, W) maps with a mask
+    maps, les = s.reshape(5, 10, 10), y.reshape(5, 10, 10)
+    mask = np.ones_like(les)
+    mask[:, 0] = 0
+    p, n = pixel_histograms(maps, les, mask, edges)
+    keep = mask.ravel() != 0
+    assert binned_auroc(p.sum(0), n.sum(0)) == pytest.approx(roc_auc_score(y[keep], s[keep]), abs=1e-12)
+
+
+def test_pixel_bootstrap_brackets_the_exact_values() -> None:
+    rng = np.random.default_rng(7)
+    les = np.zeros((12, 16, 16), np.uint8)
+    les[:6, 4:8, 4:8] = 1
+    maps = rng.normal(0, 1, les.shape) + 1.5 * les
+    iv = pixel_bootstrap(maps, les, None, np.repeat(np.arange(6), 2), bins=2048, n_boot=200)
+    exact = roc_auc_score(les.ravel(), maps.ravel())
+    assert iv["pixel_auroc"].estimate == pytest.approx(exact, abs=2e-3)
+    assert iv["pixel_auroc"].low <= exact <= iv["pixel_auroc"].high
+    assert iv["pixel_auprc"].estimate == pytest.approx(average_precision_score(les.ravel(), maps.ravel()), abs=5e-3)
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda: bootstrap_ci(lambda i: 0.0, np.array([]), n_boot=10),
+        lambda: bootstrap_ci(lambda i: 0.0, np.zeros((2, 2)), n_boot=10),
+        lambda: bootstrap_ci(lambda i: 0.0, np.arange(3), n_boot=0),
+        lambda: bootstrap_ci(lambda i: 0.0, np.arange(3), level=1.0),
+        lambda: pixel_histograms(np.zeros((2, 3)), np.zeros((2, 4)), None, np.array([0.0, 1.0])),
+        lambda: pixel_histograms(np.zeros((2, 3)), np.zeros((2, 3)), None, np.array([1.0, 0.0])),
+    ],
+)
+def test_bad_inputs_are_refused(call) -> None:
+    with pytest.raises(ValueError):
+        call()
