@@ -161,16 +161,18 @@ print(f"device: {describe_device(dev)}")
 print(f"volumes {cache.shape} (from notebook 01, source {config.get('source')!r}); "
       f"train {len(cache.train)} healthy, val+test {len(cache.eval)}")
 print(pd.Series(cache.eval.kind[cache.eval.split == "test"]).value_counts().rename("test scans").to_frame().T.to_string())
-results, evaluations = {}, {}
+# per method: its info and its evaluation; its arrays stay on disk (run.load_method_results) so that memory
+# holds one method at a time — 16 methods at the gpu profile's sizes would not fit in a host's RAM
+infos, evaluations = {}, {}
 
 
 def train_and_score(name: str):
     """Train (or reload) one method, score it and write its results under run_dir/volumetric."""
     with warnings.catch_warnings():
         warnings.simplefilter("once")  # the MS-SSIM scale warning once, not per step
-        results[name] = run_method(name, run, params, dev, seed, resume=resume, nifti_splits=tuple(nifti_splits))
-    info = results[name].info
-    evaluations[name] = evaluate(results[name])  # the evaluator of notebook 07, the same call
+        res = run_method(name, run, params, dev, seed, resume=resume, nifti_splits=tuple(nifti_splits))
+    info = infos[name] = res.info
+    evaluations[name] = evaluate(res, keep_segmentations=False)  # the evaluator of notebook 07, the same call
     print(f"{name}: trained {info['train_seconds']:.0f} s, scoring {info['seconds_per_scan']:.2f} s/scan, "
           f"test scan AUROC {evaluations[name].metrics['scan_auroc']:.3f}")
 
@@ -194,6 +196,7 @@ fig = viz.three_plane(
     cmaps=["gray", "gray", "gray"],
     mask=items_full.lesion[i_case],
 )
+del items_full, items_strip  # every eval volume twice: free before training
 
 # %% [markdown]
 # ## Seed 001 — 3D f-AnoGAN with fine-tuning (Viana et al. 2021)
@@ -217,13 +220,13 @@ fig = viz.three_plane(
 # %%
 for name in [m for m in methods if m.startswith("fanogan")]:
     train_and_score(name)
-if "fanogan3d" in results:
+if "fanogan3d" in infos:
     vfig.loss_figure(training_history("fanogan3d", run), "fanogan3d")
     plt.show()
 
 # %%
-if "fanogan3d" in results:
-    res = results["fanogan3d"]
+if "fanogan3d" in infos:
+    res = run.load_method_results("fanogan3d")
     for i in vfig.pick_cases(res):
         vfig.case_views(res, i)
         plt.show()
@@ -251,18 +254,18 @@ if "fanogan3d" in results:
 # %%
 for name in [m for m in methods if m.startswith("ctfsh")]:
     train_and_score(name)
-ctfsh = [results[m] for m in methods if m.startswith("ctfsh")]
+ctfsh = [m for m in methods if m.startswith("ctfsh") and m in infos]
 if ctfsh:
-    ctfsh_eval = {e.name: evaluations[e.name] for e in ctfsh}
+    ctfsh_eval = {n: evaluations[n] for n in ctfsh}
     display(Markdown("**AUROC(I)** (test; each lesion kind against the healthy test scans)"))
     display(auroc_table(ctfsh_eval).round(3))
     display(Markdown("**AUROC(F)**"))
     display(auroc_table(ctfsh_eval, "F").round(3))
-    print("MS-SSIM:", {e.name: e.info["msssim_scales"] for e in ctfsh if e.info["msssim_scales"]["used"]})
+    print("MS-SSIM:", {n: infos[n]["msssim_scales"] for n in ctfsh if infos[n]["msssim_scales"]["used"]})
 
 # %%
 if ctfsh:
-    best = max(ctfsh, key=lambda e: evaluations[e.name].metrics["scan_auroc"])
+    best = run.load_method_results(max(ctfsh, key=lambda n: evaluations[n].metrics["scan_auroc"]))
     for i in vfig.pick_cases(best):
         vfig.case_views(best, i)
         plt.show()
@@ -282,13 +285,13 @@ if ctfsh:
 # %%
 for name in [m for m in methods if m.startswith("resae")]:
     train_and_score(name)
-luo = [results[m] for m in methods if m.startswith("resae")]
+luo = [m for m in methods if m.startswith("resae") and m in infos]
 if luo:
     keys = ["slice_auroc", "slice_auprc", "slice_sensitivity", "dice_seed004_val", "dice_seed004", "dice_mean"]
-    display(pd.DataFrame({e.name: {k: evaluations[e.name].metrics.get(k) for k in keys} for e in luo}).round(3))
-    evfig.dice_threshold_figure({e.name: evaluations[e.name] for e in luo}, "pooled")
+    display(pd.DataFrame({n: {k: evaluations[n].metrics.get(k) for k in keys} for n in luo}).round(3))
+    evfig.dice_threshold_figure({n: evaluations[n] for n in luo}, "pooled")
     plt.show()
-    ev = luo[0]
+    ev = run.load_method_results(luo[0])
     cases = vfig.pick_cases(ev)
     vfig.normality_figure(ev, cases)
     plt.show()
@@ -309,18 +312,18 @@ if luo:
 # its own map (Luo's score), to ask whether each model's *map* sees the lesion.
 
 # %%
-ev_all = [results[m] for m in methods if m in results]
-summary = write_summary(run.volumetric, ev_all)
+ev_all = [m for m in methods if m in infos]
+summary = write_summary(run.volumetric, (run.load_method_results(m) for m in ev_all))
 display(Markdown("**Scan AUROC, each method's own score** (test)"))
-display(auroc_table({e.name: evaluations[e.name] for e in ev_all}).round(3))
-evfig.roc_figure({e.name: evaluations[e.name] for e in ev_all})
+display(auroc_table({n: evaluations[n] for n in ev_all}).round(3))
+evfig.roc_figure({n: evaluations[n] for n in ev_all})
 plt.show()
 if "fanogan_2d_vs_3d" in summary:
     c = summary["fanogan_2d_vs_3d"]
     print(f"f-AnoGAN on the same {c['n_scans']} test scans: 3D AUROC {c['auroc_3d']:.3f}, 2D (mid-axial) {c['auroc_2d']:.3f}"
           " (Viana: 3D better by 4 points)")
-timing = pd.DataFrame({e.name: {"train s": e.info["train_seconds"], "score s/scan": e.info["seconds_per_scan"]}
-                       for e in ev_all}).T.round(2)
+timing = pd.DataFrame({n: {"train s": infos[n]["train_seconds"], "score s/scan": infos[n]["seconds_per_scan"]}
+                       for n in ev_all}).T.round(2)
 display(timing)
 out_dir = run.volumetric
 print(f"written: {out_dir}/methods/*.npz|json, {out_dir}/maps/<method>/<scan>.nii.gz, {out_dir}/scores.csv, "

@@ -176,7 +176,13 @@ def _slice_level(res: MethodResults, ev: MethodEvaluation, val: np.ndarray, test
 
 
 def _dice(
-    res: MethodResults, ev: MethodEvaluation, val, test, dice_thresholds: int, min_lesion_dice: float
+    res: MethodResults,
+    ev: MethodEvaluation,
+    val,
+    test,
+    dice_thresholds: int,
+    min_lesion_dice: float,
+    keep_segmentations: bool = True,
 ) -> None:
     m = ev.metrics
     kind = np.asarray(res.kind).astype(str)
@@ -201,7 +207,8 @@ def _dice(
         pred = segment(res, sw.best_threshold, tsel, haemorrhage=h)
         d = M.dice_per_item(pred, les[tsel])
         ev.dice_test[subset] = (d, np.flatnonzero(tsel))
-        ev.segmentation_test[subset] = pred
+        if keep_segmentations:
+            ev.segmentation_test[subset] = pred
         uses_pos = h and (res.maps_haemorrhage is not None or res.member_maps_haemorrhage is not None)
         m[f"dice_{subset}"] = {
             **M.summary(d),
@@ -279,6 +286,7 @@ def evaluate(
     dice_thresholds: int = DICE_GRID,
     min_lesion_dice: float = 0.1,
     max_roc_points: int = 2000,
+    keep_segmentations: bool = True,
 ) -> MethodEvaluation:
     """Evaluate one method on its test items, with every threshold chosen on its validation items.
 
@@ -288,6 +296,8 @@ def evaluate(
             keep the default so that previews and the report agree).
         min_lesion_dice: a lesion counts as detected when its Dice exceeds this (seed 000: 0.1).
         max_roc_points: pixel ROC curves are thinned to this many points for plotting.
+        keep_segmentations: keep the test segmentations (for figures) in the result; False keeps memory
+            flat when many volumetric methods are evaluated in one process (metrics are the same).
 
     Returns:
         A :class:`MethodEvaluation`.
@@ -323,7 +333,7 @@ def evaluate(
             h_items = test & ((kind == HEALTHY) | haem)
             if (h_items & haem & (item_labels(res) == 1)).any():
                 m["pixel_auroc_haemorrhage"] = M.roc_auc(maps_h[h_items], les[h_items], brain[h_items])
-            _dice(res, ev, val, test, dice_thresholds, min_lesion_dice)
+            _dice(res, ev, val, test, dice_thresholds, min_lesion_dice, keep_segmentations)
     _recon_error(res, m, test)
     _timing(res, m)
     m["eval_seconds"] = time.perf_counter() - t0

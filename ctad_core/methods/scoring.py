@@ -17,6 +17,7 @@ Metrics are computed by :mod:`ctad_core.evaluation` from the written results, no
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -251,33 +252,39 @@ def write_scores_csv(out_dir: str | Path, results: list[MethodResults]) -> Path:
     return atomic_write(Path(out_dir) / "scores.csv", lambda p: df.to_csv(p, index=False))
 
 
-def write_summary(out_dir: str | Path, results: list[MethodResults]) -> dict[str, Any]:
+def write_summary(out_dir: str | Path, results: Iterable[MethodResults]) -> dict[str, Any]:
     """Write ``scores.csv`` and ``summary.json`` to ``out_dir``: per method its test scan AUROC (overall and
     per kind, from :func:`ctad_core.evaluation.evaluate`, the report's evaluator), scoring and training time,
     and the 2D-vs-3D comparison of a method registered with a 3D ``counterpart`` (``fanogan2d``) on the scans
     both kept, under ``<family>_2d_vs_3d``.
+
+    ``results`` may be a generator (e.g. of :meth:`ctad_core.run.Run.load_method_results`): each method's arrays
+    are dropped before the next is read, so memory stays that of one method at the ``gpu`` profile's sizes.
     """
     from ctad_core import distributed as ddp
     from ctad_core.evaluation import compare_on_common_scans, evaluate
     from ctad_core.methods import REGISTRY
 
     out = Path(out_dir)
-    write_scores_csv(out, results)
-    by = {r.name: r for r in results}
-    methods: dict[str, Any] = {}
-    for n, r in by.items():
-        m = evaluate(r).metrics
-        methods[n] = {
+    frames, methods, scans = [], {}, {}
+    for r in results:
+        frames.append(scores_frame([r]))
+        m = evaluate(r, keep_segmentations=False).metrics
+        methods[r.name] = {
             "scan_auroc": m.get("scan_auroc"),
             "scan_auroc_by_kind": m.get("scan_auroc_by_kind"),
             "seconds_per_scan": r.info.get("seconds_per_scan"),
             "train_seconds": r.info.get("train_seconds"),
         }
+        # what the 2D-vs-3D comparison needs: the scan scores only
+        scans[r.name] = MethodResults(r.name, r.level, r.scan_id, r.split, r.kind, r.scan_score)
+    df = pd.concat(frames, ignore_index=True) if frames else scores_frame([])
+    atomic_write(out / "scores.csv", lambda p: df.to_csv(p, index=False))
     summary: dict[str, Any] = {"methods": methods}
-    for n, r in by.items():
+    for n, r in scans.items():
         d = REGISTRY.get(n)
-        if d is not None and d.counterpart in by:
-            c = compare_on_common_scans(by[d.counterpart], r)
+        if d is not None and d.counterpart in scans:
+            c = compare_on_common_scans(scans[d.counterpart], r)
             summary[f"{d.family}_2d_vs_3d"] = {
                 "n_scans": c["n_scans"],
                 "auroc_3d": c[f"auroc_{d.counterpart}"],

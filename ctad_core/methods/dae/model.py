@@ -10,7 +10,7 @@ connections. They report it as a fast, simple, state-of-the-art reconstruction b
 
 Choices here (the papers work on 2D MRI slices at 128²): the U-Net follows the common layout (two 3×3 conv
 → batch norm → LeakyReLU per level, max-pool down, transposed-conv up, skip concatenation); 2D or 3D by
-``spatial_dims`` (:mod:`ctad_core.models.nd`); noise cell 8 pixels (their 16² noise on 128² images) and
+``spatial_dims`` (:mod:`ctad_core.nn.nd`); noise cell 8 pixels (their 16² noise on 128² images) and
 std 0.2 of the model range (they z-score images; 0.2 of our [−1, 1] brain window is ≈ 8 HU).
 
 >>> import torch
@@ -27,7 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ctad_core.models import nd
+from ctad_core.nn import nd
 
 
 @dataclass

@@ -1,0 +1,1 @@
+"""Baseline (issue 11): see the module docstrings."""
