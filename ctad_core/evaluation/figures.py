@@ -38,7 +38,7 @@ PREDICTION_COLOR = "orange"
 #: Colour of the reference lesion outline.
 REFERENCE_COLOR = "lime"
 #: Opacity of the prediction over the scan.
-PREDICTION_ALPHA = 0.55
+PREDICTION_ALPHA = 0.65
 
 
 def panel_grid(n: int, panel_in: tuple[float, float] = (2.75, 2.2), max_cols: int = MAX_COLUMNS):
@@ -246,10 +246,14 @@ def _mask(r: MethodResults, i: int) -> np.ndarray | None:
 def _draw_map(
     ax, r: MethodResults, i: int, k: int | None, threshold: float | None = None, colorbar: bool = True
 ):
-    """Item ``i``'s anomaly map (slice ``k``), scaled by :func:`map_limits` of the whole item inside its mask;
-    a colour bar (with the threshold marked) when ``colorbar``."""
-    lo, hi = map_limits(r.maps[i], _mask(r, i))
-    im = ax.imshow(_view(r.maps[i], k), cmap="inferno", vmin=lo, vmax=hi, interpolation="nearest")
+    """Item ``i``'s anomaly map (slice ``k``) inside its evaluation mask (outside: blank), scaled by
+    :func:`map_limits` of the whole item inside the mask; a colour bar (threshold marked) when ``colorbar``."""
+    mask = _mask(r, i)
+    lo, hi = map_limits(r.maps[i], mask)
+    shown = _view(r.maps[i], k)
+    if mask is not None:  # outside the evaluation mask: not drawn (no metric looks there)
+        shown = np.ma.masked_where(_view(mask, k) == 0, shown)
+    im = ax.imshow(shown, cmap="inferno", vmin=lo, vmax=hi, interpolation="nearest")
     if colorbar:
         cb = ax.figure.colorbar(im, ax=ax, fraction=0.046, pad=0.02)
         cb.ax.tick_params(labelsize=8)
@@ -459,7 +463,7 @@ def viewer_figure(
     handles = _legend_handles(threshold)[0 if overlay else 1 :]
     axes[0].legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, 0.0), fontsize=9, frameon=False)
     _draw_map(axes[1], r, i, z, threshold)
-    axes[1].set_title("anomaly map (scale: inside the mask)", fontsize=TITLE_PT)
+    axes[1].set_title("anomaly map (inside the evaluation mask)", fontsize=TITLE_PT)
     if r.recon is not None:
         axes[2].imshow(_view(r.recon[i], z), cmap="gray", vmin=-1, vmax=1, interpolation="nearest")
         axes[2].set_title("reconstruction", fontsize=TITLE_PT)
