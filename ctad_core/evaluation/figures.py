@@ -75,13 +75,26 @@ def save(fig: Figure, path: str | os.PathLike, dpi: int = 120) -> Path:
     return path
 
 
+def method_style(j: int) -> dict[str, Any]:
+    """Line style of the ``j``-th method: the 10 ``tab10`` colours, then the same with dashes, dots, …, so
+    that no two of up to 40 methods look alike."""
+    return {"color": plt.get_cmap("tab10")(j % 10), "linestyle": ("-", "--", ":", "-.")[(j // 10) % 4]}
+
+
 def roc_figure(evals: Mapping[str, MethodEvaluation]) -> Figure:
-    """Pixel-level (seed 000 Fig. 7) and scan-level ROC curves of every method on the test set."""
-    fig, axes = plt.subplots(1, 2, figsize=(10, 4.5))
-    for name, ev in evals.items():
+    """Pixel-level (seed 000 Fig. 7) and scan-level ROC curves of every method on the test set.
+
+    Each method keeps one :func:`method_style` in both panels; each panel's legend (with the AUROC) sits
+    below it, so that it hides no curve.
+    """
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4.2 + 0.12 * len(evals)), layout="constrained")
+    for j, (name, ev) in enumerate(evals.items()):
+        style = method_style(j)
         if ev.roc_pixel is not None:
             auc = ev.metrics.get("pixel_auroc")
-            axes[0].plot(*ev.roc_pixel, label=f"{name} (AUROC {auc:.3f})" if auc is not None else name)
+            axes[0].plot(
+                *ev.roc_pixel, label=f"{name} (AUROC {auc:.3f})" if auc is not None else name, **style
+            )
         if (
             ev.roc_scan is not None
             and np.isfinite(ev.roc_scan[1]).all()
@@ -89,7 +102,10 @@ def roc_figure(evals: Mapping[str, MethodEvaluation]) -> Figure:
         ):
             auc = ev.metrics.get("scan_auroc")
             axes[1].step(
-                *ev.roc_scan, where="post", label=f"{name} (AUROC {auc:.3f})" if auc is not None else name
+                *ev.roc_scan,
+                where="post",
+                label=f"{name} (AUROC {auc:.3f})" if auc is not None else name,
+                **style,
             )
     for ax, title in zip(
         axes, ("pixel level (test, inside brain mask)", "scan level (test; 2D: max over slices)")
@@ -98,24 +114,26 @@ def roc_figure(evals: Mapping[str, MethodEvaluation]) -> Figure:
         ax.set(
             xlabel="false positive rate",
             ylabel="true positive rate",
-            title=title,
             xlim=(0, 1),
             ylim=(0, 1.01),
         )
-        ax.legend(fontsize=8, loc="lower right")
-    fig.tight_layout()
+        ax.set_title(title, fontsize=TITLE_PT)
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.14), ncols=2, frameon=False)
     return fig
 
 
 def dice_boxplot(evals: Mapping[str, MethodEvaluation]) -> Figure:
     """Per-item test Dice at the validation threshold: haemorrhage subset and all lesions (seed 000)."""
-    fig, axes = plt.subplots(1, 2, figsize=(10, 4), sharey=True)
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4.5), sharey=True)
     for ax, subset in zip(axes, ("haemorrhage", "all")):
         names = [n for n, e in evals.items() if subset in e.dice_test]
         data = [evals[n].dice_test[subset][0] for n in names]
         if data:
             ax.boxplot(data, showmeans=True)
-            ax.set_xticks(range(1, len(names) + 1), names, rotation=20, ha="right", fontsize=8)
+            ax.set_xticks(
+                range(1, len(names) + 1), names, rotation=45, ha="right", rotation_mode="anchor", fontsize=8
+            )
         ax.set(title=f"test Dice — {subset}", ylim=(0, 1))
     axes[0].set_ylabel("Dice per item")
     fig.tight_layout()

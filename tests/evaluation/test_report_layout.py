@@ -73,6 +73,22 @@ def test_dice_threshold_figure_wraps_into_a_grid_that_fits_a_screen(many):
     plt.close(fig)
 
 
+def test_roc_curves_of_many_methods_look_different_and_their_legends_hide_no_curve(many):
+    res, evals = many
+    fig = RF.roc_figure(evals)
+    fig.canvas.draw()
+    w, _ = fig.get_size_inches() * DPI
+    assert w <= MAX_WIDTH_PX
+    for ax in fig.axes:
+        lines = [ln for ln in ax.get_lines() if not ln.get_label().startswith("_")]
+        assert len(lines) == len(res)
+        styles = {(to_rgba(ln.get_color()), ln.get_linestyle()) for ln in lines}
+        assert len(styles) == len(res)  # the default cycle repeats after 10 colours
+        legend = ax.get_legend().get_window_extent()
+        assert legend.y1 <= ax.get_window_extent().y0  # below the axes, not over the curves
+    plt.close(fig)
+
+
 def test_qualitative_figures_have_at_most_nine_columns_and_readable_titles(many):
     res, evals = many
     figs = RF.qualitative_figures(res, evals, n_items=3, seed=0)
