@@ -132,7 +132,7 @@ display(Markdown("### Summary\n\n" + tables["summary"]))
 # Seed 000: restoration 0.62 ± 0.24, encoder 0.61 ± 0.25 on haemorrhages; 0.40 / 0.37 with tumours.
 
 # %%
-display(Markdown(tables["table3_seed000_dice"]))
+display(Markdown(RF.fit_table(tables["table3_seed000_dice"], corner="Method")))
 if "wilcoxon_dice" in tables:
     display(Markdown("Paired Wilcoxon signed-rank tests of per-item Dice:\n\n" + tables["wilcoxon_dice"]))
 for n, m in report["methods"].items():
@@ -156,12 +156,12 @@ plt.show()
 # Each lesion kind against the healthy test scans (a scan of kind `sdh+fracture` counts for both).
 
 # %%
-display(Markdown(tables["table1_seed002_auroc_by_kind"]))
+display(Markdown(RF.fit_table(tables["table1_seed002_auroc_by_kind"], corner="Method")))
 if "table1_auroc_by_kind_map_score" in tables:
     display(Markdown("The same, every method scored by its **map** (mean of the top 1 % inside the mask; 2D: max over "
                      "a scan's slices) — the whole-volume scores of seeds 001 and 002 hardly move for a focal lesion; Luo's and "
                      "the 2D columns repeat the table above:\n\n"
-                     + tables["table1_auroc_by_kind_map_score"]))
+                     + RF.fit_table(tables["table1_auroc_by_kind_map_score"], corner="Method")))
 
 # %% [markdown]
 # ## Seed 004 · Tables 2–3: slice level and [DICE]
@@ -183,9 +183,9 @@ display(Markdown(tables["table3_seed004"]))
 # forward pass; iterative restoration optimises z for thousands of steps (seed 000: ~110 s per slice).
 
 # %%
-fig = RF.qualitative_panel(results, evals, n_items=qualitative_items, seed=seed)
-RF.save(fig, report_dir / "qualitative.png")
-plt.show()
+for level, fig in RF.qualitative_figures(results, evals, n_items=qualitative_items, seed=seed).items():
+    RF.save(fig, report_dir / f"qualitative_{level}.png")  # one figure per item level (and per 6 methods)
+    plt.show()
 fig = RF.timing_figure(report)
 RF.save(fig, report_dir / "timing.png")
 plt.show()
@@ -200,8 +200,11 @@ if report.get("turing"):
 # %% [markdown]
 # ## Explore
 #
-# Pick a method and a test item; move the threshold and watch the item's Dice change. The validation
-# threshold is where the slider starts.
+# Pick a method and a test item: the input scan with the reference lesion outlined (lime) and the prediction
+# at the threshold over it (orange), the anomaly map with its colour scale (set inside the evaluation mask),
+# and the reconstruction where the method keeps one. Each method starts at its test item with the most
+# lesion, on the slice with the most lesion, at its validation threshold; move the threshold and watch the
+# item's Dice change. Run without JupyterLab (`ctad run`), the cell shows that starting picture.
 
 # %%
 if interactive and results:

@@ -10,8 +10,18 @@ KINDS = ["healthy", "iph", "sdh", "tumour", "iph+fracture"]
 
 
 def synthetic(
-    name: str, level: str = "2d", seed: int = 0, noise: float = 0.3, shift_test: float = 0.0
+    name: str,
+    level: str = "2d",
+    seed: int = 0,
+    noise: float = 0.3,
+    shift_test: float = 0.0,
+    inputs: bool = False,
+    recon: bool = False,
 ) -> MethodResults:
+    """Results of 20 scans (10 val, 10 test; kinds cycle through ``KINDS``), lesions as cubes of edge 4.
+
+    ``inputs`` / ``recon`` add model-range [-1, 1] inputs (lesions brighter) and reconstructions (without them).
+    """
     rng = np.random.default_rng(seed)
     spatial = (16, 16) if level == "2d" else (6, 12, 12)
     per_scan = 3 if level == "2d" else 1
@@ -37,6 +47,7 @@ def synthetic(
     brain = np.ones_like(lesion)
     brain[(slice(None), *[slice(0, 1)] * len(spatial))] = 0
     score = maps.reshape(n, -1).max(1)
+    x = (rng.random(lesion.shape).astype(np.float32) * 0.4 - 0.6) if inputs or recon else None
     return MethodResults(
         name,
         level,
@@ -47,5 +58,7 @@ def synthetic(
         maps,
         lesion,
         brain,
+        recon=x if recon else None,
+        inputs=(x + 0.8 * lesion).astype(np.float32) if inputs else None,
         info={"seconds_per_scan": 0.5, "device": "cpu"},
     )

@@ -20,17 +20,20 @@ def test_qualitative_panel_rows_per_level_and_dice_threshold_figure():
         "v3": synthetic("v3", "3d", seed=2),
     }
     evals = {n: evaluate(r) for n, r in res.items()}
-    fig = RF.qualitative_panel(res, evals, n_items=2, seed=0)
-    axes = np.array(fig.axes).reshape(4, 1 + 3 * 2)
-    for row in axes:
-        assert row[0].images and row[2].images
-    assert not axes[2, 5].images and not axes[3, 5].images
+    figs = RF.qualitative_figures(res, evals, n_items=2, seed=0)
+    assert list(figs) == ["2d", "3d"]  # one figure per item level, one row per method
+    assert [sf._suptitle.get_text().split(" — ")[0] for sf in figs["2d"].subfigs] == ["a2", "b2"]
+    assert [sf._suptitle.get_text().split(" — ")[0] for sf in figs["3d"].subfigs] == ["v3"]
+    for fig in figs.values():
+        for sf in fig.subfigs:  # per item: scan and map, no reconstruction column (none is kept)
+            assert len(sf.axes) == 2 * 2 and all(ax.images for ax in sf.axes)
+        matplotlib.pyplot.close(fig)
     les = np.zeros((6, 4, 4), np.uint8)
     les[4, 1:3, 1:3] = 1
     assert RF._lesion_slice(les) == 4 and RF._lesion_slice(les[0]) is None
-    matplotlib.pyplot.close(fig)
+    assert RF._lesion_slice(np.zeros((6, 4, 4))) == 3  # no lesion: the middle slice
     fig = RF.dice_threshold_figure(evals, "all")
-    assert len(fig.axes) == 3
+    assert len([ax for ax in fig.axes if ax.get_visible()]) == 3
     matplotlib.pyplot.close(fig)
     for f in (RF.roc_figure(evals), RF.dice_boxplot(evals), RF.viewer(res, evals)):
         matplotlib.pyplot.close(f)
