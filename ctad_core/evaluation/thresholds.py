@@ -202,11 +202,13 @@ def healthy_fpr_threshold(
     vals = src[:, idx] if src.ndim == res.maps.ndim + 1 else src[idx]
     if brain is not None:
         vals = vals[:, brain] if vals.ndim == brain.ndim + 1 else vals[brain]
+    dt = src.dtype if np.issubdtype(src.dtype, np.floating) else np.dtype(np.float64)
+    above_max = float(np.nextafter(dt.type(np.max(vals)), dt.type(np.inf)))  # in the maps' precision
     vals = np.asarray(vals, dtype=np.float64).ravel()
     if vals.size > 2_000_000:  # the grid only needs the distribution: a fixed stride keeps it deterministic
         vals = vals[:: int(np.ceil(vals.size / 2_000_000))]
     levels = np.clip(np.r_[np.linspace(0.0, 1.0, 201), 1.0 - fpr * np.linspace(0.0, 8.0, 321)], 0.0, 1.0)
-    grid = np.r_[np.quantile(vals, np.unique(levels)), np.nextafter(vals.max(), np.inf)]
+    grid = np.r_[np.quantile(vals, np.unique(levels)), above_max]
 
     def flagged(t: float) -> float:
         return float(segment(res, t, idx, haemorrhage).sum() / n_mask)
