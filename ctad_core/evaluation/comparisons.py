@@ -107,7 +107,7 @@ def compare_dice_to_reference(
 
     Returns:
         ``{"<level> <subset>": {"reference", "reference_is", "rule", "vs": {method: {statistic, p_value, n,
-        median_difference (A − ref)}}}}``.
+        median_difference (A − ref)}}, "unpaired": [methods whose items differ from the reference's]}}``.
     """
     out: dict[str, Any] = {}
     for level in sorted({e.metrics["level"] for e in evals.values()}):
@@ -126,10 +126,19 @@ def compare_dice_to_reference(
             if ref is None:
                 continue
             dr, ir = have[ref].dice_rules[rule][subset]
-            entry: dict[str, Any] = {"reference": ref, "reference_is": what, "rule": rule, "vs": {}}
+            entry: dict[str, Any] = {
+                "reference": ref,
+                "reference_is": what,
+                "rule": rule,
+                "vs": {},
+                "unpaired": [],
+            }
             for n, e in have.items():
                 d, i = e.dice_rules[rule][subset]
-                if n == ref or i.shape != ir.shape or (i != ir).any():
+                if n == ref:
+                    continue
+                if i.shape != ir.shape or (i != ir).any():  # other test items (e.g. another lesion mask)
+                    entry["unpaired"].append(n)
                     continue
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore", M.MetricWarning)

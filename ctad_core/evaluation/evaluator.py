@@ -418,6 +418,9 @@ def _dice(
             rule_of["dice_oracle_test"] = "test_oracle"
     m["dice_by_rule"] = by_rule
     m["dice_default_rule"] = DEFAULT_RULE
+    dflt = by_rule[DEFAULT_RULE].get("all") or {}
+    m["dice_default_mean"], m["dice_default_median"] = dflt.get("mean"), dflt.get("median")
+    rule_of["dice_default_mean"] = rule_of["dice_default_median"] = DEFAULT_RULE
     m["rule_of"] = rule_of
     _by_size(res, ev, test & has_les, groups, opts)
 

@@ -333,6 +333,25 @@ def binned_average_precision(pos: np.ndarray, neg: np.ndarray) -> float:
     return float(_binned_ap_rows(pos, neg))
 
 
+def score_edges(values: np.ndarray, bins: int = 1024, max_values: int = 2_000_000) -> np.ndarray:
+    """Bin edges for :func:`pixel_histograms`: quantiles of the values and of their distinct values.
+
+    Half the edges follow the values' distribution; the other half follow the distinct values, so a map that
+    is mostly one value (a post-processed map that is 0 almost everywhere) keeps its tail resolved instead of
+    putting every score into one bin. Above ``max_values`` a fixed stride of the values is used.
+
+    Returns:
+        (≤ bins + 1,) increasing edges.
+    """
+    v = np.asarray(values, dtype=np.float64).ravel()
+    if v.size > max_values:
+        v = v[:: int(np.ceil(v.size / max_values))]
+    if v.size == 0:
+        return np.array([0.0, 1.0])
+    lv = np.linspace(0, 1, bins // 2 + 1)
+    return np.unique(np.r_[np.quantile(v, lv), np.quantile(np.unique(v), lv)])
+
+
 def pixel_bootstrap(
     maps: np.ndarray,
     lesion: np.ndarray,
@@ -345,14 +364,16 @@ def pixel_bootstrap(
 ) -> dict[str, Interval]:
     """Patient-resampled intervals of pixel AUROC and average precision inside ``mask``.
 
-    Bin edges are quantiles of the pooled in-mask scores; the estimates are the binned ones (within a bin's
-    ties of the exact values, which the report computes beside them).
+    Bin edges are quantiles of the pooled in-mask scores and of their distinct values (:func:`score_edges`);
+    the estimates are the binned ones (within a bin's ties of the exact values, which the report computes
+    beside them).
 
     Returns:
         ``{"pixel_auroc": Interval, "pixel_auprc": Interval}``.
     """
-    vals = np.asarray(maps)[np.ones(np.shape(maps), bool) if mask is None else np.asarray(mask) != 0]
-    edges = np.unique(np.quantile(vals.astype(np.float64), np.linspace(0, 1, bins + 1)))
+    edges = score_edges(
+        np.asarray(maps)[np.ones(np.shape(maps), bool) if mask is None else np.asarray(mask) != 0], bins
+    )
     if edges.size < 2:
         edges = np.array([edges[0] - 0.5, edges[0] + 0.5]) if edges.size else np.array([0.0, 1.0])
     pos, neg = pixel_histograms(maps, lesion, mask, edges)

@@ -156,3 +156,20 @@ def test_vectorised_intervals_equal_the_loop_and_cover_sklearn() -> None:
     )
     assert pf.p_value == pytest.approx(ps.p_value)
     assert (pf.difference.low, pf.difference.high) == pytest.approx((ps.difference.low, ps.difference.high))
+
+
+def test_pixel_bootstrap_resolves_a_map_that_is_mostly_zero() -> None:
+    rng = np.random.default_rng(8)
+    les = np.zeros((10, 32, 32), np.uint8)
+    les[:5, 10:14, 10:14] = 1
+    maps = np.zeros(les.shape)
+    hot = rng.random(les.shape) < 0.004  # a post-processed map: zero nearly everywhere
+    maps[hot] = rng.random(hot.sum())
+    maps[les == 1] = np.where(rng.random((les == 1).sum()) < 0.3, 1 + rng.random((les == 1).sum()), 0.0)
+    exact = roc_auc_score(les.ravel(), maps.ravel())
+    iv = pixel_bootstrap(maps, les, None, np.arange(10), bins=256, n_boot=200)
+    assert iv["pixel_auroc"].estimate == pytest.approx(exact, abs=1e-9)  # ties stay in one bin
+    assert iv["pixel_auroc"].low <= exact <= iv["pixel_auroc"].high
+    assert iv["pixel_auprc"].estimate == pytest.approx(
+        average_precision_score(les.ravel(), maps.ravel()), abs=5e-3
+    )
