@@ -483,6 +483,21 @@ def _prevalence(
     m["prevalence"] = p
 
 
+def _pixel(m, suffix, maps, les, brain, groups, sel, opts, bins) -> None:
+    """Pixel AUROC and AUPRC of the selected items inside the mask, exact, with their binned bootstrap intervals."""
+    m[f"pixel_auroc{suffix}"] = M.roc_auc(maps[sel], les[sel], brain[sel])
+    m[f"pixel_auprc{suffix}"] = M.average_precision(maps[sel], les[sel], brain[sel])
+    if sel.any():
+        pb = CI.pixel_bootstrap(
+            maps[sel], les[sel], brain[sel], groups[sel], bins=bins, n_boot=opts["n_boot"], seed=opts["seed"]
+        )
+        ci = m.setdefault("ci", {})
+        ci[f"pixel_auroc{suffix}"], ci[f"pixel_auprc{suffix}"] = (
+            pb["pixel_auroc"].as_dict(),
+            pb["pixel_auprc"].as_dict(),
+        )
+
+
 def _recon_error(res: MethodResults, m: dict[str, Any], test: np.ndarray) -> None:
     """Seed 000's reconstruction-error statistics from ``res.inputs`` and ``res.recon``, or why there are none."""
     missing = [k for k in ("inputs", "recon") if getattr(res, k) is None]
@@ -590,23 +605,7 @@ def evaluate(
             les = res.lesion != 0
             brain = res.brain if res.brain is not None else np.ones(res.maps.shape, np.uint8)
             groups = item_patients(res, patients)
-            m["pixel_auroc"] = M.roc_auc(res.maps[test], les[test], brain[test])
-            m["pixel_auprc"] = M.average_precision(res.maps[test], les[test], brain[test])
-            ci = m.setdefault("ci", {})
-            if test.any():
-                pb = CI.pixel_bootstrap(
-                    res.maps[test],
-                    les[test],
-                    brain[test],
-                    groups[test],
-                    bins=pixel_bins,
-                    n_boot=n_boot,
-                    seed=seed,
-                )
-                ci["pixel_auroc"], ci["pixel_auprc"] = (
-                    pb["pixel_auroc"].as_dict(),
-                    pb["pixel_auprc"].as_dict(),
-                )
+            _pixel(m, "", res.maps, les, brain, groups, test, opts, pixel_bins)
             r_fpr, r_tpr, _ = M.roc_curve(res.maps[test], les[test], brain[test])
             ev.roc_pixel = _thin(r_fpr, r_tpr, max_roc_points)
             kind = np.asarray(res.kind).astype(str)
@@ -614,21 +613,7 @@ def evaluate(
             maps_h = res.maps_haemorrhage if res.maps_haemorrhage is not None else res.maps
             h_items = test & ((kind == HEALTHY) | haem)
             if (h_items & haem & (item_labels(res) == 1)).any():
-                m["pixel_auroc_haemorrhage"] = M.roc_auc(maps_h[h_items], les[h_items], brain[h_items])
-                m["pixel_auprc_haemorrhage"] = M.average_precision(
-                    maps_h[h_items], les[h_items], brain[h_items]
-                )
-                pb = CI.pixel_bootstrap(
-                    maps_h[h_items],
-                    les[h_items],
-                    brain[h_items],
-                    groups[h_items],
-                    bins=pixel_bins,
-                    n_boot=n_boot,
-                    seed=seed,
-                )
-                ci["pixel_auroc_haemorrhage"] = pb["pixel_auroc"].as_dict()
-                ci["pixel_auprc_haemorrhage"] = pb["pixel_auprc"].as_dict()
+                _pixel(m, "_haemorrhage", maps_h, les, brain, groups, h_items, opts, pixel_bins)
             _dice(res, ev, val, test, dice_thresholds, min_lesion_dice, keep_segmentations, opts)
     _recon_error(res, m, test)
     _timing(res, m)
