@@ -3,11 +3,22 @@
 Notebooks 04 and 05 preview a method with :func:`evaluate` and notebook 07 builds the report with the very
 same call, so a method's numbers are the same wherever they are shown. Rules (the notebook explains them):
 
-- **thresholds come from validation, never from test** (:mod:`.thresholds`): the Dice threshold is the one
-  with the best mean per-item Dice on the validation items with a lesion (seed 000), chosen separately for
-  the haemorrhage subset and for all lesions; [DICE] (seed 004) is the pooled-Dice-optimal validation
-  threshold applied to the pooled test voxels; the scan operating point is Youden's on the validation scans.
-  ``dice_oracle_test`` (the best threshold *on test*) is reported only as an upper bound.
+- **thresholds come from validation, never from test, and every Dice names its rule**
+  (:data:`THRESHOLD_RULES`, the ``rule`` field; flat legacy keys are named in ``rule_of``). The default,
+  ``healthy_fpr``, uses healthy validation scans only: the threshold at which the method's segmentation
+  step flags ``fpr`` (1 %) of their evaluation-mask voxels (:func:`.thresholds.healthy_fpr_threshold`).
+  Beside it, the seeds' rules, which use labelled validation lesions: ``val_lesion_mean`` (best mean
+  per-item Dice, chosen separately for the haemorrhage subset and for all lesions, seed 000 — the flat
+  ``dice_mean``/``dice_median``/``dice_all``/``dice_haemorrhage`` keys) and ``val_lesion_pooled`` ([DICE],
+  seed 004, pooled test Dice — ``dice_seed004``); ``test_oracle`` (the best threshold *on test*,
+  ``dice_oracle_test``) is only an upper bound. All of them: ``dice_by_rule[rule][subset]``.
+- **scan operating points** (:data:`SCAN_RULES`): by default the threshold that flags at most ``scan_fpr``
+  of the healthy validation scans; Youden's J on the labelled validation scans (``scan_operating_point``,
+  the seeds') beside it, and Youden on test as an upper bound.
+- **uncertainty** (:mod:`.intervals`): 95 % percentile intervals of ``n_boot`` resamples of patients
+  (``ci``): scan AUROC overall and per kind (own and map score), pixel AUROC and AUPRC (binned, inside the
+  evaluation mask), median Dice (``median_ci`` of each rule's entry); the test set's ``prevalence`` and
+  results by lesion-size tercile (``by_lesion_size``).
 - **the method's declared segmentation step** (:mod:`.segmentation`: closing, majority vote of the
   members, evaluation mask, small components) is applied at every threshold before any Dice, in the
   threshold search as on test: the report scores what each paper does.
@@ -37,27 +48,54 @@ from typing import Any
 import numpy as np
 
 from ctad_core import anomaly
+from ctad_core.evaluation import intervals as CI
 from ctad_core.evaluation import metrics as M
 from ctad_core.evaluation.segmentation import declared_segmentation, segment
 from ctad_core.evaluation.slices import slice_table
-from ctad_core.evaluation.thresholds import DICE_GRID, sweep
+from ctad_core.evaluation.thresholds import DICE_GRID, healthy_fpr_threshold, sweep, sweep_both
+from ctad_core.evaluation.unsupervised import quantile_threshold
 from ctad_core.kinds import HEALTHY, is_haemorrhage, kind_parts
 from ctad_core.results import MethodResults
 
 #: how a 2D method's slice scores become a scan score.
 SCAN_AGGREGATE = "max"
 
+#: the rule that chose a Dice threshold: its id (the ``rule`` field of every Dice) and what it means.
+THRESHOLD_RULES: dict[str, str] = {
+    "healthy_fpr": "healthy validation scans only: the threshold at which the method's segmentation step "
+    "flags a fixed fraction (fpr) of their evaluation-mask voxels — the default, no lesion label used",
+    "val_lesion_mean": "best mean per-item Dice on the validation items with a lesion, one threshold per test "
+    "set (seed 000: haemorrhage and all lesions)",
+    "val_lesion_pooled": "best pooled Dice on the validation items with a lesion ([DICE], seed 004)",
+    "test_oracle": "best Dice on the test items themselves: an UPPER BOUND, not a result",
+}
+#: the rule of the headline Dice.
+DEFAULT_RULE = "healthy_fpr"
+#: the scan operating points (sensitivity / specificity): id → meaning.
+SCAN_RULES: dict[str, str] = {
+    "healthy_val_quantile": "the threshold flagging at most scan_fpr of the healthy validation scans "
+    "(their scores only) — the default",
+    "val_youden": "Youden's J on the labelled validation scans (uses lesion labels)",
+    "test_youden": "Youden's J on the test scans themselves: an UPPER BOUND, not a result",
+}
 
-def scan_table(res: MethodResults, split: str, score: np.ndarray | None = None) -> dict[str, np.ndarray]:
+
+def scan_table(
+    res: MethodResults,
+    split: str,
+    score: np.ndarray | None = None,
+    patients: Mapping[str, str] | None = None,
+) -> dict[str, np.ndarray]:
     """Per-scan scores of one split: 2D slice scores aggregated by ``max``, 3D items as they are.
 
     Args:
         res: the method's results.
         split: ``"val"`` or ``"test"``.
         score: (N,) per-item scores to aggregate instead of ``res.scan_score``.
+        patients: scan id → patient id (default: every scan its own patient).
 
     Returns:
-        ``{"scan_id", "score", "label", "kind"}`` arrays, one row per scan (sorted by scan id).
+        ``{"scan_id", "score", "label", "kind", "patient"}`` arrays, one row per scan (sorted by scan id).
     """
     sel = np.asarray(res.split).astype(str) == split
     sid = np.asarray(res.scan_id).astype(str)[sel]
@@ -69,7 +107,22 @@ def scan_table(res: MethodResults, split: str, score: np.ndarray | None = None) 
     ids = np.unique(sid)
     out_s = np.array([s[sid == i].max() for i in ids]) if ids.size else np.zeros(0)
     out_k = np.array([kind[sid == i][0] for i in ids]) if ids.size else np.zeros(0, str)
-    return {"scan_id": ids, "score": out_s, "label": (out_k != HEALTHY).astype(int), "kind": out_k}
+    pat = np.array([str((patients or {}).get(i, i)) for i in ids], dtype=object).astype(str)
+    return {
+        "scan_id": ids,
+        "score": out_s,
+        "label": (out_k != HEALTHY).astype(int),
+        "kind": out_k,
+        "patient": pat,
+    }
+
+
+def item_patients(res: MethodResults, patients: Mapping[str, str] | None = None) -> np.ndarray:
+    """(N,) patient of each item (``patients`` maps scan id → patient; default: the scan is the patient)."""
+    sid = np.asarray(res.scan_id).astype(str)
+    if not patients:
+        return sid
+    return np.array([str(patients.get(i, i)) for i in sid])
 
 
 def item_labels(res: MethodResults) -> np.ndarray:
@@ -93,7 +146,9 @@ class MethodEvaluation:
             uint8, rows in the order of ``dice_test``'s indices).
         roc_scan: test scan-level (fpr, tpr).
         roc_pixel: test pixel-level (fpr, tpr), thinned to at most ``max_roc_points`` points.
-        scans: the test scan table.
+        scans: the test scan table (with each scan's patient); scans_map: the same with the map score.
+        dice_rules: per-item test Dice by threshold rule and subset, with the items' indices
+            (``dice_rules[rule][subset] = (dice, indices)``; ``dice_test`` is ``dice_rules["val_lesion_mean"]``).
     """
 
     name: str
@@ -104,6 +159,8 @@ class MethodEvaluation:
     roc_scan: tuple[np.ndarray, np.ndarray] | None = None
     roc_pixel: tuple[np.ndarray, np.ndarray] | None = None
     scans: dict[str, np.ndarray] | None = None
+    scans_map: dict[str, np.ndarray] | None = None
+    dice_rules: dict[str, dict[str, tuple[np.ndarray, np.ndarray]]] = field(default_factory=dict)
 
 
 def _thin(fpr: np.ndarray, tpr: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -120,9 +177,37 @@ def _sensitivity_at_val_youden(v_s, v_y, t_s, t_y) -> tuple[float, float]:
     return M.operating_point(t_s, t_y, yv.threshold).sensitivity, yv.threshold
 
 
-def _scan_level(res: MethodResults, ev: MethodEvaluation) -> None:
+def _kind_masks(kinds: np.ndarray) -> dict[str, np.ndarray]:
+    """Per lesion kind: the scans of that kind (a compound kind counts for each part) plus the healthy ones."""
+    kinds = np.asarray(kinds).astype(str)
+    parts = [kind_parts(k) for k in kinds]
+    names = sorted({p for ps in parts for p in ps} - {HEALTHY})
+    healthy = kinds == HEALTHY
+    return {k: healthy | np.array([k in ps for ps in parts]) for k in names}
+
+
+def _auroc_ci(score, label, groups, sel, n_boot, seed) -> dict[str, Any]:
+    if not (np.any(label[sel] == 1) and np.any(label[sel] == 0)):
+        return {"estimate": float("nan"), "low": float("nan"), "high": float("nan"), "n_boot": n_boot}
+    iv = CI.auroc_interval(score[sel], label[sel], groups[sel], n_boot=n_boot, seed=seed)
+    return iv.as_dict()
+
+
+def _scan_cis(t: Mapping[str, np.ndarray], n_boot: int, seed: int) -> dict[str, Any]:
+    """Patient-resampled 95 % intervals of a scan table's AUROC, overall and per kind."""
+    allsel = np.ones(t["score"].size, bool)
+    out = {"total": _auroc_ci(t["score"], t["label"], t["patient"], allsel, n_boot, seed)}
+    out["by_kind"] = {
+        k: _auroc_ci(t["score"], t["label"], t["patient"], sel, n_boot, seed)
+        for k, sel in _kind_masks(t["kind"]).items()
+    }
+    return out
+
+
+def _scan_level(res: MethodResults, ev: MethodEvaluation, opts: Mapping[str, Any]) -> None:
     m = ev.metrics
-    sv, st = scan_table(res, "val"), scan_table(res, "test")
+    pats = opts["patients"]
+    sv, st = scan_table(res, "val", patients=pats), scan_table(res, "test", patients=pats)
     ev.scans = st
     m["n_test_scans"] = int(st["scan_id"].size)
     m["scan_aggregate"] = SCAN_AGGREGATE if res.level == "2d" else "item"
@@ -131,11 +216,19 @@ def _scan_level(res: MethodResults, ev: MethodEvaluation) -> None:
     m["scan_auroc_by_kind"] = M.per_kind_auroc(st["score"], st["kind"])
     hs = is_haemorrhage(st["kind"]) | (st["kind"] == HEALTHY)
     m["scan_auroc_haemorrhage"] = M.roc_auc(st["score"][hs], st["label"][hs]) if hs.any() else float("nan")
+    ci = m.setdefault("ci", {})
+    if st["score"].size:
+        c = _scan_cis(st, opts["n_boot"], opts["seed"])
+        ci["scan_auroc"], ci["scan_auroc_by_kind"] = c["total"], c["by_kind"]
     if res.maps is not None:
         ms = anomaly.scan_score(res.maps, res.brain, top_fraction=0.01, spatial_dims=res.maps.ndim - 1)
-        sm = scan_table(res, "test", score=ms)
+        sm = scan_table(res, "test", score=ms, patients=pats)
+        ev.scans_map = sm
         m["scan_auroc_map"] = M.roc_auc(sm["score"], sm["label"])
         m["scan_auroc_map_by_kind"] = M.per_kind_auroc(sm["score"], sm["kind"])
+        if sm["score"].size:
+            c = _scan_cis(sm, opts["n_boot"], opts["seed"])
+            ci["scan_auroc_map"], ci["scan_auroc_map_by_kind"] = c["total"], c["by_kind"]
     # further per-item scores a method declares in info["scores"] (e.g. CTFSH's I and F, seed 002 Eq. 3)
     extra = res.info.get("scores") or {}
     for k, v in extra.items():
@@ -146,11 +239,25 @@ def _scan_level(res: MethodResults, ev: MethodEvaluation) -> None:
         }
     yv = M.youden_threshold(sv["score"], sv["label"])
     op = M.operating_point(st["score"], st["label"], yv.threshold) if math.isfinite(yv.threshold) else yv
-    m["scan_operating_point"] = {**op.as_dict(), "chosen_on": "val (Youden)"}
+    m["scan_operating_point"] = {**op.as_dict(), "chosen_on": "val (Youden)", "rule": "val_youden"}
     m["scan_youden_test"] = {
         **M.youden_threshold(st["score"], st["label"]).as_dict(),
         "chosen_on": "test (oracle)",
+        "rule": "test_youden",
     }
+    ops: dict[str, Any] = {"default": "healthy_val_quantile", "scan_fpr": opts["scan_fpr"]}
+    hv = sv["score"][sv["label"] == 0]
+    if hv.size and st["score"].size:
+        t = quantile_threshold(hv, None, opts["scan_fpr"])
+        ops["healthy_val_quantile"] = {
+            **M.operating_point(st["score"], st["label"], t).as_dict(),
+            "val_fpr": float((hv >= t).mean()),
+            "n_val_healthy": int(hv.size),
+            "rule": "healthy_val_quantile",
+        }
+    ops["val_youden"] = m["scan_operating_point"]
+    ops["test_youden"] = m["scan_youden_test"]
+    m["scan_operating_points"] = ops
     if st["score"].size:
         fpr, tpr, _ = M.roc_curve(st["score"], st["label"])
         ev.roc_scan = (fpr, tpr)
@@ -173,6 +280,29 @@ def _slice_level(res: MethodResults, ev: MethodEvaluation, val: np.ndarray, test
     m["slice_auroc"] = M.roc_auc(t_s, t_y)
     m["slice_auprc"] = M.average_precision(t_s, t_y)
     m["slice_sensitivity"], m["slice_threshold_val"] = _sensitivity_at_val_youden(v_s, v_y, t_s, t_y)
+    m["slice_sensitivity_rule"] = "val_youden"  # seed 004 Table 3's operating point (labelled validation)
+
+
+def _dice_entry(
+    d: np.ndarray,
+    rule: str,
+    threshold: float | None,
+    groups: np.ndarray,
+    opts: Mapping[str, Any],
+    **extra: Any,
+) -> dict[str, Any]:
+    """Summary of per-item Dice under one rule, with the patient-resampled interval of the median."""
+    out: dict[str, Any] = {**M.summary(d), "rule": rule, "threshold": threshold, **extra}
+    if d.size:
+        iv = CI.bootstrap_ci(
+            lambda i: float(np.median(d[i])), groups, n_boot=opts["n_boot"], seed=opts["seed"]
+        )
+        out["median_ci"] = [iv.low, iv.high]
+    return out
+
+
+def _empty_dice(n: int, rule: str) -> dict[str, Any]:
+    return {"n": n, "threshold": None, "mean": None, "median": None, "sd": None, "rule": rule}
 
 
 def _dice(
@@ -182,60 +312,191 @@ def _dice(
     test,
     dice_thresholds: int,
     min_lesion_dice: float,
-    keep_segmentations: bool = True,
+    keep_segmentations: bool,
+    opts: Mapping[str, Any],
 ) -> None:
+    """Test Dice under every threshold rule (:data:`THRESHOLD_RULES`), each labelled with its rule."""
     m = ev.metrics
     kind = np.asarray(res.kind).astype(str)
     les = res.lesion != 0
     has_les = item_labels(res) == 1
     haem = is_haemorrhage(kind)
+    groups = item_patients(res, opts["patients"])
+    healthy_val = val & (kind == HEALTHY)
     m["segmentation"] = dict(declared_segmentation(res))
+    by_rule: dict[str, dict[str, Any]] = {r: {"rule": r} for r in THRESHOLD_RULES}
+    by_rule["healthy_fpr"]["fpr"] = opts["fpr"]
+    rule_of: dict[str, str] = {}
+
+    def score(rule: str, subset: str, t: float, tsel: np.ndarray, h: bool, **extra: Any) -> np.ndarray:
+        pred = segment(res, t, tsel, haemorrhage=h)
+        d = M.dice_per_item(pred, les[tsel])
+        ev.dice_rules.setdefault(rule, {})[subset] = (d, np.flatnonzero(tsel))
+        pooled = M.dice(pred, les[tsel])
+        by_rule[rule][subset] = _dice_entry(d, rule, t, groups[tsel], opts, pooled=pooled, **extra)
+        return pred
+
     for subset, sub in (("all", np.ones_like(has_les)), ("haemorrhage", haem)):
         vsel, tsel = val & has_les & sub, test & has_les & sub
-        if not vsel.any() or not tsel.any():
-            m[f"dice_{subset}"] = {
-                "n": int(tsel.sum()),
-                "threshold": None,
-                "mean": None,
-                "median": None,
-                "sd": None,
-            }
-            continue
         h = subset == "haemorrhage"
-        sw = sweep(res, vsel, dice_thresholds, "mean", haemorrhage=h)
+        uses_pos = h and (res.maps_haemorrhage is not None or res.member_maps_haemorrhage is not None)
+        residual = "max(x - x_hat, 0)" if uses_pos else "the method's map"
+        if not tsel.any():
+            for r in THRESHOLD_RULES:
+                by_rule[r][subset] = _empty_dice(0, r)
+            m[f"dice_{subset}"] = _empty_dice(0, "val_lesion_mean")
+            continue
+        # default: healthy validation voxels only
+        if healthy_val.any():
+            t, achieved = healthy_fpr_threshold(res, healthy_val, opts["fpr"], haemorrhage=h)
+            score("healthy_fpr", subset, t, tsel, h, healthy_val_fpr=achieved, residual=residual)
+        else:
+            by_rule["healthy_fpr"][subset] = _empty_dice(int(tsel.sum()), "healthy_fpr")
+        # the test-set oracle (upper bound): mean and pooled from one sweep on the test items
+        ot = sweep_both(res, tsel, dice_thresholds, haemorrhage=h)
+        by_rule["test_oracle"][subset] = {
+            "rule": "test_oracle",
+            "n": int(tsel.sum()),
+            "mean": ot["mean"].best_dice,
+            "threshold": ot["mean"].best_threshold,
+            "pooled": ot["pooled"].best_dice,
+            "pooled_threshold": ot["pooled"].best_threshold,
+            "upper_bound": True,
+        }
+        if not vsel.any():
+            m[f"dice_{subset}"] = _empty_dice(int(tsel.sum()), "val_lesion_mean")
+            by_rule["val_lesion_mean"][subset] = m[f"dice_{subset}"]
+            continue
+        # seed 000: best mean Dice on validation lesions, one threshold per test set
+        if subset == "all":
+            sws = sweep_both(res, vsel, dice_thresholds)  # [DICE]'s pooled sweep on the same items and grid
+            sw = sws["mean"]
+            ev.sweeps["pooled"] = sws["pooled"]
+        else:
+            sw = sweep(res, vsel, dice_thresholds, "mean", haemorrhage=h)
         ev.sweeps[subset] = sw
-        pred = segment(res, sw.best_threshold, tsel, haemorrhage=h)
-        d = M.dice_per_item(pred, les[tsel])
-        ev.dice_test[subset] = (d, np.flatnonzero(tsel))
+        pred = score(
+            "val_lesion_mean",
+            subset,
+            sw.best_threshold,
+            tsel,
+            h,
+            val_mean_dice=sw.best_dice,
+            residual=residual,
+        )
+        d = ev.dice_rules["val_lesion_mean"][subset][0]
+        ev.dice_test[subset] = ev.dice_rules["val_lesion_mean"][subset]
         if keep_segmentations:
             ev.segmentation_test[subset] = pred
-        uses_pos = h and (res.maps_haemorrhage is not None or res.member_maps_haemorrhage is not None)
-        m[f"dice_{subset}"] = {
-            **M.summary(d),
-            "threshold": sw.best_threshold,
-            "val_mean_dice": sw.best_dice,
-            "residual": "max(x - x_hat, 0)" if uses_pos else "the method's map",
-        }
+        m[f"dice_{subset}"] = by_rule["val_lesion_mean"][subset]
         if subset == "all":
             s = M.summary(d)
             m["dice_threshold"] = sw.best_threshold
             m["dice_mean"], m["dice_median"], m["dice_sd"] = s["mean"], s["median"], s["sd"]
+            for k in ("dice_threshold", "dice_mean", "dice_median", "dice_sd"):
+                rule_of[k] = "val_lesion_mean"
             m["dice_by_kind"] = {
-                k: M.summary(d[[k in kind_parts(x) for x in kind[tsel]]])
+                k: {**M.summary(d[[k in kind_parts(x) for x in kind[tsel]]]), "rule": "val_lesion_mean"}
                 for k in sorted(set().union(*[kind_parts(x) for x in kind[tsel]]))
             }
             det = M.lesion_detection_rate(pred, les[tsel], min_dice=min_lesion_dice)
-            m["lesion_detection"] = {**det, "min_dice": min_lesion_dice}
-    # seed 004 [DICE]: the pooled-Dice threshold of validation, pooled Dice of the declared segmentation on test
-    vl, tl = val & has_les, test & has_les
-    if vl.any() and tl.any():
-        sw = sweep(res, vl, dice_thresholds, "pooled")
-        ev.sweeps["pooled"] = sw
-        pred = segment(res, sw.best_threshold, tl)
-        m["dice_seed004"] = M.dice(pred, les[tl])
-        m["dice_seed004_threshold"] = sw.best_threshold
-        m["dice_seed004_val"] = sw.best_dice
-        m["dice_oracle_test"] = sweep(res, tl, dice_thresholds, "pooled").best_dice
+            m["lesion_detection"] = {**det, "min_dice": min_lesion_dice, "rule": "val_lesion_mean"}
+            # seed 004 [DICE]: the pooled-Dice threshold of validation, pooled Dice of the declared step on test
+            score(
+                "val_lesion_pooled",
+                "all",
+                sws["pooled"].best_threshold,
+                tsel,
+                False,
+                val_pooled_dice=sws["pooled"].best_dice,
+            )
+            m["dice_seed004"] = by_rule["val_lesion_pooled"]["all"]["pooled"]
+            m["dice_seed004_threshold"] = sws["pooled"].best_threshold
+            m["dice_seed004_val"] = sws["pooled"].best_dice
+            m["dice_oracle_test"] = by_rule["test_oracle"]["all"]["pooled"]
+            for k in ("dice_seed004", "dice_seed004_threshold", "dice_seed004_val"):
+                rule_of[k] = "val_lesion_pooled"
+            rule_of["dice_oracle_test"] = "test_oracle"
+    m["dice_by_rule"] = by_rule
+    m["dice_default_rule"] = DEFAULT_RULE
+    dflt = by_rule[DEFAULT_RULE].get("all") or {}
+    m["dice_default_mean"], m["dice_default_median"] = dflt.get("mean"), dflt.get("median")
+    rule_of["dice_default_mean"] = rule_of["dice_default_median"] = DEFAULT_RULE
+    m["rule_of"] = rule_of
+    _by_size(res, ev, test & has_les, groups, opts)
+
+
+def _by_size(res: MethodResults, ev: MethodEvaluation, tl: np.ndarray, groups: np.ndarray, opts) -> None:
+    """Per lesion-size tercile (voxels of the item's lesion, terciles over the test items with a lesion):
+    default-rule Dice, and scan AUROC of the tercile's lesioned scans against all healthy test scans."""
+    m = ev.metrics
+    if not tl.any():
+        return
+    size = (res.lesion[tl].reshape(int(tl.sum()), -1) != 0).sum(1)
+    grp, edges = M.size_terciles(size)
+    out: dict[str, Any] = {
+        "size": "lesion voxels per item (2D: per slice; 3D: per volume)",
+        "edges_voxels": edges.tolist(),
+        "rule": DEFAULT_RULE,
+        "groups": {},
+    }
+    d_def = ev.dice_rules.get(DEFAULT_RULE, {}).get("all")
+    st = ev.scans
+    sid = np.asarray(res.scan_id).astype(str)[tl]
+    for g, name in enumerate(M.TERCILES):
+        sel = grp == g
+        e: dict[str, Any] = {
+            "n_items": int(sel.sum()),
+            "size_range": [int(size[sel].min()), int(size[sel].max())] if sel.any() else None,
+        }
+        if d_def is not None and sel.any():
+            e["dice"] = _dice_entry(d_def[0][sel], DEFAULT_RULE, None, groups[tl][sel], opts)
+        if st is not None and st["score"].size:
+            scans = np.unique(sid[sel])
+            keep = (st["label"] == 0) | np.isin(st["scan_id"], scans)
+            e["n_scans"] = int(np.isin(st["scan_id"], scans).sum())
+            e["scan_auroc"] = _auroc_ci(
+                st["score"], st["label"], st["patient"], keep, opts["n_boot"], opts["seed"]
+            )
+        out["groups"][name] = e
+    m["by_lesion_size"] = out
+
+
+def _prevalence(
+    res: MethodResults, m: dict[str, Any], test: np.ndarray, scans: Mapping[str, np.ndarray] | None
+) -> None:
+    """Prevalence of the test set: lesioned scans / scans, lesion voxels / evaluation-mask voxels."""
+    p: dict[str, Any] = {}
+    if scans is not None:
+        p["scans"] = int(scans["label"].size)
+        p["scans_lesioned"] = int(scans["label"].sum())
+        p["scan_prevalence"] = p["scans_lesioned"] / p["scans"] if p["scans"] else float("nan")
+    if res.lesion is not None and test.any():
+        les = res.lesion[test] != 0
+        mask = np.ones(les.shape, bool) if res.brain is None else res.brain[test] != 0
+        p["items"] = int(test.sum())
+        p["items_lesioned"] = int(les.reshape(len(les), -1).any(1).sum())
+        p["lesion_voxels_in_mask"] = int((les & mask).sum())
+        p["mask_voxels"] = int(mask.sum())
+        p["voxel_prevalence"] = (
+            p["lesion_voxels_in_mask"] / p["mask_voxels"] if p["mask_voxels"] else float("nan")
+        )
+    m["prevalence"] = p
+
+
+def _pixel(m, suffix, maps, les, brain, groups, sel, opts, bins) -> None:
+    """Pixel AUROC and AUPRC of the selected items inside the mask, exact, with their binned bootstrap intervals."""
+    m[f"pixel_auroc{suffix}"] = M.roc_auc(maps[sel], les[sel], brain[sel])
+    m[f"pixel_auprc{suffix}"] = M.average_precision(maps[sel], les[sel], brain[sel])
+    if sel.any():
+        pb = CI.pixel_bootstrap(
+            maps[sel], les[sel], brain[sel], groups[sel], bins=bins, n_boot=opts["n_boot"], seed=opts["seed"]
+        )
+        ci = m.setdefault("ci", {})
+        ci[f"pixel_auroc{suffix}"], ci[f"pixel_auprc{suffix}"] = (
+            pb["pixel_auroc"].as_dict(),
+            pb["pixel_auprc"].as_dict(),
+        )
 
 
 def _recon_error(res: MethodResults, m: dict[str, Any], test: np.ndarray) -> None:
@@ -287,6 +548,12 @@ def evaluate(
     min_lesion_dice: float = 0.1,
     max_roc_points: int = 2000,
     keep_segmentations: bool = True,
+    fpr: float = 0.01,
+    scan_fpr: float = 0.05,
+    n_boot: int = 1000,
+    seed: int = 0,
+    patients: Mapping[str, str] | None = None,
+    pixel_bins: int = 1024,
 ) -> MethodEvaluation:
     """Evaluate one method on its test items, with every threshold chosen on its validation items.
 
@@ -298,6 +565,12 @@ def evaluate(
         max_roc_points: pixel ROC curves are thinned to this many points for plotting.
         keep_segmentations: keep the test segmentations (for figures) in the result; False keeps memory
             flat when many volumetric methods are evaluated in one process (metrics are the same).
+        fpr: the default Dice rule's target fraction of healthy validation voxels flagged (1 %).
+        scan_fpr: the default scan operating point's target fraction of healthy validation scans flagged.
+        n_boot: bootstrap resamples of every interval (seeded by ``seed``; resampled by patient).
+        seed: the resampling seed.
+        patients: scan id → patient id for the cluster bootstrap (default: each scan its own patient).
+        pixel_bins: score bins of the pixel-metric bootstrap (:func:`.intervals.pixel_bootstrap`).
 
     Returns:
         A :class:`MethodEvaluation`.
@@ -315,39 +588,58 @@ def evaluate(
         "n_val_items": int(val.sum()),
         "n_test_items": int(test.sum()),
     }
+    opts = {"fpr": fpr, "scan_fpr": scan_fpr, "n_boot": n_boot, "seed": seed, "patients": patients or {}}
+    m["bootstrap"] = {
+        "n_boot": n_boot,
+        "seed": seed,
+        "level": 0.95,
+        "resampled": "patients",
+        "pixel_bins": pixel_bins,
+    }
     ev = MethodEvaluation(res.name, m)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", M.MetricWarning)
-        _scan_level(res, ev)
+        _scan_level(res, ev, opts)
         _slice_level(res, ev, val, test)
+        _prevalence(res, m, test, ev.scans)
         if res.maps is not None and res.lesion is not None:
             les = res.lesion != 0
             brain = res.brain if res.brain is not None else np.ones(res.maps.shape, np.uint8)
-            m["pixel_auroc"] = M.roc_auc(res.maps[test], les[test], brain[test])
-            m["pixel_auprc"] = M.average_precision(res.maps[test], les[test], brain[test])
-            fpr, tpr, _ = M.roc_curve(res.maps[test], les[test], brain[test])
-            ev.roc_pixel = _thin(fpr, tpr, max_roc_points)
+            groups = item_patients(res, patients)
+            _pixel(m, "", res.maps, les, brain, groups, test, opts, pixel_bins)
+            r_fpr, r_tpr, _ = M.roc_curve(res.maps[test], les[test], brain[test])
+            ev.roc_pixel = _thin(r_fpr, r_tpr, max_roc_points)
             kind = np.asarray(res.kind).astype(str)
             haem = is_haemorrhage(kind)
             maps_h = res.maps_haemorrhage if res.maps_haemorrhage is not None else res.maps
             h_items = test & ((kind == HEALTHY) | haem)
             if (h_items & haem & (item_labels(res) == 1)).any():
-                m["pixel_auroc_haemorrhage"] = M.roc_auc(maps_h[h_items], les[h_items], brain[h_items])
-            _dice(res, ev, val, test, dice_thresholds, min_lesion_dice, keep_segmentations)
+                _pixel(m, "_haemorrhage", maps_h, les, brain, groups, h_items, opts, pixel_bins)
+            _dice(res, ev, val, test, dice_thresholds, min_lesion_dice, keep_segmentations, opts)
     _recon_error(res, m, test)
     _timing(res, m)
     m["eval_seconds"] = time.perf_counter() - t0
     return ev
 
 
-def compare_dice(evals: Mapping[str, MethodEvaluation], subset: str = "all") -> dict[str, dict[str, float]]:
-    """Paired Wilcoxon tests of per-item test Dice between every two methods that share the same items."""
-    out: dict[str, dict[str, float]] = {}
-    names = [n for n in evals if subset in evals[n].dice_test]
+def compare_dice(
+    evals: Mapping[str, MethodEvaluation], subset: str = "all", rule: str = "val_lesion_mean"
+) -> dict[str, dict[str, Any]]:
+    """Paired Wilcoxon tests of per-item test Dice between every two methods that share the same items.
+
+    Args:
+        evals: evaluations by method name. subset: ``"all"`` or ``"haemorrhage"``.
+        rule: the threshold rule whose Dice are compared (:data:`THRESHOLD_RULES`).
+
+    Returns:
+        ``{"A vs B": {"statistic", "p_value", "n", "rule"}}``.
+    """
+    out: dict[str, dict[str, Any]] = {}
+    names = [n for n in evals if subset in evals[n].dice_rules.get(rule, {})]
     for i, a in enumerate(names):
         for b in names[i + 1 :]:
-            da, ia = evals[a].dice_test[subset]
-            db, ib = evals[b].dice_test[subset]
+            da, ia = evals[a].dice_rules[rule][subset]
+            db, ib = evals[b].dice_rules[rule][subset]
             if (
                 evals[a].metrics["level"] != evals[b].metrics["level"]
                 or ia.shape != ib.shape
@@ -357,7 +649,7 @@ def compare_dice(evals: Mapping[str, MethodEvaluation], subset: str = "all") -> 
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", M.MetricWarning)
                 stat, p = M.wilcoxon_dice(da, db)
-            out[f"{a} vs {b}"] = {"statistic": stat, "p_value": p, "n": int(da.size)}
+            out[f"{a} vs {b}"] = {"statistic": stat, "p_value": p, "n": int(da.size), "rule": rule}
     return out
 
 
@@ -420,7 +712,10 @@ def evaluate_all(results: Sequence[MethodResults], **kwargs: Any) -> dict[str, M
 
 
 __all__ = [
+    "DEFAULT_RULE",
     "SCAN_AGGREGATE",
+    "SCAN_RULES",
+    "THRESHOLD_RULES",
     "MethodEvaluation",
     "auroc_table",
     "compare_dice",
@@ -428,6 +723,7 @@ __all__ = [
     "evaluate",
     "evaluate_all",
     "item_labels",
+    "item_patients",
     "roc_curves",
     "scan_table",
 ]

@@ -75,7 +75,9 @@ class PairedComparison:
 def _group_index(groups: Sequence | np.ndarray) -> list[np.ndarray]:
     g = np.asarray(groups)
     if g.ndim != 1 or g.size == 0:
-        raise ValueError(f"groups must be a non-empty 1-D array (one patient id per item), got shape {g.shape}")
+        raise ValueError(
+            f"groups must be a non-empty 1-D array (one patient id per item), got shape {g.shape}"
+        )
     _, inv = np.unique(g.astype(str), return_inverse=True)
     order = np.argsort(inv, kind="stable")
     bounds = np.flatnonzero(np.diff(inv[order])) + 1
@@ -153,7 +155,111 @@ def paired_bootstrap(
     n = len(np.asarray(groups))
     est = statistic_a(np.arange(n)) - statistic_b(np.arange(n))
     boots = np.array([statistic_a(i) - statistic_b(i) for i in _resamples(members, n_boot, seed)], np.float64)
-    diff = _interval(est, boots, level, n_boot, len(members))
+    return _paired(est, boots, level, n_boot, len(members))
+
+
+# ------------------------------------------------------------------------------- vectorised resamples
+
+
+def resample_weights(groups: Sequence | np.ndarray, n_boot: int = 2000, seed: int = 0) -> np.ndarray:
+    """How often each item appears in each resample: the same patients :func:`bootstrap_ci` draws.
+
+    A statistic that takes item weights (a weighted AUROC, a sum of histograms) then computes all resamples
+    at once; with the same ``seed`` its interval equals :func:`bootstrap_ci`'s on the same statistic.
+
+    Args:
+        groups: (N,) patient of each item.
+        n_boot: resamples. seed: the resampling seed.
+
+    Returns:
+        (n_boot, N) int64 multiplicities (an item's weight is its patient's number of draws).
+
+    Raises:
+        ValueError: empty or non-1-D ``groups`` or ``n_boot < 1``.
+    """
+    _check(n_boot, 0.5)
+    members = _group_index(groups)
+    k = len(members)
+    draws = np.random.default_rng(seed).integers(0, k, size=(n_boot, k))
+    counts = np.zeros((n_boot, k), np.int64)
+    np.add.at(counts, (np.repeat(np.arange(n_boot), k), draws.ravel()), 1)
+    group_of = np.empty(sum(len(m) for m in members), np.int64)
+    for j, m in enumerate(members):
+        group_of[m] = j
+    return counts[:, group_of]
+
+
+def weighted_auroc(scores: np.ndarray, labels: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """AUROC of every row of item weights at once (Mann–Whitney with ties counted one half).
+
+    With integer weights (multiplicities) this equals scikit-learn's ``roc_auc_score`` on the items
+    repeated that often.
+
+    Args:
+        scores: (N,) scores (higher = abnormal). labels: (N,) 0/1. weights: (B, N) or (N,) non-negative.
+
+    Returns:
+        (B,) AUROCs (a 0-d array for 1-D weights); NaN where a row gives no weight to one class.
+    """
+    s = np.asarray(scores, dtype=np.float64).ravel()
+    y = np.asarray(labels).ravel() != 0
+    w = np.asarray(weights, dtype=np.float64)
+    if s.shape != y.shape or w.shape[-1] != s.size:
+        raise ValueError(f"scores {s.shape}, labels {y.shape} and weights {w.shape} do not match")
+    sp, sn = s[y], s[~y]
+    c = (sp[:, None] > sn[None, :]) + 0.5 * (sp[:, None] == sn[None, :])  # (P, Q)
+    wp, wn = w[..., y], w[..., ~y]
+    num = np.einsum("...p,pq,...q->...", wp, c, wn)
+    den = wp.sum(-1) * wn.sum(-1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(den > 0, num / np.where(den > 0, den, 1.0), np.nan)
+
+
+def auroc_interval(
+    scores: np.ndarray,
+    labels: np.ndarray,
+    groups: Sequence | np.ndarray,
+    n_boot: int = 2000,
+    level: float = 0.95,
+    seed: int = 0,
+) -> Interval:
+    """Patient-resampled interval of the AUROC (vectorised; equal to :func:`bootstrap_ci` of the AUROC)."""
+    _check(n_boot, level)
+    w = resample_weights(groups, n_boot, seed)
+    est = float(weighted_auroc(scores, labels, np.ones(w.shape[1])))
+    return _interval(
+        est, weighted_auroc(scores, labels, w), level, n_boot, len(np.unique(np.asarray(groups).astype(str)))
+    )
+
+
+def paired_auroc(
+    scores_a: np.ndarray,
+    scores_b: np.ndarray,
+    labels: np.ndarray,
+    groups: Sequence | np.ndarray,
+    n_boot: int = 2000,
+    level: float = 0.95,
+    seed: int = 0,
+) -> PairedComparison:
+    """Paired bootstrap of AUROC(A) − AUROC(B) on the same items (vectorised :func:`paired_bootstrap`).
+
+    Args:
+        scores_a, scores_b: (N,) the two methods' scores of the same items. labels: (N,) 0/1.
+        groups: (N,) patient of each item. n_boot, level, seed: as :func:`bootstrap_ci`.
+
+    Returns:
+        :class:`PairedComparison` (p-value as :func:`paired_bootstrap`'s).
+    """
+    _check(n_boot, level)
+    w = resample_weights(groups, n_boot, seed)
+    one = np.ones(w.shape[1])
+    est = float(weighted_auroc(scores_a, labels, one) - weighted_auroc(scores_b, labels, one))
+    boots = weighted_auroc(scores_a, labels, w) - weighted_auroc(scores_b, labels, w)
+    return _paired(est, boots, level, n_boot, len(np.unique(np.asarray(groups).astype(str))))
+
+
+def _paired(est: float, boots: np.ndarray, level: float, n_boot: int, n_groups: int) -> PairedComparison:
+    diff = _interval(est, boots, level, n_boot, n_groups)
     ok = boots[np.isfinite(boots)]
     p = float(min(1.0, 2.0 * min((ok <= 0).mean(), (ok >= 0).mean()))) if ok.size else float("nan")
     return PairedComparison(diff, p)
@@ -196,25 +302,54 @@ def pixel_histograms(
     return pos, neg
 
 
+def _binned_auroc_rows(pos: np.ndarray, neg: np.ndarray) -> np.ndarray:
+    pos, neg = np.asarray(pos, np.float64), np.asarray(neg, np.float64)
+    p, n = pos.sum(-1), neg.sum(-1)
+    neg_below = np.cumsum(neg, -1) - neg  # negatives in lower bins
+    num = (pos * (neg_below + 0.5 * neg)).sum(-1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where((p > 0) & (n > 0), num / np.maximum(p * n, 1.0), np.nan)
+
+
+def _binned_ap_rows(pos: np.ndarray, neg: np.ndarray) -> np.ndarray:
+    pos, neg = np.asarray(pos, np.float64), np.asarray(neg, np.float64)
+    p = pos.sum(-1, keepdims=True)
+    tp = np.cumsum(pos[..., ::-1], -1)
+    fp = np.cumsum(neg[..., ::-1], -1)
+    precision = tp / np.maximum(tp + fp, 1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        recall = tp / np.maximum(p, 1.0)
+    d_recall = np.diff(recall, axis=-1, prepend=0.0)
+    return np.where(p[..., 0] > 0, (d_recall * precision).sum(-1), np.nan)
+
+
 def binned_auroc(pos: np.ndarray, neg: np.ndarray) -> float:
     """AUROC from (B,) positive/negative counts per score bin (ties within a bin count one half)."""
-    p, n = float(pos.sum()), float(neg.sum())
-    if p == 0 or n == 0:
-        return float("nan")
-    neg_below = np.cumsum(neg) - neg  # negatives in lower bins
-    return float((pos * (neg_below + 0.5 * neg)).sum() / (p * n))
+    return float(_binned_auroc_rows(pos, neg))
 
 
 def binned_average_precision(pos: np.ndarray, neg: np.ndarray) -> float:
     """Average precision (step-wise, as scikit-learn's) from counts per score bin, thresholds at bin edges."""
-    p = float(pos.sum())
-    if p == 0:
-        return float("nan")
-    tp = np.cumsum(pos[::-1])
-    fp = np.cumsum(neg[::-1])
-    precision = tp / np.maximum(tp + fp, 1)
-    recall = tp / p
-    return float(np.sum(np.diff(np.r_[0.0, recall]) * precision))
+    return float(_binned_ap_rows(pos, neg))
+
+
+def score_edges(values: np.ndarray, bins: int = 1024, max_values: int = 2_000_000) -> np.ndarray:
+    """Bin edges for :func:`pixel_histograms`: quantiles of the values and of their distinct values.
+
+    Half the edges follow the values' distribution; the other half follow the distinct values, so a map that
+    is mostly one value (a post-processed map that is 0 almost everywhere) keeps its tail resolved instead of
+    putting every score into one bin. Above ``max_values`` a fixed stride of the values is used.
+
+    Returns:
+        (≤ bins + 1,) increasing edges.
+    """
+    v = np.asarray(values, dtype=np.float64).ravel()
+    if v.size > max_values:
+        v = v[:: int(np.ceil(v.size / max_values))]
+    if v.size == 0:
+        return np.array([0.0, 1.0])
+    lv = np.linspace(0, 1, bins // 2 + 1)
+    return np.unique(np.r_[np.quantile(v, lv), np.quantile(np.unique(v), lv)])
 
 
 def pixel_bootstrap(
@@ -229,18 +364,24 @@ def pixel_bootstrap(
 ) -> dict[str, Interval]:
     """Patient-resampled intervals of pixel AUROC and average precision inside ``mask``.
 
-    Bin edges are quantiles of the pooled in-mask scores; the estimates are the binned ones (within a bin's
-    ties of the exact values, which the report computes beside them).
+    Bin edges are quantiles of the pooled in-mask scores and of their distinct values (:func:`score_edges`);
+    the estimates are the binned ones (within a bin's ties of the exact values, which the report computes
+    beside them).
 
     Returns:
         ``{"pixel_auroc": Interval, "pixel_auprc": Interval}``.
     """
-    vals = np.asarray(maps)[np.ones(np.shape(maps), bool) if mask is None else np.asarray(mask) != 0]
-    edges = np.unique(np.quantile(vals.astype(np.float64), np.linspace(0, 1, bins + 1)))
+    edges = score_edges(
+        np.asarray(maps)[np.ones(np.shape(maps), bool) if mask is None else np.asarray(mask) != 0], bins
+    )
     if edges.size < 2:
         edges = np.array([edges[0] - 0.5, edges[0] + 0.5]) if edges.size else np.array([0.0, 1.0])
     pos, neg = pixel_histograms(maps, lesion, mask, edges)
+    _check(n_boot, level)
+    w = resample_weights(groups, n_boot, seed).astype(np.float64)  # the patients bootstrap_ci would draw
+    pos_b, neg_b = w @ pos, w @ neg  # (n_boot, bins): each resample's summed histograms
+    k = len(np.unique(np.asarray(groups).astype(str)))
     out = {}
-    for name, fn in (("pixel_auroc", binned_auroc), ("pixel_auprc", binned_average_precision)):
-        out[name] = bootstrap_ci(lambda i, fn=fn: fn(pos[i].sum(0), neg[i].sum(0)), groups, n_boot, level, seed)
+    for name, fn in (("pixel_auroc", _binned_auroc_rows), ("pixel_auprc", _binned_ap_rows)):
+        out[name] = _interval(float(fn(pos.sum(0), neg.sum(0))), fn(pos_b, neg_b), level, n_boot, k)
     return out

@@ -16,7 +16,16 @@ from typing import Any
 import numpy as np
 
 from ctad_core.evaluation import metrics as M
-from ctad_core.evaluation.evaluator import SCAN_AGGREGATE, MethodEvaluation, compare_dice, evaluate
+from ctad_core.evaluation.comparisons import compare_to_reference
+from ctad_core.evaluation.evaluator import (
+    DEFAULT_RULE,
+    SCAN_AGGREGATE,
+    SCAN_RULES,
+    THRESHOLD_RULES,
+    MethodEvaluation,
+    compare_dice,
+    evaluate,
+)
 from ctad_core.evaluation.thresholds import DICE_GRID
 from ctad_core.kinds import HAEMORRHAGE_KINDS
 from ctad_core.results import find_method_results, load_method_results
@@ -50,39 +59,241 @@ def _md(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     return "\n".join(lines)
 
 
+#: short labels of the threshold rules in tables.
+RULE_LABELS = {
+    "healthy_fpr": "healthy val. FPR",
+    "val_lesion_mean": "val. lesions, mean Dice (seed 000)",
+    "val_lesion_pooled": "val. lesions, pooled Dice (seed 004 [DICE])",
+    "test_oracle": "test oracle (UPPER BOUND)",
+    "healthy_val_quantile": "healthy val. scans quantile",
+    "val_youden": "val. Youden (labelled)",
+    "test_youden": "test Youden (UPPER BOUND)",
+}
+
+
+def _ci(x: Any, ci: Mapping[str, Any] | None, nd: int = 3) -> str:
+    """``0.812 [0.70, 0.91]``: a figure with its interval (or just the figure)."""
+    if x is None:
+        return "–"
+    if not ci or ci.get("low") is None or ci.get("high") is None:
+        return _fmt(x, nd)
+    return f"{_fmt(x, nd)} [{_fmt(ci['low'], 2)}, {_fmt(ci['high'], 2)}]"
+
+
+def _rule_label(rule: str, m: Mapping[str, Any] | None = None) -> str:
+    lab = RULE_LABELS.get(rule, rule)
+    if rule == "healthy_fpr" and m is not None:
+        f = (m.get("dice_by_rule") or {}).get("healthy_fpr", {}).get("fpr")
+        lab += f" {100 * f:g} %" if f is not None else ""
+    return lab
+
+
+def _dice_cell(d: Mapping[str, Any] | None, pooled: bool = False) -> str:
+    if not d or d.get("mean") is None:
+        return "–"
+    if pooled:
+        return f"pooled {_fmt(d.get('pooled'), 2)}"
+    med = d.get("median")
+    ci = d.get("median_ci")
+    med_s = (
+        _fmt(med, 2) if not ci or ci[0] is None else f"{_fmt(med, 2)} [{_fmt(ci[0], 2)}, {_fmt(ci[1], 2)}]"
+    )
+    return f"{_fmt(d.get('mean'), 2)} ± {_fmt(d.get('sd'), 2)} (median {med_s}, n={d.get('n', 0)})"
+
+
+def _uncertainty_tables(report: Mapping[str, Any], names: Sequence[str]) -> dict[str, str]:
+    """Prevalence, lesion-size terciles, scan operating points and paired comparisons."""
+    meths = report["methods"]
+    t: dict[str, str] = {}
+    rows = []
+    for n in names:
+        p = meths[n].get("prevalence") or {}
+        if p:
+            rows.append(
+                [
+                    n,
+                    f"{p.get('scans_lesioned', '–')} / {p.get('scans', '–')}",
+                    _fmt(p.get("scan_prevalence")),
+                    f"{p.get('lesion_voxels_in_mask', '–')} / {p.get('mask_voxels', '–')}",
+                    _fmt(p.get("voxel_prevalence"), 5),
+                ]
+            )
+    if rows:
+        t["prevalence"] = _md(
+            [
+                "Method",
+                "lesioned scans / scans",
+                "scan prevalence",
+                "lesion voxels / mask voxels",
+                "voxel prevalence",
+            ],
+            rows,
+        )
+    rows = []
+    for n in names:
+        bs = meths[n].get("by_lesion_size") or {}
+        for g, e in (bs.get("groups") or {}).items():
+            sa = e.get("scan_auroc") or {}
+            rng = e.get("size_range")
+            rows.append(
+                [
+                    n,
+                    g,
+                    f"{rng[0]}–{rng[1]}" if rng else "–",
+                    str(e.get("n_items", 0)),
+                    _dice_cell(e.get("dice")),
+                    _rule_label(bs.get("rule", DEFAULT_RULE), meths[n]),
+                    str(e.get("n_scans", "–")),
+                    _ci(sa.get("estimate"), sa),
+                ]
+            )
+    if rows:
+        t["by_lesion_size"] = (
+            _md(
+                [
+                    "Method",
+                    "size tercile",
+                    "lesion voxels",
+                    "items",
+                    "Dice mean ± SD (median [95 % CI])",
+                    "Dice rule",
+                    "lesioned scans",
+                    "scan AUROC vs healthy [95 % CI]",
+                ],
+                rows,
+            )
+            + "\n\nTerciles of the lesion's voxel count over the test items with a lesion (2D: per slice)."
+        )
+    rows = []
+    for n in names:
+        ops = meths[n].get("scan_operating_points") or {}
+        for r in ("healthy_val_quantile", "val_youden", "test_youden"):
+            op = ops.get(r)
+            if op:
+                rows.append(
+                    [
+                        n,
+                        _rule_label(r),
+                        _fmt(op.get("threshold")),
+                        _fmt(op.get("sensitivity")),
+                        _fmt(op.get("specificity")),
+                    ]
+                )
+    if rows:
+        f = next(
+            (
+                meths[n]["scan_operating_points"].get("scan_fpr")
+                for n in names
+                if meths[n].get("scan_operating_points")
+            ),
+            None,
+        )
+        t["scan_operating_points"] = (
+            _md(["Method", "rule", "threshold", "sensitivity (test)", "specificity (test)"], rows)
+            + f"\n\nDefault: the threshold that flags at most {f} of the healthy validation scans."
+        )
+    comp = report.get("comparisons") or {}
+    rows = []
+    for fig, e in (comp.get("scan_auroc") or {}).items():
+        for n, c in e["vs"].items():
+            rows.append(
+                [
+                    fig,
+                    n,
+                    f"{e['reference']} ({e['reference_is']})",
+                    _ci(c.get("estimate"), c),
+                    _fmt(c.get("p_value"), 4),
+                    str(c.get("n_scans")),
+                ]
+            )
+    if rows:
+        t["comparisons_scan_auroc"] = (
+            _md(
+                [
+                    "Scans",
+                    "Method",
+                    "Reference",
+                    "Δ AUROC (method − ref.) [95 % CI]",
+                    "p (paired bootstrap)",
+                    "n scans",
+                ],
+                rows,
+            )
+            + "\n\nPaired bootstrap resampling patients; each method's own scan score."
+        )
+    rows = []
+    for key, e in (comp.get("dice") or {}).items():
+        for n, c in e["vs"].items():
+            rows.append(
+                [
+                    key,
+                    n,
+                    f"{e['reference']} ({e['reference_is']})",
+                    _rule_label(e["rule"]),
+                    _fmt(c.get("median_difference")),
+                    _fmt(c.get("p_value"), 4),
+                    str(c.get("n")),
+                ]
+            )
+    if rows:
+        t["comparisons_dice"] = _md(
+            ["Items", "Method", "Reference", "Dice rule", "median Δ Dice", "p (Wilcoxon, paired)", "n"], rows
+        )
+    return t
+
+
 def markdown_tables(report: Mapping[str, Any]) -> dict[str, str]:
     """The report's tables as Markdown, keyed by file stem (``table3_seed000`` …)."""
     meths = report["methods"]
     names = list(meths)
     t: dict[str, str] = {}
-    # seed 000 Table 3: mean ± SD Dice per test set (rows) and method (columns)
+    # seed 000 Table 3: mean ± SD Dice per test set (rows) and method (columns), one row per threshold rule
     rows = []
-    for label, key in (
-        ("Haemorrhage", "dice_haemorrhage"),
-        ("All lesions (haemorrhage, tumour, …)", "dice_all"),
-    ):
-        r = [label]
-        for n in names:
-            d = meths[n].get(key) or {}
-            r.append(
-                f"{_fmt(d.get('mean'), 2)} ± {_fmt(d.get('sd'), 2)} (median {_fmt(d.get('median'), 2)}, n={d.get('n', 0)})"
-                if d.get("mean") is not None
-                else "–"
-            )
-        rows.append(r)
-    t["table3_seed000_dice"] = _md(["Test set", *names], rows)
+    for label, subset in (("Haemorrhage", "haemorrhage"), ("All lesions (haemorrhage, tumour, …)", "all")):
+        for rule in ("healthy_fpr", "val_lesion_mean", "test_oracle"):
+            r = [label, _rule_label(rule, meths[names[0]] if names else None)]
+            for n in names:
+                d = ((meths[n].get("dice_by_rule") or {}).get(rule) or {}).get(subset)
+                if rule == "val_lesion_mean" and d is None:
+                    d = meths[n].get(f"dice_{subset}")
+                r.append(
+                    _dice_cell(d)
+                    if rule != "test_oracle" or not d
+                    else f"mean {_fmt(d.get('mean'), 2)} (pooled {_fmt(d.get('pooled'), 2)})"
+                )
+            rows.append(r)
+    t["table3_seed000_dice"] = (
+        _md(["Test set", "Dice rule", *names], rows)
+        + "\n\nMedian with its 95 % interval (patients resampled). The test oracle is an upper bound, not a result."
+    )
     # seed 002 Table 1: scan AUROC per pathology
     kinds = sorted({k for n in names for k in (meths[n].get("scan_auroc_by_kind") or {})})
-    rows = [[k, *[_fmt((meths[n].get("scan_auroc_by_kind") or {}).get(k)) for n in names]] for k in kinds]
-    rows.append(["TOTAL", *[_fmt(meths[n].get("scan_auroc")) for n in names]])
-    t["table1_seed002_auroc_by_kind"] = _md(["Pathology (scan AUROC)", *names], rows)
+
+    def kind_rows(key: str, total: str) -> list[list[str]]:
+        out = [
+            [
+                k,
+                *[
+                    _ci((meths[n].get(key) or {}).get(k), ((meths[n].get("ci") or {}).get(key) or {}).get(k))
+                    for n in names
+                ],
+            ]
+            for k in kinds
+        ]
+        out.append(
+            ["TOTAL", *[_ci(meths[n].get(total), (meths[n].get("ci") or {}).get(total)) for n in names]]
+        )
+        return out
+
+    t["table1_seed002_auroc_by_kind"] = _md(
+        ["Pathology (scan AUROC [95 % CI])", *names], kind_rows("scan_auroc_by_kind", "scan_auroc")
+    )
     # the same with every method scored by its map (top 1 % inside the mask)
     if any(meths[n].get("scan_auroc_map_by_kind") for n in names):
-        rows = [
-            [k, *[_fmt((meths[n].get("scan_auroc_map_by_kind") or {}).get(k)) for n in names]] for k in kinds
-        ]
-        rows.append(["TOTAL", *[_fmt(meths[n].get("scan_auroc_map")) for n in names]])
-        t["table1_auroc_by_kind_map_score"] = _md(["Pathology (scan AUROC, map score)", *names], rows)
+        t["table1_auroc_by_kind_map_score"] = _md(
+            ["Pathology (scan AUROC, map score [95 % CI])", *names],
+            kind_rows("scan_auroc_map_by_kind", "scan_auroc_map"),
+        )
     # seed 004 Tables 2-3
     rows = [
         [
@@ -95,44 +306,63 @@ def markdown_tables(report: Mapping[str, Any]) -> dict[str, str]:
         for n in names
     ]
     t["table3_seed004"] = (
-        _md(["Method", "AUC (slice)", "AUPRC (slice)", "Sensitivity (val Youden)", "[DICE]"], rows)
+        _md(
+            ["Method", "AUC (slice)", "AUPRC (slice)", "Sensitivity (val Youden)", "[DICE]", "Dice rule"],
+            [[*r, _rule_label("val_lesion_pooled")] for r in rows],
+        )
         + "\n\nSlice score: 2D methods, the item's own score; 3D methods, 1 − s(u) (Luo's normality score)."
     )
     # overview
     items = {"2d": "slices", "3d": "volumes"}
-    rows = [
-        [
-            n,
-            items.get(meths[n]["level"], meths[n]["level"]),
-            str(meths[n].get("model_dims", "")).upper(),
-            _fmt(meths[n].get("pixel_auroc")),
-            _fmt(meths[n].get("pixel_auprc")),
-            _fmt(meths[n].get("dice_mean")),
-            _fmt(meths[n].get("dice_median")),
-            _fmt(meths[n].get("pixel_auroc_haemorrhage")),
-            _fmt((meths[n].get("dice_haemorrhage") or {}).get("median")),
-            _fmt(meths[n].get("scan_auroc")),
-            _fmt(meths[n].get("scan_auroc_map")),
-            _fmt(meths[n].get("seconds_per_scan"), 2),
-        ]
-        for n in names
-    ]
-    t["summary"] = _md(
-        [
-            "Method",
-            "items",
-            "model",
-            "pixel AUROC",
-            "pixel AUPRC",
-            "Dice mean",
-            "Dice median",
-            "pixel AUROC (haem.)",
-            "Dice median (haem.)",
-            "scan AUROC",
-            "scan AUROC (map score)",
-            "s / scan",
-        ],
-        rows,
+    rows = []
+    for n in names:
+        m = meths[n]
+        ci = m.get("ci") or {}
+        dr = (m.get("dice_by_rule") or {}).get(DEFAULT_RULE) or {}
+        da, dh = dr.get("all") or {}, dr.get("haemorrhage") or {}
+        rows.append(
+            [
+                n,
+                items.get(m["level"], m["level"]),
+                str(m.get("model_dims", "")).upper(),
+                _ci(m.get("pixel_auroc"), ci.get("pixel_auroc")),
+                _ci(m.get("pixel_auprc"), ci.get("pixel_auprc")),
+                _fmt(da.get("mean")),
+                _ci(
+                    da.get("median"),
+                    dict(zip(("low", "high"), da["median_ci"])) if da.get("median_ci") else None,
+                ),
+                _ci(m.get("pixel_auroc_haemorrhage"), ci.get("pixel_auroc_haemorrhage")),
+                _ci(
+                    dh.get("median"),
+                    dict(zip(("low", "high"), dh["median_ci"])) if dh.get("median_ci") else None,
+                ),
+                _rule_label(DEFAULT_RULE, m),
+                _ci(m.get("scan_auroc"), ci.get("scan_auroc")),
+                _ci(m.get("scan_auroc_map"), ci.get("scan_auroc_map")),
+                _fmt(m.get("seconds_per_scan"), 2),
+            ]
+        )
+    t["summary"] = (
+        _md(
+            [
+                "Method",
+                "items",
+                "model",
+                "pixel AUROC",
+                "pixel AUPRC",
+                "Dice mean",
+                "Dice median",
+                "pixel AUROC (haem.)",
+                "Dice median (haem.)",
+                "Dice rule",
+                "scan AUROC",
+                "scan AUROC (map score)",
+                "s / scan",
+            ],
+            rows,
+        )
+        + "\n\n[95 % CI]: percentile bootstrap resampling patients; pixel metrics inside the evaluation mask."
     )
     rows = []
     for n in names:
@@ -154,8 +384,12 @@ def markdown_tables(report: Mapping[str, Any]) -> dict[str, str]:
             ["Method", "test items", "RMSE", "mean ± SD abs. difference", "90th pct abs. difference"], rows
         )
     if report.get("wilcoxon"):
-        rows = [[k, _fmt(v.get("p_value"), 4), str(v.get("n"))] for k, v in report["wilcoxon"].items()]
-        t["wilcoxon_dice"] = _md(["Pair", "p (Wilcoxon, paired)", "n"], rows)
+        rows = [
+            [k, _rule_label(v.get("rule", "val_lesion_mean")), _fmt(v.get("p_value"), 4), str(v.get("n"))]
+            for k, v in report["wilcoxon"].items()
+        ]
+        t["wilcoxon_dice"] = _md(["Pair", "Dice rule", "p (Wilcoxon, paired)", "n"], rows)
+    t.update(_uncertainty_tables(report, names))
     fid = report.get("fid") or {}
     if fid.get("healthy"):
         rows = [
@@ -179,6 +413,9 @@ def build_report(
     fid: Mapping[str, Any] | None = None,
     turing: Mapping[str, Any] | None = None,
     min_lesion_dice: float = 0.1,
+    fpr: float = 0.01,
+    scan_fpr: float = 0.05,
+    n_boot: int = 1000,
 ) -> tuple[dict[str, Any], dict[str, MethodEvaluation]]:
     """Evaluate every method found under ``run_dir`` and write ``report/metrics.json`` and the tables.
 
@@ -195,6 +432,10 @@ def build_report(
         fid: the output of :func:`compute_fid`, or None.
         turing: the Turing-test scores (``turing/scores.json``), or None to read them if present.
         min_lesion_dice: lesion detection criterion.
+        fpr: the default Dice rule's fraction of healthy validation voxels flagged (see ``evaluate``).
+        scan_fpr: the default scan operating point's fraction of healthy validation scans flagged.
+        n_boot: bootstrap resamples of every interval and paired comparison (seeded by ``seed``; patients
+            from ``data/manifest.csv``'s ``patient_id`` where present, else each scan its own patient).
 
     Returns:
         ``(report, evaluations)``: the JSON dict written and the per-method :class:`MethodEvaluation`.
@@ -213,8 +454,11 @@ def build_report(
         found = {k: v for k, v in found.items() if k in methods}
     if not found:
         raise FileNotFoundError(f"no method results under {run_dir}/*/methods/: run notebooks 04/05 first")
+    patients = read_patients(run_dir)
+    kw = {"fpr": fpr, "scan_fpr": scan_fpr, "n_boot": n_boot, "seed": seed, "patients": patients}
     evals = {
-        name: evaluate(load_method_results(p), min_lesion_dice=min_lesion_dice) for name, p in found.items()
+        name: evaluate(load_method_results(p), min_lesion_dice=min_lesion_dice, **kw)
+        for name, p in found.items()
     }
     if turing is None and (run_dir / "turing" / "scores.json").is_file():
         turing = read_json(run_dir / "turing" / "scores.json")
@@ -223,8 +467,19 @@ def build_report(
         "device": device,
         "seed": int(seed),
         "rules": {
-            "thresholds": "chosen on validation (best mean Dice; [DICE]: best pooled Dice) over "
-            f"{DICE_GRID} evenly spaced values, the method's declared segmentation applied",
+            "thresholds": "chosen on validation, the method's declared segmentation applied; the rule of each "
+            f"Dice is its 'rule' field (flat keys: 'rule_of'); lesion-label rules search {DICE_GRID} evenly "
+            "spaced values",
+            "threshold_rules": dict(THRESHOLD_RULES),
+            "default_threshold_rule": DEFAULT_RULE,
+            "healthy_fpr": fpr,
+            "scan_rules": dict(SCAN_RULES),
+            "scan_fpr": scan_fpr,
+            "intervals": f"95 % percentile bootstrap, {n_boot} resamples of patients (seed {seed}); pixel "
+            "metrics binned, inside the evaluation mask",
+            "patients": "data/manifest.csv patient_id" if patients else "each scan its own patient",
+            "comparisons": "each method against the best simple baseline (else the best method): paired "
+            "bootstrap of scan AUROC differences, Wilcoxon signed-rank of per-item Dice (default rule)",
             "scan_aggregate_2d": SCAN_AGGREGATE,
             "dice_items": "test items with a lesion",
             "dice_sd": "sample SD (ddof=1)",
@@ -237,6 +492,7 @@ def build_report(
             **compare_dice(evals, "all"),
             **{f"{k} (haemorrhage)": v for k, v in compare_dice(evals, "haemorrhage").items()},
         },
+        "comparisons": compare_to_reference(evals, n_boot=n_boot, seed=seed),
         "turing": dict(turing) if turing else {},
         "fid": dict(fid) if fid else {},
     }
@@ -246,6 +502,20 @@ def build_report(
     for stem, text in markdown_tables(report).items():
         (out / f"{stem}.md").write_text(text + "\n")
     return report, evals
+
+
+def read_patients(run_dir: str | os.PathLike) -> dict[str, str]:
+    """scan id → patient id from ``run_dir/data/manifest.csv`` (empty when the file or column is absent)."""
+    import csv
+
+    path = Path(run_dir) / "data" / "manifest.csv"
+    if not path.is_file():
+        return {}
+    with open(path, newline="") as f:
+        rows = list(csv.DictReader(f))
+    if not rows or "patient_id" not in rows[0] or "scan_id" not in rows[0]:
+        return {}
+    return {r["scan_id"]: r["patient_id"] or r["scan_id"] for r in rows}
 
 
 def compute_fid(

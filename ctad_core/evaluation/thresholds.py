@@ -116,18 +116,104 @@ def sweep(
         thr = np.asarray(thresholds, dtype=np.float64).ravel()
         if thr.size == 0 or np.any(np.diff(thr) < 0):
             raise ValueError("thresholds must be a non-empty increasing sequence")
-    n_pred, n_tp, n_true = dice_counts(res, idx, thr, haemorrhage)
-    per_item = None
-    with np.errstate(invalid="ignore", divide="ignore"):
-        if reduce == "pooled":
-            denom = (n_pred + n_true).sum(0).astype(np.float64)
-            curve = np.where(denom > 0, 2.0 * n_tp.sum(0) / np.maximum(denom, 1), 1.0)
-        else:
-            denom = (n_pred + n_true).astype(np.float64)
-            per_item = np.where(denom > 0, 2.0 * n_tp / np.maximum(denom, 1), 1.0)
-            curve = per_item.mean(0)
-    best = int(np.argmax(curve))
-    return DiceSweep(thr, curve, float(thr[best]), float(curve[best]), reduce, per_item)
+    return sweeps_from_counts(thr, *dice_counts(res, idx, thr, haemorrhage), reduces=(reduce,))[reduce]
+
+
+def sweeps_from_counts(
+    thresholds: np.ndarray,
+    n_pred: np.ndarray,
+    n_tp: np.ndarray,
+    n_true: np.ndarray,
+    reduces: tuple[str, ...] = ("mean", "pooled"),
+) -> dict[str, DiceSweep]:
+    """Dice sweeps reduced both ways from one set of :func:`dice_counts` (the segmentation runs once).
+
+    Returns:
+        ``{reduce: DiceSweep}`` for each of ``reduces`` (``"mean"``, ``"pooled"``).
+    """
+    thr = np.asarray(thresholds, dtype=np.float64)
+    out = {}
+    for reduce in reduces:
+        per_item = None
+        with np.errstate(invalid="ignore", divide="ignore"):
+            if reduce == "pooled":
+                denom = (n_pred + n_true).sum(0).astype(np.float64)
+                curve = np.where(denom > 0, 2.0 * n_tp.sum(0) / np.maximum(denom, 1), 1.0)
+            else:
+                denom = (n_pred + n_true).astype(np.float64)
+                per_item = np.where(denom > 0, 2.0 * n_tp / np.maximum(denom, 1), 1.0)
+                curve = per_item.mean(0)
+        best = int(np.argmax(curve))
+        out[reduce] = DiceSweep(thr, curve, float(thr[best]), float(curve[best]), reduce, per_item)
+    return out
+
+
+def sweep_both(
+    res: MethodResults, items: np.ndarray, n: int = DICE_GRID, haemorrhage: bool = False
+) -> dict[str, DiceSweep]:
+    """:func:`sweep` with ``reduce="mean"`` and ``"pooled"`` on the same items and grid, segmenting once."""
+    idx = _select(len(res.scan_id), items)
+    if idx.size == 0:
+        raise ValueError(f"{res.name}: no items to choose a threshold on")
+    thr = grid_for(res, idx, int(n), haemorrhage)
+    return sweeps_from_counts(thr, *dice_counts(res, idx, thr, haemorrhage))
+
+
+def healthy_fpr_threshold(
+    res: MethodResults, healthy_items: np.ndarray, fpr: float = 0.01, haemorrhage: bool = False
+) -> tuple[float, float]:
+    """The unsupervised rule: the threshold at which the method's segmentation flags ``fpr`` of healthy voxels.
+
+    Only healthy validation items are used (no labelled lesion). For a plain threshold this is the exact
+    upper quantile of their in-mask map values
+    (:func:`~ctad_core.evaluation.unsupervised.quantile_threshold`); with a declared segmentation step
+    (closing, vote, small components — each non-increasing in the threshold) it is the smallest candidate
+    whose segmentation flags at most ``fpr`` of the in-mask voxels, found by bisection
+    (:func:`~ctad_core.evaluation.unsupervised.threshold_at_healthy_fpr`) over quantiles of the healthy
+    values, dense around the ``1 − fpr`` quantile.
+
+    Args:
+        res: the method's results.
+        healthy_items: (N,) bool selection or indices of healthy validation items.
+        fpr: target fraction of healthy in-mask voxels flagged, in [0, 1).
+        haemorrhage: threshold the ρ = max(·, 0) maps (see
+            :func:`~ctad_core.evaluation.segmentation.maps_for`).
+
+    Returns:
+        ``(threshold, achieved fraction of healthy in-mask voxels flagged)``.
+
+    Raises:
+        ValueError: no healthy items, an empty mask, ``fpr`` outside [0, 1).
+    """
+    from ctad_core.evaluation.unsupervised import quantile_threshold, threshold_at_healthy_fpr
+
+    idx = _select(len(res.scan_id), healthy_items)
+    if idx.size == 0:
+        raise ValueError(f"{res.name}: no healthy validation items to set a threshold on")
+    src = maps_for(res, haemorrhage)
+    brain = None if res.brain is None else res.brain[idx] != 0
+    n_mask = int(brain.sum()) if brain is not None else int(np.prod(res.maps[idx].shape))
+    if is_plain_threshold(res):
+        t = quantile_threshold(src[idx], brain, fpr)
+        m = src[idx] if brain is None else src[idx][brain]
+        return t, float((m >= t).sum() / max(n_mask, 1))
+    if n_mask == 0:
+        raise ValueError(f"{res.name}: no healthy voxel inside the evaluation mask")
+    vals = src[:, idx] if src.ndim == res.maps.ndim + 1 else src[idx]
+    if brain is not None:
+        vals = vals[:, brain] if vals.ndim == brain.ndim + 1 else vals[brain]
+    dt = src.dtype if np.issubdtype(src.dtype, np.floating) else np.dtype(np.float64)
+    above_max = float(np.nextafter(dt.type(np.max(vals)), dt.type(np.inf)))  # in the maps' precision
+    vals = np.asarray(vals, dtype=np.float64).ravel()
+    if vals.size > 2_000_000:  # the grid only needs the distribution: a fixed stride keeps it deterministic
+        vals = vals[:: int(np.ceil(vals.size / 2_000_000))]
+    levels = np.clip(np.r_[np.linspace(0.0, 1.0, 201), 1.0 - fpr * np.linspace(0.0, 8.0, 321)], 0.0, 1.0)
+    grid = np.r_[np.quantile(vals, np.unique(levels)), above_max]
+
+    def flagged(t: float) -> float:
+        return float(segment(res, t, idx, haemorrhage).sum() / n_mask)
+
+    return threshold_at_healthy_fpr(flagged, grid, fpr)
 
 
 def choose_threshold(

@@ -41,13 +41,17 @@ def quantile_threshold(maps: np.ndarray, mask: np.ndarray | None, fpr: float) ->
     v = np.sort((maps if mask is None else maps[np.asarray(mask) != 0]).astype(np.float64).ravel())
     if v.size == 0:
         raise ValueError("no healthy voxel inside the evaluation mask")
+    # "above the largest value" in the maps' own precision: float32 maps compare against a float threshold
+    # in float32, where float64's next value would round back onto the largest value and flag it
+    dt = maps.dtype if np.issubdtype(maps.dtype, np.floating) else np.dtype(np.float64)
+    above_max = float(np.nextafter(dt.type(v[-1]), dt.type(np.inf)))
     allowed = int(np.floor(fpr * v.size + 1e-9))  # voxels that may be flagged
     if allowed == 0:
-        return float(np.nextafter(v[-1], np.inf))
+        return above_max
     t = v[v.size - allowed]
     if v.size - np.searchsorted(v, t, "left") > allowed:  # ties at t would flag too many: the next value up
         j = np.searchsorted(v, t, "right")
-        t = v[j] if j < v.size else np.nextafter(v[-1], np.inf)
+        t = v[j] if j < v.size else above_max
     return float(t)
 
 

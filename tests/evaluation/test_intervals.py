@@ -45,8 +45,12 @@ def test_interval_of_a_mean_matches_the_normal_approximation() -> None:
 def test_one_class_resamples_are_dropped_not_counted() -> None:
     labels = np.array([0, 0, 0, 1])
     score = np.array([0.1, 0.2, 0.3, 0.9])
-    ci = bootstrap_ci(lambda i: roc_auc_score(labels[i], score[i]) if len(set(labels[i])) == 2 else np.nan,
-                      np.arange(4), n_boot=300, seed=0)
+    ci = bootstrap_ci(
+        lambda i: roc_auc_score(labels[i], score[i]) if len(set(labels[i])) == 2 else np.nan,
+        np.arange(4),
+        n_boot=300,
+        seed=0,
+    )
     assert 0 < ci.n_valid < 300  # P(no positive drawn) = (3/4)^4 ≈ 0.32
     assert ci.low == ci.high == 1.0
 
@@ -57,7 +61,7 @@ def test_paired_comparison() -> None:
     good = y + rng.normal(0, 0.5, 120)
     poor = y + rng.normal(0, 3.0, 120)
     groups = np.arange(120)
-    auc = lambda s: (lambda i: roc_auc_score(y[i], s[i]))  # noqa: E731
+    auc = lambda s: lambda i: roc_auc_score(y[i], s[i])  # noqa: E731
     same = paired_bootstrap(auc(good), auc(good), groups, n_boot=300)
     assert same.difference.estimate == 0.0 and same.p_value == 1.0
     diff = paired_bootstrap(auc(good), auc(poor), groups, n_boot=500)
@@ -92,7 +96,9 @@ def test_pixel_bootstrap_brackets_the_exact_values() -> None:
     exact = roc_auc_score(les.ravel(), maps.ravel())
     assert iv["pixel_auroc"].estimate == pytest.approx(exact, abs=2e-3)
     assert iv["pixel_auroc"].low <= exact <= iv["pixel_auroc"].high
-    assert iv["pixel_auprc"].estimate == pytest.approx(average_precision_score(les.ravel(), maps.ravel()), abs=5e-3)
+    assert iv["pixel_auprc"].estimate == pytest.approx(
+        average_precision_score(les.ravel(), maps.ravel()), abs=5e-3
+    )
 
 
 @pytest.mark.parametrize(
@@ -109,3 +115,61 @@ def test_pixel_bootstrap_brackets_the_exact_values() -> None:
 def test_bad_inputs_are_refused(call) -> None:
     with pytest.raises(ValueError):
         call()
+
+
+def test_weighted_auroc_equals_sklearn_on_repeated_items() -> None:
+    from ctad_core.evaluation.intervals import weighted_auroc
+
+    rng = np.random.default_rng(11)
+    s = rng.integers(0, 6, 40).astype(float)  # ties
+    y = (rng.random(40) < 0.4).astype(int)
+    w = rng.integers(0, 4, (5, 40))
+    got = weighted_auroc(s, y, w)
+    for row, g in zip(w, got):
+        rep = np.repeat(np.arange(40), row)
+        assert g == pytest.approx(roc_auc_score(y[rep], s[rep]), abs=1e-12)
+    assert np.isnan(weighted_auroc(s, y, (y == 1).astype(int)))  # no negative weight: undefined
+    with pytest.raises(ValueError):
+        weighted_auroc(s, y[:-1], w)
+
+
+def test_vectorised_intervals_equal_the_loop_and_cover_sklearn() -> None:
+    from ctad_core.evaluation.intervals import auroc_interval, paired_auroc, resample_weights
+
+    rng = np.random.default_rng(4)
+    groups = np.repeat(np.arange(25), 2)  # two scans per patient
+    y = np.tile([0, 1], 25)
+    a = y + rng.normal(0, 0.8, 50)
+    b = y + rng.normal(0, 1.5, 50)
+    w = resample_weights(groups, n_boot=50, seed=9)
+    seen = []
+    bootstrap_ci(lambda i: seen.append(np.bincount(i, minlength=50)) or 0.0, groups, n_boot=50, seed=9)
+    assert np.array_equal(w, np.array(seen[1:]))  # the very patients bootstrap_ci draws (after its estimate)
+    fast = auroc_interval(a, y, groups, n_boot=400, seed=2)
+    slow = bootstrap_ci(lambda i: roc_auc_score(y[i], a[i]), groups, n_boot=400, seed=2)
+    assert fast.estimate == pytest.approx(roc_auc_score(y, a), abs=1e-12)
+    assert (fast.low, fast.high) == pytest.approx((slow.low, slow.high), abs=1e-12)
+    assert fast.low <= roc_auc_score(y, a) <= fast.high
+    pf = paired_auroc(a, b, y, groups, n_boot=400, seed=2)
+    ps = paired_bootstrap(
+        lambda i: roc_auc_score(y[i], a[i]), lambda i: roc_auc_score(y[i], b[i]), groups, n_boot=400, seed=2
+    )
+    assert pf.p_value == pytest.approx(ps.p_value)
+    assert (pf.difference.low, pf.difference.high) == pytest.approx((ps.difference.low, ps.difference.high))
+
+
+def test_pixel_bootstrap_resolves_a_map_that_is_mostly_zero() -> None:
+    rng = np.random.default_rng(8)
+    les = np.zeros((10, 32, 32), np.uint8)
+    les[:5, 10:14, 10:14] = 1
+    maps = np.zeros(les.shape)
+    hot = rng.random(les.shape) < 0.004  # a post-processed map: zero nearly everywhere
+    maps[hot] = rng.random(hot.sum())
+    maps[les == 1] = np.where(rng.random((les == 1).sum()) < 0.3, 1 + rng.random((les == 1).sum()), 0.0)
+    exact = roc_auc_score(les.ravel(), maps.ravel())
+    iv = pixel_bootstrap(maps, les, None, np.arange(10), bins=256, n_boot=200)
+    assert iv["pixel_auroc"].estimate == pytest.approx(exact, abs=1e-9)  # ties stay in one bin
+    assert iv["pixel_auroc"].low <= exact <= iv["pixel_auroc"].high
+    assert iv["pixel_auprc"].estimate == pytest.approx(
+        average_precision_score(les.ravel(), maps.ravel()), abs=5e-3
+    )

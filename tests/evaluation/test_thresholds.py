@@ -83,3 +83,46 @@ def test_rule_refuses_bad_input():
         sweep(r, np.ones(1, bool), reduce="median")
     with pytest.raises(ValueError, match="increasing"):
         sweep(r, np.ones(1, bool), np.array([0.5, 0.1]))
+
+
+def _healthy_results(min_component_size: int) -> MethodResults:
+    """Two healthy val items: one 10×10 map with a 2×2 block at 5 and one isolated pixel at 9; one flat item."""
+    maps = np.zeros((3, 10, 10), np.float32)
+    maps[0, 2:4, 2:4] = 5.0
+    maps[0, 8, 8] = 9.0
+    maps[2, 4:6, 4:6] = 7.0  # a lesioned test item: must not move the threshold
+    lesion = np.zeros(maps.shape, np.uint8)
+    lesion[2, 4:6, 4:6] = 1
+    brain = np.ones(maps.shape, np.uint8)
+    brain[1] = 0
+    brain[1, :5, :10] = 1  # the second healthy item: 50 mask pixels, all 0
+    return MethodResults(
+        "hand",
+        "2d",
+        np.array(["a", "b", "c"]),
+        np.array(["val", "val", "test"]),
+        np.array(["healthy", "healthy", "iph"]),
+        maps.reshape(3, -1).max(1),
+        maps,
+        lesion,
+        brain,
+        info={"segmentation": {"min_component_size": min_component_size}},
+    )
+
+
+def test_healthy_fpr_threshold_by_hand() -> None:
+    from ctad_core.evaluation.thresholds import healthy_fpr_threshold
+
+    healthy = np.array([True, True, False])
+    # plain threshold: 150 mask pixels, 5 above zero (4 at 5, 1 at 9); 5 % allows 7.5 → 5 → t = 5
+    t, f = healthy_fpr_threshold(_healthy_results(0), healthy, fpr=0.05)
+    assert t == 5.0 and f == pytest.approx(5 / 150)
+    t, f = healthy_fpr_threshold(_healthy_results(0), healthy, fpr=0.005)  # 0.75 pixels allowed → none
+    assert t > 9.0 and f == 0.0
+    # with components of < 2 pixels removed the isolated 9 never counts: 4 / 150 flagged for any t in (0, 5]
+    t, f = healthy_fpr_threshold(_healthy_results(2), healthy, fpr=0.03)
+    assert 0.0 < t <= 5.0 and f == pytest.approx(4 / 150)
+    t, f = healthy_fpr_threshold(_healthy_results(2), healthy, fpr=0.02)  # 3 allowed: the block must go too
+    assert t > 5.0 and f == 0.0
+    with pytest.raises(ValueError, match="no healthy"):
+        healthy_fpr_threshold(_healthy_results(0), np.zeros(3, bool), fpr=0.05)

@@ -36,9 +36,16 @@ from ctad_core.evaluation.metrics.segmentation import (
     threshold_for_best_dice,
     threshold_grid,
 )
-from ctad_core.evaluation.metrics.stats import recon_error_stats, summary, wilcoxon_dice
+from ctad_core.evaluation.metrics.stats import (
+    TERCILES,
+    recon_error_stats,
+    size_terciles,
+    summary,
+    wilcoxon_dice,
+)
 
 __all__ = [
+    "TERCILES",
     "DiceSweep",
     "MetricWarning",
     "OperatingPoint",
@@ -57,6 +64,7 @@ __all__ = [
     "recon_error_stats",
     "roc_auc",
     "roc_curve",
+    "size_terciles",
     "summary",
     "threshold_for_best_dice",
     "threshold_grid",

@@ -136,3 +136,33 @@ def summary(values: Sequence[float] | np.ndarray) -> dict[str, float]:
         "sd": float(d.std(ddof=1)) if d.size > 1 else 0.0,
         "median": float(np.median(d)),
     }
+
+
+#: names of the three lesion-size groups of :func:`size_terciles`, smallest first.
+TERCILES = ("small", "medium", "large")
+
+
+def size_terciles(sizes: Sequence[float] | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Split lesions into three size groups at the 1/3 and 2/3 quantiles of their sizes (issue 11, item 5).
+
+    An item goes to ``small`` when its size is at most the 1/3 quantile, ``large`` when above the 2/3
+    quantile, else ``medium`` (NumPy's default linear quantiles; ties stay in the lower group).
+
+    Args:
+        sizes: (N,) lesion sizes, e.g. voxels per test item with a lesion.
+
+    Returns:
+        ``(group, edges)``: (N,) int in {0, 1, 2} (index into :data:`TERCILES`) and the (2,) edges.
+
+    Raises:
+        ValueError: no sizes, or a NaN among them.
+
+    >>> g, e = size_terciles([10, 20, 30, 40, 50, 60])
+    >>> g.tolist(), e.tolist()
+    ([0, 0, 1, 1, 2, 2], [26.666666666666664, 43.33333333333333])
+    """
+    v = np.asarray(sizes, dtype=np.float64).ravel()
+    if v.size == 0 or np.isnan(v).any():
+        raise ValueError(f"size_terciles needs non-empty sizes without NaN, got {v.size} values")
+    edges = np.quantile(v, [1.0 / 3.0, 2.0 / 3.0])
+    return np.searchsorted(edges, v, side="left").astype(np.int64), edges
