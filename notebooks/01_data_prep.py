@@ -132,8 +132,9 @@ plt.show()
 # The generator also returns the tissue label map, so we can check the HU it produced against the reference
 # ranges (REFERENCE.md). **Where** we measure matters. The label map names the tissue at each voxel's
 # centre, but a voxel's HU is the average over the voxel — and over 5 mm along z for a thick slice. The
-# skin-galea is 1 mm thick, the CSF rim and the skull's tables 1–2 mm: on a 0.9 mm × 5 mm grid their voxels
-# are mostly their neighbours (*partial volume*), and a median over them says nothing about the tissue.
+# skin-galea is 1 mm thick, the CSF rim 1–2.5 mm, the skull's tables under 2 mm: on a 0.9 mm × 5 mm grid
+# their voxels are mostly their neighbours (*partial volume*), and a median over them says nothing about
+# the tissue.
 #
 # So the check (`ctad_core.data.checks.tissue_hu_table`) reads the anatomy's own HU: one axial slice of
 # patient `seed` at **0.5 mm pixels and 0.5 mm slice thickness, point-sampled, noise-free, without blur or
