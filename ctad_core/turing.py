@@ -39,6 +39,8 @@ REAL = "real"
 GENERATED = "generated"
 _FIXED_MTIME = 946684800  # 2000-01-01: every gallery file gets the same time stamp (no write-order leak)
 _ROWS = ("TP", "TN", "recall", "precision", "accuracy")
+#: The group of the machine observer's answers (:func:`machine_observer`); every other group is people.
+MACHINE_GROUP = "machine observer"
 
 
 @dataclass
@@ -392,7 +394,7 @@ def machine_observer(
     seed: int = 0,
     size: int | None = None,
     reader: str = "machine",
-    group: str = "machine observer",
+    group: str = MACHINE_GROUP,
 ) -> dict[str, Any]:
     """A logistic-regression reader on simple image features, cross-validated, saved as one more reader.
 
@@ -489,6 +491,10 @@ def rater(gallery: Gallery, reader: str, group: str = "", image_width: int = 384
     state = {"i": next((i for i, p in enumerate(paths) if p.name not in rows), len(paths)), "t0": time.monotonic()}
 
     img = W.Image(format="png", width=image_width)
+    # the image's place: the image while there is one to answer, a message once all are answered (an
+    # Image widget holding no bytes shows the browser's broken-image icon)
+    done = W.HTML(layout=W.Layout(width=f"{image_width}px", padding="2em 0"))
+    frame = W.Box([img])
     title = W.HTML()
     progress = W.IntProgress(min=0, max=len(paths), description="answered")
     b_real = W.Button(description="Real", button_style="success", icon="check")
@@ -501,10 +507,15 @@ def rater(gallery: Gallery, reader: str, group: str = "", image_width: int = 384
         progress.value = len(rows)
         if i >= len(paths):
             title.value = f"<b>{reader}</b>: all {len(paths)} images answered — thank you."
-            img.value = b""
+            done.value = (
+                f"<p><b>Done.</b> All {len(paths)} answers are saved. Re-run the <i>Scores</i> cell below to "
+                "score them; <i>Back</i> shows your answers again.</p>"
+            )
+            frame.children = (done,)
             b_real.disabled = b_gen.disabled = True
             status.value = f"saved to <code>{path}</code>"
             return
+        frame.children = (img,)
         b_real.disabled = b_gen.disabled = False
         title.value = f"<b>{reader}</b>: image {i + 1} of {len(paths)} — real CT or generated?"
         img.value = paths[i].read_bytes()
@@ -531,21 +542,46 @@ def rater(gallery: Gallery, reader: str, group: str = "", image_width: int = 384
     b_gen.on_click(lambda _: answer(GENERATED))
     b_back.on_click(back)
     show()
-    return W.VBox([title, img, W.HBox([b_real, b_gen, b_back]), progress, status])
+    return W.VBox([title, frame, W.HBox([b_real, b_gen, b_back]), progress, status])
 
 
 # -------------------------------------------------------------------------------------------- results
 
 
-def score_gallery(gallery: Gallery) -> dict[str, Any]:
-    """Score every reader found, write ``scores.csv`` / ``scores.json`` / ``scores.md``; return the JSON dict.
+def rating_progress(gallery: Gallery) -> pd.DataFrame:
+    """How far every reader got: one row per reader with ``group``, ``answered``, ``total``, ``complete``
+    (every gallery image answered) and ``human`` (not the machine observer's group)."""
+    total = len(gallery.images)
+    rows = []
+    for name, df in load_responses(gallery).items():
+        group = str(df["group"].iloc[0]) if "group" in df and len(df) else ""
+        answered = int(df["image"].nunique()) if len(df) else 0
+        rows.append({"reader": name, "group": group, "answered": answered, "total": total,
+                     "complete": answered >= total, "human": group != MACHINE_GROUP})
+    cols = ["reader", "group", "answered", "total", "complete", "human"]
+    return pd.DataFrame(rows, columns=cols)
+
+
+def score_gallery(gallery: Gallery, complete_only: bool = False) -> dict[str, Any]:
+    """Score the readers found, write ``scores.csv`` / ``scores.json`` / ``scores.md``; return the JSON dict.
+
+    Args:
+        gallery: the gallery.
+        complete_only: score only readers who answered every image (a rater still at work is listed under
+            ``incomplete`` instead); by default every reader is scored on the images they answered.
 
     Returns:
         ``{"readers": {reader: {group, TP, TN, …}}, "groups": {group: {TP, TN, recall, precision, accuracy}},
-        "n_per_class", "positive": "generated"}``.
+        "n_per_class", "positive": "generated", "n_images", "incomplete": {reader: answered}}``. With no reader
+        scored, ``scores.csv`` / ``scores.md`` of an earlier call are removed, so no stale table is shown.
     """
     key = gallery.key()
     responses = load_responses(gallery)
+    incomplete: dict[str, int] = {}
+    if complete_only:
+        progress = rating_progress(gallery)
+        incomplete = {r.reader: int(r.answered) for r in progress.itertuples() if not r.complete}
+        responses = {k: v for k, v in responses.items() if k not in incomplete}
     meta = read_json(gallery.key_dir / "gallery.json") if (gallery.key_dir / "gallery.json").is_file() else {}
     readers: dict[str, Any] = {}
     for name, df in responses.items():
@@ -557,7 +593,8 @@ def score_gallery(gallery: Gallery) -> dict[str, Any]:
         members = [r for r in readers.values() if r["group"] == g]
         groups[g] = {row: float(np.mean([m[row] for m in members])) for row in _ROWS}
         groups[g]["n_readers"] = len(members)
-    out = {"positive": GENERATED, "n_per_class": meta.get("n_per_class"), "readers": readers, "groups": groups}
+    out = {"positive": GENERATED, "n_per_class": meta.get("n_per_class"), "n_images": len(key),
+           "readers": readers, "groups": groups, "incomplete": incomplete}
     write_json(gallery.root / "scores.json", out)
     if responses:
         table = score_table(responses, key)
@@ -565,7 +602,36 @@ def score_gallery(gallery: Gallery) -> dict[str, Any]:
         flat.columns = [f"{g}/{r}" if g else r for g, r in table.columns]
         atomic_write(gallery.root / "scores.csv", lambda p: flat.to_csv(p))
         atomic_write(gallery.root / "scores.md", lambda p: p.write_text(table_markdown(table) + "\n"))
+    else:
+        for name in ("scores.csv", "scores.md"):
+            (gallery.root / name).unlink(missing_ok=True)
     return out
+
+
+def scores_message(scores: dict[str, Any]) -> str | None:
+    """What the scoring cell says instead of a table when no person's ratings were scored.
+
+    Args:
+        scores: :func:`score_gallery`'s result.
+
+    Returns:
+        Markdown telling the reader that no human ratings exist yet (or which are unfinished) and what to do
+        — rate in the rater above, then re-run the scoring cell — or None when at least one human reader was
+        scored (then show the table).
+    """
+    humans = [r for r, s in scores.get("readers", {}).items() if s.get("group") != MACHINE_GROUP]
+    if humans:
+        return None
+    unfinished = scores.get("incomplete", {})
+    total = scores.get("n_images")
+    lines = ["**No human ratings yet**, so there is nothing to score for people (the machine observer's result "
+             "is printed above)."]
+    if unfinished:
+        lines.append("Unfinished: " + ", ".join(f"{r} ({n} of {total})" for r, n in sorted(unfinished.items()))
+                     + "; a reader is scored once every image is answered.")
+    lines.append("To rate: set `reader` (and `reader_group`) in the parameters cell, run the rater cell, answer "
+                 "every image, then **re-run this cell**.")
+    return "\n\n".join(lines)
 
 
 def simulate_reader(gallery: Gallery, reader: str, accuracy: float, seed: int, group: str = "simulated") -> Path:

@@ -64,6 +64,45 @@ def show_map(ax, values: np.ndarray, title: str | None = None, cmap: str = "magm
     return im
 
 
+def label_colours(codes: dict[str, int]) -> dict[str, tuple[float, float, float, float]]:
+    """A fixed RGBA colour per label code (matplotlib's ``tab20``, code ``k`` → colour ``k mod 20``)."""
+    cmap = plt.get_cmap("tab20")
+    return {name: cmap(int(code) % 20) for name, code in codes.items()}
+
+
+def show_labels(ax, labels: np.ndarray, codes: dict[str, int], title: str | None = None, oriented: bool = False,
+                legend: bool = True):
+    """Show a label map in fixed colours with a legend naming the labels present.
+
+    Args:
+        ax: matplotlib axes.
+        labels: (y, x) integer labels (RAS axial slice, or an already-oriented view when ``oriented``).
+        codes: label name → code (e.g. :data:`ctad_core.data.phantom.TISSUE_CODES`).
+        title: axes title.
+        oriented: the input is already in display orientation (a coronal or sagittal view).
+        legend: draw the legend (outside the image, on the right).
+
+    Returns:
+        The legend (None when ``legend`` is false or no listed label is present).
+    """
+    from matplotlib.colors import ListedColormap
+    from matplotlib.patches import Patch
+
+    view = (lambda a: a) if oriented else axial
+    colours = label_colours(codes)
+    cmap = ListedColormap([plt.get_cmap("tab20")(k) for k in range(20)])
+    ax.imshow(view(np.asarray(labels) % 20), cmap=cmap, vmin=-0.5, vmax=19.5, interpolation="nearest")
+    if title:
+        ax.set_title(title, fontsize=9)
+    ax.axis("off")
+    present = set(np.unique(labels).tolist())
+    handles = [Patch(facecolor=colours[n], edgecolor="0.3", label=n) for n, c in codes.items() if c in present]
+    if not (legend and handles):
+        return None
+    return ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.02, 1.0), fontsize=7, frameon=False,
+                     borderaxespad=0.0)
+
+
 def gallery(images: Sequence[np.ndarray], titles: Sequence[str] | None = None, window="brain",
             masks: Sequence[np.ndarray | None] | None = None, ncols: int = 6, size: float = 2.2):
     """A grid of axial CT images with optional mask outlines; returns the figure."""
@@ -82,8 +121,11 @@ def gallery(images: Sequence[np.ndarray], titles: Sequence[str] | None = None, w
 
 def three_plane(vols: Sequence[np.ndarray], titles: Sequence[str], windows: Sequence | None = None,
                 cmaps: Sequence[str] | None = None, point: tuple[int, int, int] | None = None,
-                mask: np.ndarray | None = None, size: float = 2.4):
-    """Axial, coronal and sagittal views of several (z, y, x) volumes (one column each).
+                mask: np.ndarray | None = None, size: float = 2.4, name: str | None = None):
+    """Axial, coronal and sagittal views of several (z, y, x) volumes (one column each, one row per plane).
+
+    Each row is labelled with its plane and the crossing point's index on that plane's axis (``axial z=…``),
+    and the figure is titled with ``name`` (the item shown) when given.
 
     Args:
         vols: volumes of one shape (CT in HU, or maps).
@@ -92,6 +134,8 @@ def three_plane(vols: Sequence[np.ndarray], titles: Sequence[str], windows: Sequ
         cmaps: per volume colour map for maps.
         point: (z, y, x) crossing point; default the centre, or the mask's centre of mass.
         mask: optional lesion mask outlined on CT panels.
+        size: inches per panel.
+        name: the item shown (e.g. its scan id and kind), the figure's title.
     """
     vols = [np.asarray(v) for v in vols]
     shape = vols[0].shape
@@ -101,6 +145,7 @@ def three_plane(vols: Sequence[np.ndarray], titles: Sequence[str], windows: Sequ
         else:
             point = tuple(s // 2 for s in shape)
     z, y, x = point
+    row_labels = [f"axial (z={z})", f"coronal (y={y})", f"sagittal (x={x})"]
     windows = windows or ["brain"] * len(vols)
     cmaps = cmaps or ["magma"] * len(vols)
     fig, axes = plt.subplots(3, len(vols), figsize=(size * len(vols), size * 3), squeeze=False)
@@ -115,9 +160,17 @@ def three_plane(vols: Sequence[np.ndarray], titles: Sequence[str], windows: Sequ
                     ax.contour((mp > 0).astype(float), levels=[0.5], colors="red", linewidths=0.7)
             else:
                 ax.imshow(pl, cmap=cmaps[j], aspect="auto")
-            ax.axis("off")
+            # ticks and frame off, but not the axis: its y label names the row
+            ax.set_xticks([])
+            ax.set_yticks([])
+            for spine in ax.spines.values():
+                spine.set_visible(False)
+            if j == 0:
+                ax.set_ylabel(row_labels[i], fontsize=9)
             if i == 0:
                 ax.set_title(titles[j], fontsize=9)
+    if name:
+        fig.suptitle(name, fontsize=10)
     fig.tight_layout()
     return fig
 

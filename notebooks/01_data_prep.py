@@ -69,6 +69,7 @@ import pandas as pd
 from IPython.display import display
 
 from ctad_core import viz
+from ctad_core.data import checks
 from ctad_core.data import phantom as ph
 from ctad_core.data.manifest import load_slices, load_volumes, read_manifest
 from ctad_core.data.phantom_acquisition import KERNELS, acquisition_ranges
@@ -128,23 +129,38 @@ plt.show()
 # thickness, ventricle size and sulcal width (a normal-ageing spectrum) and tissue contrast. The scanner
 # adds partial volume, thick-slice averaging, blur and **spatially correlated** noise (3–5 HU at 5 mm).
 #
-# The generator also returns the tissue label map, so we can check the HU it produced (noise-free here):
+# The generator also returns the tissue label map, so we can check the HU it produced against the reference
+# ranges (REFERENCE.md). **Where** we measure matters. The label map names the tissue at each voxel's
+# centre, but a voxel's HU is the average over the voxel — and over 5 mm along z for a thick slice. The
+# skin-galea is 1 mm thick, the CSF rim 1–2.5 mm, the skull's tables under 2 mm: on a 0.9 mm × 5 mm grid
+# their voxels are mostly their neighbours (*partial volume*), and a median over them says nothing about
+# the tissue.
+#
+# So the check (`ctad_core.data.checks.tissue_hu_table`) reads the anatomy's own HU: one axial slice of
+# patient `seed` at **0.5 mm pixels and 0.5 mm slice thickness, point-sampled, noise-free, without blur or
+# artefacts**, and for each tissue only its **core** — the voxels at least one voxel away from any other
+# tissue. `check` is `pass` when the core's median lies in the reference range; a `flag` comes with the
+# reason in `why`.
+
+# %%
+check_cols = ["voxels", "core voxels", "median HU (core)", "reference HU", "check", "why"]
+fine = checks.tissue_check_phantom(seed)
+tissue_table = checks.tissue_hu_table(fine)
+print("measured on:", tissue_table["grid"].iloc[0], "· noise-free, no blur, core = eroded by 1 voxel")
+display(tissue_table[check_cols])
+
+# %% [markdown]
+# The same head on the gallery's grid (0.9 mm pixels, 5 mm slices, each voxel the mean of its sub-samples):
+# thin layers have no core at all or a core that is still a blend along z, and the check flags them with
+# that reason. This is what a scanner does to thin structures too — one reason the models see a blurred
+# skin and skull.
 
 # %%
 clean = ph.make_phantom(seed, "healthy", shape=(1, 256, 256), spacing=(5.0, 0.9, 0.9), noise=False, blur=False)
-rows = []
-for name, code in ph.TISSUE_CODES.items():
-    m = clean.tissue == code
-    if m.sum() < 20:
-        continue
-    lo, hi = ph.HU_RANGES.get(name, (np.nan, np.nan))
-    rows.append({"tissue": name, "pixels": int(m.sum()), "median HU": round(float(np.median(clean.hu[m])), 1), "reference HU": f"{lo:g} … {hi:g}"})
-display(pd.DataFrame(rows).set_index("tissue"))
-fig, axes = plt.subplots(1, 2, figsize=(8, 4))
+display(checks.tissue_hu_table(clean)[["median HU (all)", *check_cols]])
+fig, axes = plt.subplots(1, 2, figsize=(9.5, 4))
 viz.show_ct(axes[0], clean.hu[0], "brain", "noise-free, brain window")
-axes[1].imshow(viz.axial(clean.tissue[0]), cmap="tab20", vmin=0, vmax=19, interpolation="nearest")
-axes[1].set_title("tissue labels")
-axes[1].axis("off")
+viz.show_labels(axes[1], clean.tissue[0], ph.TISSUE_CODES, "tissue labels")
 plt.show()
 
 # %% [markdown]
@@ -219,9 +235,7 @@ viz.show_ct(axes[0], head3.hu[zp], "brain", "petrous level, brain window")
 viz.show_ct(axes[1], head3.hu[zp], "bone", "petrous level, bone window")
 for ax, z, t in ((axes[2], zp, "beam hardening at the petrous level"), (axes[3], zm, "cupping only, +30 mm")):
     viz.show_map(ax, head3.artefact[z], f"{t}\n(HU added)", cmap="RdBu_r", vmin=-20, vmax=20)
-axes[4].imshow(viz.sagittal(head3.tissue), cmap="tab20", vmin=0, vmax=19, interpolation="nearest")
-axes[4].set_title("tissue labels, midline sagittal", fontsize=9)
-axes[4].axis("off")
+viz.show_labels(axes[4], viz.sagittal(head3.tissue), ph.TISSUE_CODES, "tissue labels, midline sagittal", oriented=True)
 fig.savefig(fig_dir / "skull_base.png", dpi=100, bbox_inches="tight")
 plt.show()
 
@@ -370,10 +384,12 @@ assert manifest.groupby("patient_id").split.nunique().max() == 1, "a patient is 
 assert (manifest[manifest.split == "train"].label == 0).all(), "training data must be healthy"
 slices = load_slices(run_dir)
 print(f"2D set: {len(slices)} slices of {slices.image.shape[1:]}; abnormal slices: {(slices.slice_label == 1).sum()}")
-show = [i for i in range(len(slices)) if slices.slice_index[i] == 0][:12]
-fig = viz.gallery([slices.image[i] for i in show], [f"{slices.split[i]} · {slices.kind[i]}" for i in show], window,
+show = checks.lesion_slice_picks(slices.lesion, slices.scan_id, slices.kind, n=12)  # each on its most lesioned slice
+fig = viz.gallery([slices.image[i] for i in show],
+                  [f"{slices.split[i]} · {slices.kind[i]} · slice {slices.slice_index[i]}" for i in show], window,
                   masks=[slices.lesion[i] for i in show], ncols=6)
-fig.suptitle("2D mid-axial slices as the 2D models get them (lesion masks in red)", y=1.02)
+fig.suptitle("lesioned 2D slices as the 2D models get them, each scan on its slice with the most lesion "
+             "(lesion masks in red)", y=1.02)
 fig.savefig(fig_dir / "slices.png", dpi=100, bbox_inches="tight")
 plt.show()
 
@@ -381,8 +397,9 @@ plt.show()
 vols = load_volumes(run_dir, "test")
 k = int(np.argmax([(vols.lesion[i] > 0).sum() if vols.kind[i] != "atrophy" else 0 for i in range(len(vols))]))
 fig = viz.three_plane([vols.image[k], vols.image[k], vols.lesion[k].astype(float)],
-                      [f"{vols.scan_id[k]} ({vols.kind[k]})", "bone window", "lesion mask"],
-                      windows=[window, "bone", None], mask=vols.lesion[k])
+                      ["model window", "bone window", "lesion mask"],
+                      windows=[window, "bone", None], mask=vols.lesion[k],
+                      name=f"{vols.scan_id[k]} ({vols.kind[k]}), planes through the lesion's centre")
 fig.savefig(fig_dir / "volume.png", dpi=100, bbox_inches="tight")
 plt.show()
 

@@ -149,11 +149,18 @@ if simulate_readers:  # demonstration only — never mix with real readers' resu
 
 # %% [markdown]
 # ## Scores (seed 000 Table 2)
+#
+# In JupyterLab this cell scores only readers who answered every image: with *Run All* it runs before
+# anyone has rated, and then says so. **Rate first, then re-run this cell.** A headless run (`ctad run`)
+# scores every reader found (the simulated ones on the smoke profile).
 
 # %%
-scores = turing.score_gallery(gallery)
+scores = turing.score_gallery(gallery, complete_only=not headless())
 scores["machine_observer"] = mo
 write_json(root / "scores.json", scores)
-if (root / "scores.md").is_file():
+message = turing.scores_message(scores)
+if message:
+    display(Markdown(message))
+else:
     display(Markdown((root / "scores.md").read_text()))
-print("positive class:", scores["positive"], "· readers:", sorted(scores["readers"]))
+    print("positive class:", scores["positive"], "· readers:", sorted(scores["readers"]))

@@ -129,3 +129,62 @@ def test_rater_widget_saves_each_answer(gallery):
     w2 = turing.rater(gallery, "R1", group="test")
     assert "image 3 of 20" in w2.children[0].value
     assert w2.children[3].value == 2
+
+
+def _widgets(w):
+    """Every widget in a widget tree."""
+    yield w
+    for c in getattr(w, "children", ()):
+        yield from _widgets(c)
+
+
+def test_finished_rater_shows_a_message_not_an_empty_image(gallery):
+    W = pytest.importorskip("ipywidgets")
+    w = turing.rater(gallery, "R2")
+    real_btn = w.children[2].children[0]
+    for _ in gallery.images:
+        real_btn.click()
+    assert len(turing.load_responses(gallery)["R2"]) == len(gallery.images)
+    shown = list(_widgets(w))
+    assert not [x for x in shown if isinstance(x, W.Image) and not x.value], "an Image widget with no bytes"
+    assert any(isinstance(x, W.HTML) and "Re-run the <i>Scores</i> cell" in x.value for x in shown)
+    assert real_btn.disabled
+    back = w.children[2].children[2]
+    back.click()  # Back from the finished state shows the last image again, with its bytes
+    images = [x for x in _widgets(w) if isinstance(x, W.Image)]
+    assert len(images) == 1 and images[0].value == gallery.images[-1].read_bytes()
+    assert not real_btn.disabled
+    # resumed after finishing: the message again, still no empty image
+    again = list(_widgets(turing.rater(gallery, "R2")))
+    assert not [x for x in again if isinstance(x, W.Image)]
+
+
+def test_scoring_without_human_ratings_gives_the_message(gallery):
+    extra_r, extra_g = _images(10, 48, 5, smooth=False), _images(10, 32, 6, smooth=True)
+    turing.machine_observer(gallery, extra_r, extra_g, n_splits=3, seed=0)  # the machine alone is no person
+    s = turing.score_gallery(gallery, complete_only=True)
+    msg = turing.scores_message(s)
+    assert msg and "No human ratings yet" in msg and "re-run this cell" in msg
+    assert not any(ch.isdigit() for ch in msg), "numbers where there are no ratings"
+    assert "machine" in s["readers"]  # the machine is still scored (scores.json, the report)
+
+
+def test_scoring_only_completed_ratings(gallery):
+    half = gallery.key().iloc[:7]
+    turing.save_responses(gallery, "P", pd.DataFrame({"image": half["image"], "answer": half["truth"]}), "people")
+    (gallery.root / "scores.md").write_text("stale table\n")
+    s = turing.score_gallery(gallery, complete_only=True)
+    assert s["readers"] == {} and s["incomplete"] == {"P": 7}
+    msg = turing.scores_message(s)
+    assert "P (7 of 20)" in msg and "No human ratings yet" in msg
+    assert not (gallery.root / "scores.md").exists(), "a stale table would be shown"
+    progress = turing.rating_progress(gallery).set_index("reader")
+    assert progress.loc["P", ["answered", "total", "complete", "human"]].tolist() == [7, 20, False, True]
+    # headless, as before: every reader scored on what they answered
+    s_all = turing.score_gallery(gallery)
+    assert s_all["readers"]["P"]["n_answered"] == 7 and s_all["readers"]["P"]["accuracy"] == 1.0
+    assert turing.scores_message(s_all) is None
+    turing.simulate_reader(gallery, "P", 1.0, seed=0, group="people")  # P finishes
+    s_done = turing.score_gallery(gallery, complete_only=True)
+    assert s_done["readers"]["P"]["n_answered"] == 20 and turing.scores_message(s_done) is None
+    assert (gallery.root / "scores.md").is_file()

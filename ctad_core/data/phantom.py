@@ -107,6 +107,7 @@ HU_RANGES = {
     "gm": (35.0, 40.0),
     "wm": (25.0, 30.0),
     "csf": (0.0, 15.0),
+    "ventricle": (0.0, 15.0),  # the ventricles hold CSF
     "calcification": (100.0, 800.0),
     "sinus": anat.ANATOMY_HU["sinus"],
     "dura": anat.ANATOMY_HU["dura"],
