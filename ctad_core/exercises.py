@@ -398,7 +398,8 @@ def erased_box_fill(encoder: Any, generator: Any, x: Any, box_fraction: float = 
     Returns:
         ``to_anatomy``: RMSE inside the box between the reconstruction and the original slice;
         ``to_air``: RMSE inside the box between the reconstruction and the blank (−1); ``fills_with``:
-        ``"anatomy"`` when the first is smaller, else ``"air"``.
+        ``"anatomy"`` when the first is smaller, else ``"air"``; ``erased`` and ``recon``: (B, H, W) the
+        blanked inputs and their reconstructions, for a figure.
 
     Raises:
         ValueError: ``box_fraction`` outside (0, 1).
@@ -416,7 +417,13 @@ def erased_box_fill(encoder: Any, generator: Any, x: Any, box_fraction: float = 
     box = np.s_[..., y0 : y0 + bh, x0 : x0 + bw]
     r = rec.numpy()[box]
     a, b = _rmse(r, x.detach().cpu().numpy()[box]), _rmse(r, -1.0)
-    return {"to_anatomy": a, "to_air": b, "fills_with": "anatomy" if a < b else "air"}
+    return {
+        "to_anatomy": a,
+        "to_air": b,
+        "fills_with": "anatomy" if a < b else "air",
+        "erased": erased[:, 0].detach().cpu().numpy(),
+        "recon": rec[:, 0].numpy(),
+    }
 
 
 def check_fill(answer: Any, result: Mapping[str, Any]) -> CheckResult:
@@ -635,9 +642,35 @@ def compare_auroc(results: Mapping[str, MethodResults], kind: str | None = None)
     return pd.DataFrame({n: kind_auroc(r, kind) for n, r in results.items()}).T
 
 
-def check_better_method(answer: Any, table: pd.DataFrame, column: str = "auroc") -> CheckResult:
-    """Did the learner pick the method with the highest ``column`` in :func:`compare_auroc`'s table?"""
-    return _check_best(answer, table[column].to_dict(), "better_method", column)
+def check_better_method(
+    answer: Any, table: pd.DataFrame, column: str = "auroc", name: str = "better_method"
+) -> CheckResult:
+    """Did the learner pick the method with the highest ``column`` in :func:`compare_auroc`'s table?
+
+    Args:
+        answer: a method name of the table's index (or None).
+        table: :func:`compare_auroc`'s result.
+        column: the column compared.
+        name: the answer variable's name, for the messages.
+    """
+    if table.empty:
+        return CheckResult(False, "Cannot tell: none of the methods compared has results in this run.")
+    return _check_best(answer, table[column].to_dict(), name, column)
+
+
+def pick_method(found: Sequence[str], wanted: str) -> str:
+    """``wanted`` when the run has results of that method, else the first found (and says so).
+
+    Raises:
+        ValueError: when the run has no method results at all.
+    """
+    names = list(found)
+    if wanted in names:
+        return wanted
+    if not names:
+        raise ValueError("this run has no method results; run notebooks 04 and 05 first")
+    print(f"{wanted!r} has no results in this run; using {names[0]!r} (found: {', '.join(names)})")
+    return names[0]
 
 
 # ---------------------------------------------------------------------------- notebook 06: Turing test
@@ -807,6 +840,7 @@ __all__ = [
     "lesion_hu",
     "memorisation",
     "one_member",
+    "pick_method",
     "pixel_auroc_auprc",
     "residual_dice",
     "score_guesses",
