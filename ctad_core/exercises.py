@@ -677,18 +677,36 @@ def pick_method(found: Sequence[str], wanted: str) -> str:
 
 
 def human_vs_machine(scores: Mapping[str, Any]) -> dict[str, Any]:
-    """The readers' accuracies and the machine observer's, from ``turing/scores.json``.
+    """The readers' accuracies on the gallery and the machine observer's, from ``turing/scores.json``.
+
+    The machine observer (:func:`ctad_core.turing.machine_observer`) saves its out-of-fold answers as one
+    more reader; it is taken out of the people and compared on the same gallery images (its accuracy over
+    the larger cross-validation pool, ``cv_accuracy``, is used only when its gallery answers are missing).
+
+    Args:
+        scores: the dict :func:`ctad_core.turing.score_gallery` returns, with ``machine_observer`` added as
+            notebook 06 adds it.
 
     Returns:
-        ``readers`` ({name: accuracy}), ``reader_mean`` (nan without readers), ``machine`` (the machine
-        observer's cross-validated accuracy, nan when absent).
+        ``readers`` ({name: accuracy} of the people), ``reader_mean`` (nan without people), ``machine`` (the
+        machine observer's accuracy on the gallery; nan when it did not run).
     """
-    readers = {n: float(r["accuracy"]) for n, r in (scores.get("readers") or {}).items()}
     mo = scores.get("machine_observer") or {}
+    machine_name = mo.get("reader", "machine")
+    all_readers = scores.get("readers") or {}
+    readers = {
+        n: float(r["accuracy"])
+        for n, r in all_readers.items()
+        if n != machine_name and r.get("group") != "machine observer"
+    }
+    if machine_name in all_readers:
+        machine = float(all_readers[machine_name]["accuracy"])
+    else:
+        machine = float(mo.get("cv_accuracy", float("nan")))
     return {
         "readers": readers,
         "reader_mean": float(np.mean(list(readers.values()))) if readers else float("nan"),
-        "machine": float(mo.get("cv_accuracy", float("nan"))),
+        "machine": machine,
     }
 
 

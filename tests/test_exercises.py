@@ -377,12 +377,22 @@ def test_pick_method(capsys):
 
 def test_human_vs_machine_and_check():
     scores = {
-        "readers": {"A": {"accuracy": 0.5}, "B": {"accuracy": 0.8}},
-        "machine_observer": {"cv_accuracy": 0.9},
+        "readers": {
+            "A": {"accuracy": 0.5, "group": "students"},
+            "B": {"accuracy": 0.8, "group": "students"},
+            "machine": {"accuracy": 0.9, "group": "machine observer"},
+        },
+        "machine_observer": {"reader": "machine", "cv_accuracy": 0.7},
     }
     out = ex.human_vs_machine(scores)
-    assert out["reader_mean"] == pytest.approx(0.65) and out["machine"] == pytest.approx(0.9)
+    assert out["readers"] == {"A": 0.5, "B": 0.8}  # the machine is not one of the people
+    assert out["reader_mean"] == pytest.approx(0.65)
+    assert out["machine"] == pytest.approx(0.9)  # on the gallery, as the people; not the CV pool's 0.7
     _check_protocol(ex.check_machine_beats, True, False, "machine", out)
+    only_cv = ex.human_vs_machine(
+        {"readers": {"A": {"accuracy": 0.5}}, "machine_observer": {"cv_accuracy": 0.4}}
+    )
+    assert only_cv["machine"] == pytest.approx(0.4) and ex.check_machine_beats(False, only_cv).ok
     none = ex.human_vs_machine({"machine_observer": {"cv_accuracy": 0.7}})
     assert np.isnan(none["reader_mean"]) and "Cannot tell" in ex.check_machine_beats(True, none).message
 
