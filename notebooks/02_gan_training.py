@@ -249,7 +249,7 @@ from ctad_core import exercises as ex
 
 G_ex = gan2d.load_generator(run.ensemble("gan").members[member], dev)
 mem = ex.memorisation(gan2d.generate(G_ex, n_samples, seed=seed + 11), x_small)
-{k: round(float(v), 4) for k, v in mem.items()}
+{k: round(v, 4) if isinstance(v, float) else v for k, v in mem.items()}
 
 # %%
 print(ex.check_memorisation(samples_closer, mem))
