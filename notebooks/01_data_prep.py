@@ -422,7 +422,10 @@ patch = np.full((24, 48), 40.0, np.float32)
 patch[:, 24:] = hu_lesion
 fig, axes = plt.subplots(1, len(ex_windows), figsize=(2.4 * len(ex_windows), 1.9))
 for ax, name in zip(axes, ex_windows):
-    viz.show_ct(ax, patch, name, f"{name}: {contrast[name]:.0f} grey levels apart")
+    viz.show_ct(ax, patch, name, f"{name}: {contrast[name]:.0f} grey levels apart", oriented=True)
+    ax.axis("on")  # a frame, so that a white or black half is not lost on the page
+    ax.set_xticks([])
+    ax.set_yticks([])
 fig.suptitle(f"left 40 HU (grey matter), right {hu_lesion:g} HU", y=1.05)
 plt.show()
 
