@@ -664,3 +664,87 @@ def check_blind(gallery: Gallery, allowed_chunks: Sequence[str] = ("IHDR", "IDAT
             raise ValueError(f"{p} differs from the other gallery images in (mode, size, mtime): {sig} vs {ref}")
         if not re.fullmatch(r"[0-9a-f]{16}\.png", p.name):
             raise ValueError(f"{p.name} is not a random hex name")
+
+
+# ------------------------------------------------------------------------------------------ a class's answers
+
+
+def merge_responses(
+    gallery: Gallery, files: Sequence[str | os.PathLike], import_answers: bool = False
+) -> pd.DataFrame:
+    """Merge answer files collected from several readers (e.g. a class) into one table for this gallery.
+
+    Every student rates the *same* gallery (the lecturer's ``turing/gallery/``, shared without ``key/``) with
+    :func:`rater`, which writes ``responses/<reader>.csv``; the lecturer collects those files into one folder
+    and merges them here. Each file is checked against this gallery before anything is written.
+
+    Args:
+        gallery: the gallery the readers rated (its images; the key is not needed to merge).
+        files: the readers' CSV files (columns ``image``, ``answer``; ``reader``, ``group``, ``seconds``,
+            ``answered_at`` when the rater wrote them). The reader's name is the ``reader`` column, else the
+            file's stem.
+        import_answers: also write each reader's answers into ``gallery.responses_dir`` (atomically, with
+            :func:`save_responses`), so that :func:`score_gallery` and notebook 06 score the class.
+
+    Returns:
+        One row per answer: ``reader``, ``group``, ``image``, ``answer``, ``seconds``, ``answered_at``,
+        ``file``; an image answered twice by a reader keeps the last answer.
+
+    Raises:
+        ValueError: naming the file: no ``image``/``answer`` column, an answer other than ``real`` /
+            ``generated``, images that are not in this gallery (a reader rated another gallery), or a reader
+            name that two files share.
+        FileNotFoundError: a file that does not exist, or a gallery without images.
+    """
+    known = {p.name for p in gallery.images}
+    if not known:
+        raise FileNotFoundError(f"no PNGs in {gallery.gallery_dir}: build or copy the gallery first")
+    parts, seen = [], {}
+    for f in files:
+        path = Path(f)
+        if not path.is_file():
+            raise FileNotFoundError(f"{path}: no such answer file")
+        df = pd.read_csv(path, dtype=str, keep_default_na=False)
+        missing = {"image", "answer"} - set(df.columns)
+        if missing:
+            raise ValueError(f"{path}: not an answer file, it has no column(s) {sorted(missing)}")
+        bad = sorted(set(df["answer"]) - {REAL, GENERATED})
+        if bad:
+            raise ValueError(f"{path}: answers must be {REAL!r} or {GENERATED!r}, got {bad[:3]}")
+        unknown = sorted(set(df["image"]) - known)
+        if unknown:
+            raise ValueError(
+                f"{path}: {len(unknown)} image(s) not in {gallery.gallery_dir}, e.g. {unknown[:2]} — "
+                "this reader rated another gallery"
+            )
+        names = {r for r in df.get("reader", pd.Series(dtype=str)) if r}
+        reader = names.pop() if len(names) == 1 else path.stem
+        if reader in seen:
+            raise ValueError(f"{path}: reader {reader!r} also answered in {seen[reader]}; rename one of them")
+        seen[reader] = path
+        groups = {g for g in df.get("group", pd.Series(dtype=str)) if g}
+        df = df.drop_duplicates("image", keep="last")
+        parts.append(
+            pd.DataFrame(
+                {
+                    "reader": reader,
+                    "group": groups.pop() if len(groups) == 1 else "",
+                    "image": df["image"],
+                    "answer": df["answer"],
+                    "seconds": pd.to_numeric(df["seconds"], errors="coerce") if "seconds" in df else np.nan,
+                    "answered_at": df["answered_at"] if "answered_at" in df else "",
+                    "file": str(path),
+                }
+            )
+        )
+    cols = ["reader", "group", "image", "answer", "seconds", "answered_at", "file"]
+    merged = pd.concat(parts, ignore_index=True)[cols] if parts else pd.DataFrame(columns=cols)
+    if import_answers:
+        for reader, df in merged.groupby("reader", sort=True):
+            save_responses(
+                gallery,
+                reader,
+                df[["image", "answer", "seconds", "answered_at"]].reset_index(drop=True),
+                group=str(df["group"].iloc[0]),
+            )
+    return merged

@@ -410,3 +410,60 @@ plt.show()
 
 # %%
 viz.slice_viewer(vols.image[k], window if isinstance(window, str) else "brain", mask=vols.lesion[k])
+
+# %% [markdown]
+# ## Exercises
+#
+# Predict first, then run. Each exercise has an answer cell (your prediction, `None` until you answer, and
+# the one parameter to change), a computation that reads what this notebook wrote under `run_dir`, and a
+# self-check that compares your prediction with what the computation found. Change the parameter, predict
+# again, and re-run the three cells. The logic lives in `ctad_core/exercises.py`.
+#
+# ### Exercise 1.1 · Which window shows a fresh bleed best?
+#
+# Grey matter is about 40 HU, fresh blood about 65 HU (section 1). A window maps its `[lower, upper]` HU to
+# 256 grey levels and clips the rest. **Predict:** in which of the windows `brain`, `subdural`, `stroke`,
+# `bone` do the two tissues lie the most grey levels apart? Then set `hu_lesion` to a chronic subdural
+# haematoma (about 10 HU) or to a calcification (about 200 HU), predict again and look.
+
+# %%
+best_window = None  # your prediction: "brain", "subdural", "stroke" or "bone"
+hu_lesion = 65.0  # the parameter to change: the lesion's HU (grey matter: 40 HU)
+
+# %%
+from ctad_core import exercises as ex
+
+ex_windows = ["brain", "subdural", "stroke", "bone"]
+contrast = ex.window_contrast(40.0, hu_lesion, ex_windows)
+patch = np.full((24, 48), 40.0, np.float32)
+patch[:, 24:] = hu_lesion
+fig, axes = plt.subplots(1, len(ex_windows), figsize=(2.4 * len(ex_windows), 1.9))
+for ax, name in zip(axes, ex_windows):
+    viz.show_ct(ax, patch, name, f"{name}: {contrast[name]:.0f} grey levels apart", oriented=True)
+    ax.axis("on")  # a frame, so that a white or black half is not lost on the page
+    ax.set_xticks([])
+    ax.set_yticks([])
+fig.suptitle(f"left 40 HU (grey matter), right {hu_lesion:g} HU", y=1.05)
+plt.show()
+
+# %%
+print(ex.check_window(best_window, contrast))
+
+# %% [markdown]
+# ### Exercise 1.2 · What does a lesion look like in HU?
+#
+# **Predict:** is the lesion kind `kind` brighter or darker than the brain around it, on the median over the
+# test scans? Start with an infarct, then try `iph`, `sdh` (its variants include chronic, darker ones),
+# `tumour` and `atrophy` (what is the "lesion" of atrophy?).
+
+# %%
+lesion_looks = None  # your prediction: "brighter" or "darker"
+kind = "infarct"  # the parameter to change: iph, sdh, edh, sah, ivh, infarct, tumour, atrophy
+
+# %%
+test_vols = load_volumes(run_dir, "test")
+hu_table = ex.lesion_hu(test_vols.image, test_vols.lesion, test_vols.brain, test_vols.kind, kind, test_vols.scan_id)
+display(hu_table.round(1))
+
+# %%
+print(ex.check_lesion_brighter(lesion_looks, hu_table))

@@ -224,3 +224,58 @@ for m, G in enumerate(Gs):
 fig.tight_layout()
 fig.savefig(out_dir / "ensemble_samples.png", dpi=100)
 plt.show()
+
+# %% [markdown]
+# ## Exercises
+#
+# Predict first, then run. Each exercise has an answer cell (your prediction, `None` until you answer, and
+# the one parameter to change), a computation that reads what this notebook trained under `run_dir` (no
+# training), and a self-check that compares your prediction with what the computation found. The logic
+# lives in `ctad_core/exercises.py`.
+#
+# ### Exercise 2.1 · Does the generator copy its training slices?
+#
+# A generator that memorised its few training slices draws near-copies of them. **Predict:** do generated
+# slices lie *closer* to their nearest training slice than real training slices lie to their nearest other
+# training slice? Then change `member` and `n_samples` and look again.
+
+# %%
+samples_closer = None  # your prediction: True (closer: it copies) or False (farther: it draws new heads)
+member = 0  # the parameter to change: which ensemble member generates
+n_samples = 32
+
+# %%
+from ctad_core import exercises as ex
+
+G_ex = gan2d.load_generator(run.ensemble("gan").members[member], dev)
+mem = ex.memorisation(gan2d.generate(G_ex, n_samples, seed=seed + 11), x_small)
+{k: round(v, 4) if isinstance(v, float) else v for k, v in mem.items()}
+
+# %%
+print(ex.check_memorisation(samples_closer, mem))
+
+# %% [markdown]
+# ### Exercise 2.2 · Does training bring the samples' grey levels toward real CT?
+#
+# `samples.npz` keeps the same latent vectors drawn at successive checkpoints. The distance below compares
+# the histogram of all their pixel values with that of the real training slices (Wasserstein-1, in
+# model-range units: 0 = the same histogram). **Predict:** is the last checkpoint closer to the real grey
+# levels than the first? Change `progress_member` to see whether every member learns alike.
+
+# %%
+last_closer = None  # your prediction: True or False
+progress_member = 0  # the parameter to change
+
+# %%
+with np.load(run.ensemble("gan").members[progress_member] / "samples.npz") as s:
+    ex_snaps, ex_steps = s["images"], s["steps"]
+dist = ex.intensity_distance(ex_snaps, x_small)
+fig, ax = plt.subplots(figsize=(5, 2.8))
+ax.plot(ex_steps, dist, "o-")
+ax.set_xlabel("training step")
+ax.set_ylabel("W1 to real grey levels")
+ax.set_title(f"member {progress_member}")
+plt.show()
+
+# %%
+print(ex.check_progress(last_closer, dist))

@@ -167,3 +167,61 @@ fig.tight_layout()
 fig.savefig(out_dir / "healthy_reconstructions.png", dpi=100)
 plt.show()
 print("RMSE per member (model range):", [float(np.sqrt(np.mean((r - xv[:, 0].numpy()) ** 2))) for r in recs])
+
+# %% [markdown]
+# ## Exercises
+#
+# Predict first, then run. Each exercise has an answer cell (your prediction, `None` until you answer, and
+# the one parameter to change), a computation with the networks this notebook and notebook 02 trained (no
+# training), and a self-check that compares your prediction with what the computation found. The logic
+# lives in `ctad_core/exercises.py`.
+#
+# ### Exercise 3.1 · One encoder pass or many restoration steps?
+#
+# Notebook 04 can also find $z$ by optimisation: start at $z = 0$ (the seed's choice) and take Adam steps on
+# the MSE between $x$ and $G(z)$. **Predict:** after `restore_steps` steps, is restoration's reconstruction
+# closer to the healthy validation slices (lower RMSE) than member 0's encoder, $G(E(x))$? Then change
+# `restore_steps` (5, 50, 200) and watch RMSE and time.
+
+# %%
+restoration_better = None  # your prediction: True or False
+restore_steps = 20  # the parameter to change
+
+# %%
+from ctad_core import exercises as ex
+
+G_ex = gan2d.load_generator(gans.members[0], dev)
+E_ex = gan2d.load_encoder(run.ensemble("encoder").members[0], dev)
+speed = ex.encoder_vs_restoration(E_ex, G_ex, xv.to(dev), restore_steps)
+print(f"encoder: {speed['encoder_s']:.3f} s, RMSE {speed['encoder_rmse']:.4f} | "
+      f"restoration, {restore_steps} steps: {speed['restoration_s']:.3f} s, RMSE {speed['restoration_rmse']:.4f}")
+
+# %%
+print(ex.check_restoration_better(restoration_better, speed))
+
+# %% [markdown]
+# ### Exercise 3.2 · What does the encoder draw into a blank?
+#
+# Random erasing trained the encoder on inputs with a blank box, against the *whole* slice. Here a central
+# box of the healthy validation slices is blanked to air. **Predict:** does $G(E(x))$ draw *anatomy* into
+# the box, or copy the *air*? Change `box_fraction` (the box's side as a fraction of the slice) and look.
+
+# %%
+box_filled_with = None  # your prediction: "anatomy" or "air"
+box_fraction = 0.3  # the parameter to change, in (0, 1)
+
+# %%
+fill = ex.erased_box_fill(E_ex, G_ex, xv.to(dev), box_fraction)
+fig, axes = plt.subplots(2, len(xv), figsize=(1.9 * len(xv), 4), squeeze=False)
+for c in range(len(xv)):
+    axes[0, c].imshow(fill["erased"][c], cmap="gray", vmin=-1, vmax=1)
+    axes[1, c].imshow(fill["recon"][c], cmap="gray", vmin=-1, vmax=1)
+for ax in axes.ravel():
+    ax.set_xticks([])
+    ax.set_yticks([])
+axes[0, 0].set_ylabel("blanked input")
+axes[1, 0].set_ylabel("G0(E0(x))")
+plt.show()
+
+# %%
+print(ex.check_fill(box_filled_with, fill))

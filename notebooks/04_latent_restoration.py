@@ -209,3 +209,52 @@ for r, j in enumerate(show):
 fig.tight_layout()
 fig.savefig(out_dir / "test_segmentations.png", dpi=100)
 plt.show()
+
+# %% [markdown]
+# ## Exercises
+#
+# Predict first, then run. Each exercise has an answer cell (your prediction, `None` until you answer, and
+# the one parameter to change), a computation on the maps this notebook saved under `restoration/methods/`
+# (no reconstruction is repeated), and a self-check that compares your prediction with what the computation
+# found. Thresholds follow the report's rule: chosen on validation, applied to test. The logic lives in
+# `ctad_core/exercises.py`.
+#
+# ### Exercise 4.1 · ρ = |x − x̂| or max(x − x̂, 0) for haemorrhages?
+#
+# Fresh blood is brighter than brain; a healthy generator draws brain where the bleed is, so the residual
+# there is positive. Dark places the generator gets wrong (a ventricle drawn too small, air at the edge)
+# give negative residuals. **Predict:** on the haemorrhage slices, which residual gives the higher mean test
+# Dice of the members' vote: `"abs"` (|·|) or `"pos"` (max(·, 0), seed 000's choice)? Then change
+# `method_name` to the other method.
+
+# %%
+better_rho = None  # your prediction: "abs" or "pos"
+method_name = "fastgan_restoration"  # the parameter to change: "fastgan_restoration" or "fastgan_encoder"
+
+# %%
+from ctad_core import exercises as ex
+
+rho_result = ex.residual_dice(run.load_method_results(method_name))
+pd.DataFrame(rho_result).T
+
+# %%
+print(ex.check_residual(better_rho, rho_result))
+
+# %% [markdown]
+# ### Exercise 4.2 · The vote of three or one member?
+#
+# Seed 000 keeps a pixel when a strict majority of its three generators flag it. **Predict:** is the
+# vote's mean test Dice (all lesion kinds) higher than that of member `member` alone — each with its own
+# threshold chosen on validation? Change `member` and `vote_method` and look again.
+
+# %%
+better = None  # your prediction: "vote" or "member"
+member = 0  # the parameter to change: 0 … number of members − 1
+vote_method = "fastgan_encoder"
+
+# %%
+vote_result = ex.vote_vs_member(run.load_method_results(vote_method), member)
+pd.DataFrame(vote_result).T
+
+# %%
+print(ex.check_vote(better, vote_result))

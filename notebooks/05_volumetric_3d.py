@@ -328,3 +328,56 @@ display(timing)
 out_dir = run.volumetric
 print(f"written: {out_dir}/methods/*.npz|json, {out_dir}/maps/<method>/<scan>.nii.gz, {out_dir}/scores.csv, "
       f"{out_dir}/summary.json, models in {out_dir}/models")
+
+# %% [markdown]
+# ## Exercises
+#
+# Predict first, then run. Each exercise has an answer cell (your prediction, `None` until you answer, and
+# the one parameter to change), a computation on the scores this notebook saved under `volumetric/methods/`
+# (no training), and a self-check that compares your prediction with what the computation found. The logic
+# lives in `ctad_core/exercises.py`.
+#
+# ### Exercise 5.1 · Full head or skull-stripped, on fractures?
+#
+# CTFSH (seed 002) trained every model on the full head and on skull-stripped volumes. **Predict:** which of
+# the pair detects scans with a `fracture` better (test scan AUROC against the healthy scans, each method's
+# own score)? The table also shows how much of the fracture lies inside each model's evaluation mask. Then
+# set `strip_kind` to `"iph"` and predict again.
+
+# %%
+better_on_kind = None  # your prediction: one of the names in strip_pair
+strip_pair = ["ctfsh_ae_msssim", "ctfsh_ae_msssim_strip"]
+strip_kind = "fracture"  # the parameter to change: a lesion kind
+
+# %%
+from ctad_core import exercises as ex
+
+found_ex = run.find_method_results()
+missing = [n for n in strip_pair if n not in found_ex]
+if missing:
+    print(f"no results of {missing} in this run (found: {', '.join(found_ex)}): edit strip_pair")
+strip_table = ex.compare_auroc({n: run.load_method_results(n) for n in strip_pair if n in found_ex}, strip_kind)
+strip_table
+
+# %%
+print(ex.check_better_method(better_on_kind, strip_table, name="better_on_kind"))
+
+# %% [markdown]
+# ### Exercise 5.2 · L1 or L1 + MS-SSIM? AE or VAE?
+#
+# **Predict:** which of `loss_pair` separates lesioned from healthy test scans better (scan AUROC over all
+# lesion kinds)? Then compare an AE with a VAE by changing `loss_pair` — e.g. `ctfsh_ae_msssim` and
+# `ctfsh_vae_msssim` in the `quick` profile, `ctfsh_ae_acai` and `ctfsh_vae_acai_strip` in `smoke` (the
+# names found in this run are printed).
+
+# %%
+better_loss = None  # your prediction: one of the names in loss_pair
+loss_pair = ["ctfsh_ae_l1", "ctfsh_ae_msssim"]  # the parameter to change
+
+# %%
+print("methods in this run:", ", ".join(found_ex))
+loss_table = ex.compare_auroc({n: run.load_method_results(n) for n in loss_pair if n in found_ex})
+loss_table
+
+# %%
+print(ex.check_better_method(better_loss, loss_table, name="better_loss"))

@@ -164,3 +164,52 @@ if message:
 else:
     display(Markdown((root / "scores.md").read_text()))
     print("positive class:", scores["positive"], "· readers:", sorted(scores["readers"]))
+
+# %% [markdown]
+# ## Exercises
+#
+# Predict first, then run. Each exercise has an answer cell (`None` until you answer, and the one parameter
+# to change), a computation on this notebook's gallery and scores, and a self-check that compares your
+# answer with what the computation found. The logic lives in `ctad_core/exercises.py`.
+#
+# ### Exercise 6.1 · People or the machine observer?
+#
+# **Predict:** on this gallery, is the machine observer more accurate than the readers on average? (With
+# `simulate_readers` the readers are simulated — one guessing, one right 80 % of the time.) Then rate
+# yourself: set `reader` in the parameters cell, rate in JupyterLab, run the scores cell again and this
+# exercise again.
+
+# %%
+machine_beats_readers = None  # your prediction: True or False
+
+# %%
+from ctad_core import exercises as ex
+
+hvm = ex.human_vs_machine(scores)
+print("readers:", {k: round(v, 3) for k, v in hvm["readers"].items()}, "| machine observer:", round(hvm["machine"], 3))
+
+# %%
+print(ex.check_machine_beats(machine_beats_readers, hvm))
+
+# %% [markdown]
+# ### Exercise 6.2 · Be a reader
+#
+# The first `n_guess` gallery images are shown below, numbered. Write one letter per image into
+# `my_guesses`, `R` for real and `G` for generated (e.g. `"RGGRGRRG"`); the check scores you against the
+# key. How many would a coin get right?
+
+# %%
+my_guesses = None  # your answer: a string of R and G, one letter per image shown
+n_guess = 8  # the parameter to change: how many images to judge
+
+# %%
+n_guess = min(n_guess, len(names))
+fig, axes = plt.subplots(1, n_guess, figsize=(1.6 * n_guess, 1.9), squeeze=False)
+for j, ax in enumerate(axes[0]):
+    ax.imshow(shown[j], cmap="gray", vmin=0, vmax=1)
+    ax.set_title(str(j + 1), fontsize=9)
+    ax.axis("off")
+plt.show()
+
+# %%
+print(ex.check_guesses(my_guesses, names[:n_guess], gallery.key()))

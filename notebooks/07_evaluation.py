@@ -263,3 +263,51 @@ if interactive and results:
 # %%
 print("wrote", report_dir / "metrics.json")
 print(sorted(p.name for p in report_dir.iterdir()))
+
+# %% [markdown]
+# ## Exercises
+#
+# Predict first, then run. Each exercise has an answer cell (your prediction, `None` until you answer, and
+# the one parameter to change), a computation on the methods' saved maps (no model runs), and a self-check
+# that compares your prediction with what the computation found. The logic lives in
+# `ctad_core/exercises.py`.
+#
+# ### Exercise 7.1 · The validation threshold against the oracle
+#
+# Every threshold above was chosen on validation. The *oracle* picks the best threshold on the test set
+# itself — an upper bound no honest method can claim. **Predict:** what share of the oracle's pooled test
+# Dice ([DICE], seed 004) does the validation threshold keep for `oracle_method`? Answer a number between 0
+# and 1 (within 0.1 counts as right). Then try another method.
+
+# %%
+share_of_oracle = None  # your prediction: a number between 0 and 1
+oracle_method = "fastgan_encoder"  # the parameter to change: a method found above
+
+# %%
+from ctad_core import exercises as ex
+
+oracle_method = ex.pick_method(list(found), oracle_method)
+oracle = ex.val_test_dice(load_method_results(found[oracle_method]), reduce="pooled")
+{k: round(v, 4) if isinstance(v, float) else v for k, v in oracle.items()}
+
+# %%
+print(ex.check_oracle_share(share_of_oracle, oracle))
+
+# %% [markdown]
+# ### Exercise 7.2 · AUROC or AUPRC?
+#
+# Lesion pixels are a few per cent of the brain. **Predict:** for `pixel_method`, is its pixel AUROC or its
+# pixel AUPRC the higher number? The table adds a random map: what does each metric give for a map that
+# knows nothing? Then try another method.
+
+# %%
+higher_metric = None  # your prediction: "AUROC" or "AUPRC"
+pixel_method = "fastgan_restoration"  # the parameter to change: a method found above
+
+# %%
+pixel_method = ex.pick_method(list(found), pixel_method)
+pixel_table = ex.pixel_auroc_auprc(load_method_results(found[pixel_method]), seed=seed)
+pixel_table.round(4)
+
+# %%
+print(ex.check_higher_metric(higher_metric, pixel_table))
