@@ -649,6 +649,17 @@ def fit_table(md: str, max_width_px: float = 1000.0, corner: str | None = None) 
     Returns:
         Markdown: one table, or several separated by blank lines.
     """
+    lines = md.strip("\n").splitlines()
+    first = next((i for i, line in enumerate(lines) if line.lstrip().startswith("|")), None)
+    if first is None:
+        return md
+    last = first
+    while last + 1 < len(lines) and lines[last + 1].lstrip().startswith("|"):
+        last += 1
+    if first > 0 or last + 1 < len(lines):  # text around the table (a title, a footnote) stays as it is
+        table = "\n".join(lines[first : last + 1])
+        parts = ["\n".join(lines[:first]), fit_table(table, max_width_px, corner), "\n".join(lines[last + 1 :])]
+        return "\n".join(p for p in parts if p)
     rows = _table_rows(md)
     if not rows or table_width_px(md) <= max_width_px:
         return md

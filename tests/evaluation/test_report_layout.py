@@ -276,3 +276,15 @@ def test_fit_table_splits_when_neither_orientation_fits():
     assert len(parts) > 1 and all(RF.table_width_px(p) <= 1000 for p in parts)
     cells = {c for p in parts for r in RF._table_rows(p) for c in r}
     assert cells >= {c for r in [header, *rows] for c in r}
+
+
+def test_fit_table_keeps_a_title_and_footnote_out_of_the_table():
+    methods = [f"ctfsh_method_number_{j:02d}" for j in range(16)]
+    wide = _md(["Test set", *methods], [["Haemorrhage", *(f"0.{j:02d}" for j in range(16))]])
+    note = "Median with its 95 % interval (patients resampled)."
+    out = RF.fit_table(f"### Title\n\n{wide}\n\n{note}", 1000, corner="Method")
+    assert out.startswith("### Title\n") and out.endswith(note)
+    table = "\n".join(line for line in out.splitlines() if line.startswith("|"))
+    assert RF.table_width_px(table) <= 1000
+    assert all(note not in c for r in RF._table_rows(table) for c in r)
+    assert RF._table_rows(table)[0] == ["Method", "Haemorrhage"]
