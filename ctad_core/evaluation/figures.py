@@ -658,7 +658,11 @@ def fit_table(md: str, max_width_px: float = 1000.0, corner: str | None = None) 
         last += 1
     if first > 0 or last + 1 < len(lines):  # text around the table (a title, a footnote) stays as it is
         table = "\n".join(lines[first : last + 1])
-        parts = ["\n".join(lines[:first]), fit_table(table, max_width_px, corner), "\n".join(lines[last + 1 :])]
+        parts = [
+            "\n".join(lines[:first]),
+            fit_table(table, max_width_px, corner),
+            "\n".join(lines[last + 1 :]),
+        ]
         return "\n".join(p for p in parts if p)
     rows = _table_rows(md)
     if not rows or table_width_px(md) <= max_width_px:
