@@ -148,9 +148,10 @@ def _run_slices(
     resume: bool = True,
     progress: bool = True,
     *,
+    evaluate: bool = True,
     info: ddp.DistInfo | None = None,
     **_: Any,
-) -> MethodResults:
+) -> MethodResults | TrainedMethod:
     """The 2D baselines: train (or reload) on the run's healthy training slices, score the val/test slices
     seed 000 scores (same selection, same size), write under ``restoration/``."""
     size = fastgan_method.slice_size(run)
@@ -159,6 +160,8 @@ def _run_slices(
     x_train = fastgan_method.model_slices(run.slices("train"), size, spec.window, spec.skull_strip)[0][:, 0]
     out = run.stage(d.stage, create=True)
     tm = train_method(spec, x_train.numpy(), out, seed=seed, resume=resume, progress=progress, info=info)
+    if not evaluate:
+        return tm
     items = fastgan_method.eval_slices(
         run, size, int(params["max_slices_per_split"]), seed, spec.window, spec.skull_strip
     )

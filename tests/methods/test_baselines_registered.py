@@ -141,6 +141,11 @@ def test_the_2d_baselines_score_the_slices_seed_000_scores(results_2d, run_with_
     for r in results_2d.values():
         np.testing.assert_array_equal(r.scan_id, ev.scan_id)
         assert r.info["slice_index"] == ev.slice_index.tolist() and r.info["items_per_scan"] == 3.0
+        tm = M.run_method(
+            r.name, run_with_slices, TINY, progress=False, evaluate=False
+        )  # reloaded, not scored
+        assert isinstance(tm, M.TrainedMethod) and tm.spec.spatial_dims == 2
+        assert (run_with_slices / "restoration" / "models" / f"{r.name}.pt").is_file()
         if r.name == "dae2d":  # its post-processing erodes the brain mask (Kascenas)
             assert (r.brain <= ev.brain).all() and r.brain.sum() < ev.brain.sum()
         else:
