@@ -64,6 +64,22 @@ channels_last = False
 max_slices_per_split = 60
 n_show = 4
 threads = 0
+ckpt_every = 100
+# baselines on the same slices (issue 11): the floor every method must beat
+baselines = ["intensity2d", "intensity_hypo2d", "normative2d", "dae2d"]
+intensity_window = "brain"  # the map is the windowed slice inside the brain (intensity_hypo2d: its negative)
+normative_window = "brain"
+normative_floor = 0.02  # lower bound of the pixel spread (model-range units)
+dae_window = "brain"
+dae_channels = [8, 16, 32, 64]  # Kascenas et al.: 64, 128, 256, 512 at 128²
+dae_noise_cell = 4  # 16 noise cells per side, as Kascenas' 16² noise on 128² slices
+dae_noise_std = 0.2  # Kascenas: 0.2
+dae_batch_size = 16  # Kascenas: 16
+dae_steps = 400  # Kascenas: 2100 epochs × 32 batches (67 200 steps)
+dae_lr = 1e-3  # Kascenas: 1e-4 (Adam, AMSGrad, weight decay 1e-5)
+dae_weight_decay = 1e-5
+dae_median = 3  # Kascenas: 5
+dae_erode = 1  # Kascenas: the foreground eroded by a 5-wide window
 
 # %% [markdown]
 # ## Setup
@@ -93,7 +109,11 @@ params = dict(  # the parameters cell, passed on as one dict
     steps=steps, lr=lr, restoration_init=restoration_init, batch_size=batch_size, w_percept=w_percept,
     w_mse=w_mse, feature_space=feature_space, vgg_weights=vgg_weights, residual_mode=residual_mode,
     closing_radius=closing_radius, top_fraction=top_fraction, amp=amp, channels_last=channels_last,
-    max_slices_per_split=max_slices_per_split,
+    max_slices_per_split=max_slices_per_split, ckpt_every=ckpt_every,
+    intensity_window=intensity_window, normative_window=normative_window, normative_floor=normative_floor,
+    dae_window=dae_window, dae_channels=dae_channels, dae_noise_cell=dae_noise_cell, dae_noise_std=dae_noise_std,
+    dae_batch_size=dae_batch_size, dae_steps=dae_steps, dae_lr=dae_lr, dae_weight_decay=dae_weight_decay,
+    dae_median=dae_median, dae_erode=dae_erode,
 )
 gans = run.ensemble("gan")
 print("device:", describe_device(dev), f"| {gans.n_members} members, {gans.config['image_size']} px, "
@@ -114,6 +134,21 @@ has_lesion = res.lesion.reshape(len(res.lesion), -1).any(1)
 print(f"{len(res.scan_id)} slices: " + ", ".join(
     f"{s}: {int((res.split == s).sum())} ({int(has_lesion[res.split == s].sum())} with lesion)" for s in ("val", "test")))
 {k: {"seconds_per_slice": r.info["seconds_per_item"], "members": r.info["n_members"]} for k, r in results.items()}
+
+# %% [markdown]
+# ## Baselines on the same slices
+#
+# The same validation and test slices, scored by three simple methods that the evaluator treats exactly
+# like seed 000's: the windowed slice itself inside the brain (**intensity2d**, Meissen et al. 2021, and its
+# negative **intensity_hypo2d**), the per-pixel deviation from the healthy training slices in units of their
+# spread (**normative2d**), and a U-Net trained to remove coarse noise from healthy slices (**dae2d**,
+# Kascenas et al. 2023). They are the floor every method must beat: a map that does no better than the
+# brightness of the pixel has not learnt what healthy anatomy looks like.
+
+# %%
+base_results = {name: run_method(name, run, params, dev, seed, progress=False) for name in baselines}
+for name, r in base_results.items():
+    print(f"{name}: trained {r.info['train_seconds']:.1f} s, {r.info['seconds_per_item'] * 1000:.2f} ms / slice")
 
 # %% [markdown]
 # ## The restoration loss
@@ -139,6 +174,10 @@ plt.show()
 fig = fgfig.show_examples(list(results.values()), lesion_idx, "lesioned slices: residuals should light up the lesion")
 fig.savefig(out_dir / "lesion_examples.png", dpi=100)
 plt.show()
+if base_results:  # the same lesioned slices through the baselines' maps: the floor
+    fig = fgfig.show_examples(list(base_results.values()), lesion_idx, "baselines on the same slices: the floor")
+    fig.savefig(out_dir / "baseline_examples.png", dpi=100)
+    plt.show()
 
 # %% [markdown]
 # ## Results for notebook 07
@@ -155,8 +194,9 @@ sorted(p.name for p in (out_dir / "methods").iterdir())
 # %% [markdown]
 # ## Choosing the threshold on validation, measuring on test
 #
-# Dice of the members' majority vote against the threshold on the validation slices with lesions (the
-# seed's Fig. 6): the results depend strongly on it. The best one is applied unchanged to the test slices.
+# Dice of the members' majority vote (a baseline: its one map) against the threshold on the validation slices
+# with lesions (the seed's Fig. 6): the results depend strongly on it. The baselines' rows are the floor every
+# method must beat. The best one is applied unchanged to the test slices.
 # This is the evaluator of notebook 07 (`ctad_core.evaluation.evaluate`), called the same way, so the test
 # Dice below is the one in `report/metrics.json`. Pixel AUROC / AUPRC use the members' mean residual
 # inside the brain and need no threshold.
@@ -167,7 +207,7 @@ import pandas as pd
 from ctad_core.evaluation import evaluate
 from ctad_core.evaluation import figures as evfig
 
-evaluations = {r.name: evaluate(r) for r in results.values()}
+evaluations = {r.name: evaluate(r) for r in [*results.values(), *base_results.values()]}
 fig = evfig.dice_threshold_figure(evaluations, "all")
 fig.savefig(out_dir / "dice_vs_threshold.png", dpi=100)
 plt.show()
@@ -195,7 +235,8 @@ xn, lesion = res.inputs, res.lesion
 first = evaluations["fastgan_encoder"]
 test_items = first.dice_test["all"][1] if "all" in first.dice_test else np.zeros(0, int)
 show = list(range(min(n_show, len(test_items))))
-fig, axes = plt.subplots(max(1, len(show)), 3, figsize=(6.5, 2.2 * len(show)), squeeze=False)
+fig, axes = plt.subplots(max(1, len(show)), 1 + len(evaluations), figsize=(2.2 * (1 + len(evaluations)), 2.2 * len(show)),
+                         squeeze=False)
 for r, j in enumerate(show):
     i = test_items[j]
     panels = [("reference", lesion[i] > 0)] + [

@@ -60,6 +60,10 @@ methods = [  # ACAI (ctfsh_*_acai) and the VAE/strip grid run in the smoke, gpu 
     "ctfsh_ae_msssim_strip",
     "resae",
     "resae_spatial",
+    "intensity",  # the baselines (issue 11): the floor every method must beat
+    "intensity_hypo",
+    "normative",
+    "dae",
 ]
 # seed 001 — Viana et al. 3D f-AnoGAN (paper: 64³, latent 2500, Kwon's widths 64…512)
 fanogan_window = "viana"  # [-20, 100] HU
@@ -105,6 +109,21 @@ resae_weight_decay = 1e-5
 resae_median = 3  # Luo: 5³ at 1 mm; at the quick grid (3.6 mm voxels) 3³ is the nearer physical size
 resae_erode = 1
 resae_min_size = 4
+# baselines (issue 11) — intensity (Meissen et al. 2021), voxel-wise normative model, coarse-noise DAE
+intensity_window = "brain"  # the map is the windowed image inside the brain (intensity_hypo: its negative)
+normative_window = "brain"
+normative_floor = 0.02  # lower bound of the voxel spread (model-range units, ~1 % of the window)
+dae_window = "brain"
+dae_downsample = 2
+dae_channels = [4, 8, 16]  # Kascenas et al.: 2D U-Net, 64…512 at 128²; the 3D U-Net is the workbook's
+dae_noise_cell = 2  # noise grid this many voxels coarser: 16 cells per side as Kascenas' 16² noise on 128²
+dae_noise_std = 0.2  # Kascenas: 0.2
+dae_batch_size = 4
+dae_steps = 300  # Kascenas: 2100 epochs × 32 batches of 16
+dae_lr = 1e-3  # Kascenas: 1e-4 (Adam, AMSGrad)
+dae_weight_decay = 1e-5
+dae_median = 3  # Kascenas: 5 (median filter of the residual)
+dae_erode = 1
 # all methods
 eval_batch_size = 4
 amp = True  # bf16 autocast on CUDA (ignored on CPU)
@@ -126,7 +145,7 @@ from ctad_core import viz
 from ctad_core.evaluation import auroc_table, evaluate
 from ctad_core.evaluation import figures as evfig
 from ctad_core.methods import figures as vfig
-from ctad_core.methods import method_spec, run_method, training_history, write_summary
+from ctad_core.methods import baseline_names, method_spec, run_method, training_history, write_summary
 from ctad_core.methods.inputs import VolumeCache
 from ctad_core.run import Run
 from ctad_core.utils import describe_device, resolve_device, seed_everything
@@ -153,6 +172,10 @@ params = dict(  # the parameters cell, passed on as one dict
     resae_batch_size=resae_batch_size, resae_steps=resae_steps, resae_lr=resae_lr,
     resae_weight_decay=resae_weight_decay, resae_median=resae_median, resae_erode=resae_erode,
     resae_min_size=resae_min_size,
+    intensity_window=intensity_window, normative_window=normative_window, normative_floor=normative_floor,
+    dae_window=dae_window, dae_downsample=dae_downsample, dae_channels=dae_channels, dae_noise_cell=dae_noise_cell,
+    dae_noise_std=dae_noise_std, dae_batch_size=dae_batch_size, dae_steps=dae_steps, dae_lr=dae_lr,
+    dae_weight_decay=dae_weight_decay, dae_median=dae_median, dae_erode=dae_erode,
     eval_batch_size=eval_batch_size, amp=amp, ckpt_every=ckpt_every,
 )
 config = run.config()
@@ -300,7 +323,36 @@ if luo:
         plt.show()
 
 # %% [markdown]
+# ## Baselines: the floor every method must beat
+#
+# Three simple methods, registered and scored exactly like the seeds' (same evaluator, same mask, same
+# top-1 % scan score). A seed method that does not beat them on a lesion kind has learnt nothing that
+# the intensities alone do not say.
+#
+# - **intensity** / **intensity_hypo** (Meissen et al. 2021): the windowed image itself inside the brain is
+#   the anomaly map — bright for haemorrhage, its negative for hypodense lesions. No training.
+# - **normative**: per-voxel median and spread (1.4826·MAD) of the healthy training scans, which are aligned;
+#   the map is the deviation z in units of that spread (|z|; max(z, 0) for haemorrhages).
+# - **dae** (Kascenas et al. 2023): a U-Net trained to remove *coarse* noise from healthy scans; the map is
+#   the median-filtered residual |x − f(x)| of the clean scan.
+
+# %%
+base = [m for m in methods if m in baseline_names("3d")]
+for name in base:
+    train_and_score(name)
+base = [m for m in base if m in infos]
+if base:
+    display(auroc_table({n: evaluations[n] for n in base}).round(3))
+    best_base = max(base, key=lambda n: evaluations[n].metrics["scan_auroc"])
+    res = run.load_method_results(best_base)
+    for i in vfig.pick_cases(res)[-1:]:  # the largest lesion
+        vfig.case_views(res, i)
+        plt.show()
+
+# %% [markdown]
 # ## All methods: per-pathology AUROC, ROC curves, timings
+#
+# The baselines are in the table beside the seeds' methods: they are the floor every method must beat.
 #
 # Each method's own scan score (f-AnoGAN: Eq. 6; CTFSH: I; Luo: mean of the top 1 % of the post-processed
 # map — Luo scored slices, so this scan score is the workbook's choice). Notebook 07 recomputes these and the

@@ -13,7 +13,15 @@ fanogan3d               fanogan   3d     3d     001 Viana: 3D f-AnoGAN with fine
 fanogan2d               fanogan   3d     2d     001 Viana: the same networks on mid-axial slices
 ctfsh_*  (12)           ctfsh     3d     3d     002 CTFSH: AE/VAE × L1/MS-SSIM/ACAI × full head/skull-stripped
 resae, resae_spatial    resae     3d     3d     004 Luo: residual AE, dense latent / spatial-latent ablation
+intensity               intensity 3d     3d     baseline: the windowed image inside the brain (hyperdense)
+intensity_hypo          intensity 3d     3d     baseline: its negative (hypodense)
+normative               normative 3d     3d     baseline: voxel-wise robust z against the healthy scans
+dae                     dae       3d     3d     baseline: coarse-noise denoising U-Net (Kascenas 2023)
+intensity2d, …, dae2d   (same)    2d     2d     the four baselines on notebook 04's slices
 ======================  ========  =====  =====  ==============================================================
+
+The baselines (issue 11; :attr:`MethodDef.baseline`) are the floor every method must beat: the 3D ones run
+in notebook 05 beside seeds 001–004, the 2D ones (``*2d``) in notebook 04 on the slices seed 000 scores.
 
 :func:`run_method` trains or loads and scores any of them and returns (and saves) its
 :class:`~ctad_core.results.MethodResults`. Adding a method means adding a folder and registry entries.
@@ -27,24 +35,28 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import torch
 
 from ctad_core import distributed as ddp
 from ctad_core.methods.base import Family, TrainedMethod, load_history, load_trained, train_method
 from ctad_core.methods.ctfsh.method import FAMILY as CTFSH
 from ctad_core.methods.ctfsh.method import NAMES as CTFSH_NAMES
+from ctad_core.methods.dae.method import FAMILY as DAE
 from ctad_core.methods.fanogan.method import FAMILY as FANOGAN
 from ctad_core.methods.fastgan import method as fastgan_method
 from ctad_core.methods.inputs import VolumeCache
+from ctad_core.methods.intensity.method import FAMILY as INTENSITY
+from ctad_core.methods.normative.method import FAMILY as NORMATIVE
 from ctad_core.methods.resae.method import FAMILY as RESAE
-from ctad_core.methods.scoring import ScoredMethod, score_method, write_method, write_summary
+from ctad_core.methods.scoring import ScoredMethod, score_method, score_slices, write_method, write_summary
 from ctad_core.methods.spec import MethodSpec, default_params
 from ctad_core.results import MethodResults
 from ctad_core.run import Run
 from ctad_core.utils import resolve_device
 
-#: The folders whose methods share the 3D train / score path (:mod:`ctad_core.methods.base`).
-FAMILIES: dict[str, Family] = {f.name: f for f in (FANOGAN, CTFSH, RESAE)}
+#: The folders whose methods share the train / score path (:mod:`ctad_core.methods.base`).
+FAMILIES: dict[str, Family] = {f.name: f for f in (FANOGAN, CTFSH, RESAE, INTENSITY, NORMATIVE, DAE)}
 
 
 @dataclass(frozen=True)
@@ -61,6 +73,7 @@ class MethodDef:
         run: ``(definition, run, params, device, seed, resume, progress, **options) -> MethodResults``.
         counterpart: for a 2D variant, the 3D method it is compared with (Viana's 2D-vs-3D table).
         description: one line for listings.
+        baseline: a simple baseline (issue 11), the floor every method must beat, not a seed method.
     """
 
     name: str
@@ -72,9 +85,10 @@ class MethodDef:
     run: Callable[..., MethodResults]
     counterpart: str | None = None
     description: str = ""
+    baseline: bool = False
 
 
-# ------------------------------------------------------------------------------------ the two run paths
+# ---------------------------------------------------------------------------------- the three run paths
 
 
 def _run_fastgan(
@@ -125,12 +139,54 @@ def _run_volume(
     return ev.results
 
 
+def _run_slices(
+    d: MethodDef,
+    run: Run,
+    params: dict[str, Any],
+    device: torch.device | str = "cpu",
+    seed: int = 0,
+    resume: bool = True,
+    progress: bool = True,
+    *,
+    evaluate: bool = True,
+    info: ddp.DistInfo | None = None,
+    **_: Any,
+) -> MethodResults | TrainedMethod:
+    """The 2D baselines: train (or reload) on the run's healthy training slices, score the val/test slices
+    seed 000 scores (same selection, same size), write under ``restoration/``."""
+    size = fastgan_method.slice_size(run)
+    spec = method_spec(d.name, (size, size), params)
+    info = info or ddp.DistInfo(device=torch.device(device))
+    x_train = fastgan_method.model_slices(run.slices("train"), size, spec.window, spec.skull_strip)[0][:, 0]
+    out = run.stage(d.stage, create=True)
+    tm = train_method(spec, x_train.numpy(), out, seed=seed, resume=resume, progress=progress, info=info)
+    if not evaluate:
+        return tm
+    items = fastgan_method.eval_slices(
+        run, size, int(params["max_slices_per_split"]), seed, spec.window, spec.skull_strip
+    )
+    per_scan = float(np.mean(np.unique(run.slices().scan_id, return_counts=True)[1]))
+    res = score_slices(tm, items, info.device, int(params["batch_size"]), per_scan, progress)
+    if info.is_main:
+        run.save_method_results(d.stage, res)
+    return res
+
+
 def _volume(
-    name: str, family: str, model_dims: str = "3d", counterpart: str | None = None, desc: str = ""
+    name: str,
+    family: str,
+    model_dims: str = "3d",
+    counterpart: str | None = None,
+    desc: str = "",
+    baseline: bool = False,
 ) -> MethodDef:
     return MethodDef(
-        name, family, "3d", model_dims, "volumetric", "05_volumetric_3d", _run_volume, counterpart, desc
+        name, family, "3d", model_dims, "volumetric", "05_volumetric_3d", _run_volume, counterpart, desc, baseline
     )
+
+
+def _slices(name: str, family: str, desc: str) -> MethodDef:
+    return MethodDef(name, family, "2d", "2d", "restoration", "04_latent_restoration", _run_slices, None, desc, True)
 
 
 def _fastgan(name: str, restoration: bool, desc: str) -> MethodDef:
@@ -151,8 +207,21 @@ REGISTRY: dict[str, MethodDef] = {
         *(_volume(n, "ctfsh", desc="seed 002: CTFSH AE/VAE") for n in CTFSH_NAMES),
         _volume("resae", "resae", desc="seed 004: Luo's residual AE, dense latent"),
         _volume("resae_spatial", "resae", desc="seed 004: Luo's residual AE, spatial latent (ablation)"),
+        _volume("intensity", "intensity", desc="baseline: windowed image inside the brain (hyperdense)", baseline=True),
+        _volume("intensity_hypo", "intensity", desc="baseline: negative windowed image (hypodense)", baseline=True),
+        _volume("normative", "normative", desc="baseline: voxel-wise robust z of the healthy scans", baseline=True),
+        _volume("dae", "dae", desc="baseline: coarse-noise denoising 3D U-Net (Kascenas 2023)", baseline=True),
+        _slices("intensity2d", "intensity", "baseline: windowed slice inside the brain (hyperdense)"),
+        _slices("intensity_hypo2d", "intensity", "baseline: negative windowed slice (hypodense)"),
+        _slices("normative2d", "normative", "baseline: pixel-wise robust z of the healthy slices"),
+        _slices("dae2d", "dae", "baseline: coarse-noise denoising 2D U-Net (Kascenas 2023)"),
     )
 }
+
+
+def baseline_names(level: str | None = None) -> list[str]:
+    """The registered baselines (issue 11), optionally of one item level (``"2d"`` slices, ``"3d"`` volumes)."""
+    return [n for n, d in REGISTRY.items() if d.baseline and (level is None or d.level == level)]
 
 
 def method_names() -> list[str]:
@@ -179,11 +248,12 @@ def method_params(name: str, params: dict[str, Any] | None = None) -> dict[str, 
 def method_spec(
     name: str, volume_shape: tuple[int, int, int], params: dict[str, Any] | None = None
 ) -> MethodSpec:
-    """The :class:`~ctad_core.methods.spec.MethodSpec` of a 3D-path method from flat parameters.
+    """The :class:`~ctad_core.methods.spec.MethodSpec` of a method of :data:`FAMILIES` from flat parameters.
 
     Args:
-        name: a registered name of the fanogan, ctfsh or resae folder.
-        volume_shape: (D, H, W) of the prepared volumes (read from the data, not assumed).
+        name: a registered name of the fanogan, ctfsh, resae or a baseline's folder.
+        volume_shape: (D, H, W) of the prepared volumes (read from the data, not assumed), or (S, S) of the
+            slices for a 2D baseline.
         params: flat parameters (notebook / YAML); missing keys come from notebook 05's parameters cell.
 
     Raises:
@@ -253,6 +323,7 @@ __all__ = [
     "MethodSpec",
     "ScoredMethod",
     "TrainedMethod",
+    "baseline_names",
     "get",
     "load_trained",
     "method_names",

@@ -21,6 +21,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from ctad_core import anomaly
 from ctad_core import distributed as ddp
 from ctad_core.methods.inputs import axial_slices, mid_axial_range
 from ctad_core.methods.spec import MethodSpec
@@ -49,6 +50,11 @@ class Family:
         info: ``(trained, extra) -> dict`` method-specific entries of the results' info, or None.
         segmentation: ``spec -> dict`` the segmentation step the evaluator applies after thresholding
             (:data:`ctad_core.results.NO_SEGMENTATION` keys).
+        residual: ``(trained, inputs, recon) -> signed map`` (N, *spatial), higher = more anomalous, from which
+            the maps are made (|·| and max(·, 0)); None: ``inputs − recon``. The baselines' maps: the
+            windowed image (intensity), the deviation in units of the healthy spread (normative).
+        baseline: a simple baseline (issue 11: the floor every method must beat), not a seed method.
+        map: what the map is before post-processing, for the results' info.
     """
 
     name: str
@@ -61,6 +67,63 @@ class Family:
     postprocess: Callable[..., dict[str, Any]] | None = None
     info: Callable[..., dict[str, Any]] | None = None
     segmentation: Callable[[MethodSpec], dict[str, Any]] = lambda spec: dict(NO_SEGMENTATION)
+    residual: Callable[[TrainedMethod, np.ndarray, np.ndarray], np.ndarray] | None = None
+    baseline: bool = False
+    map: str = "|x - x_hat| in the model range"
+
+
+@dataclass
+class NoTraining:
+    """The training config of a method that fits in one pass (intensity, normative): no steps."""
+
+    batch_size: int = 1
+
+
+def top_fraction_postprocess(
+    spec: MethodSpec,
+    maps: np.ndarray,
+    maps_pos: np.ndarray,
+    mask: np.ndarray,
+    inputs: np.ndarray,
+    recon: np.ndarray,
+    brain: np.ndarray,
+) -> dict[str, Any]:
+    """Maps unchanged; scan score = mean of the top 1 % of ``maps`` inside ``mask`` (slices or volumes)."""
+    return {"scan_score": anomaly.scan_score(maps, mask, top_fraction=0.01, spatial_dims=maps.ndim - 1)}
+
+
+def median_eroded_postprocess(
+    spec: MethodSpec,
+    maps: np.ndarray,
+    maps_pos: np.ndarray,
+    mask: np.ndarray,
+    inputs: np.ndarray,
+    recon: np.ndarray,
+    brain: np.ndarray,
+) -> dict[str, Any]:
+    """Median filter inside an eroded mask, then the top-1 % scan score (Luo 2023; Kascenas et al. 2022).
+
+    Args:
+        spec: the method (``spec.post``: ``median`` side, ``erode`` iterations).
+        maps, maps_pos: (N, *spatial) |residual| and max(residual, 0) inside ``mask`` (slices or volumes).
+        mask: (N, *spatial) evaluation mask; inputs, recon: model-range inputs and reconstructions;
+        brain: (N, *spatial) brain masks (unused here).
+
+    Returns:
+        ``maps``, ``maps_haemorrhage``, ``mask`` (eroded), ``scan_score`` (N,) and ``map`` (a description).
+    """
+    post, sd = spec.post, maps.ndim - 1
+    eroded = anomaly.erode_mask(mask, iterations=post["erode"], spatial_dims=sd) if post["erode"] else mask
+    maps = anomaly.median_filter(maps, post["median"], spatial_dims=sd) * eroded
+    maps_pos = anomaly.median_filter(maps_pos, post["median"], spatial_dims=sd) * eroded
+    mask = eroded.astype(np.uint8)
+    return {
+        "maps": maps,
+        "maps_haemorrhage": maps_pos,
+        "mask": mask,
+        "scan_score": anomaly.scan_score(maps, mask, top_fraction=0.01, spatial_dims=sd),
+        "map": f", {post.get('median')}^{sd} median, eroded brain",
+    }
 
 
 def family_of(spec: MethodSpec) -> Family:
@@ -92,8 +155,9 @@ class TrainedMethod:
 
 
 def training_images(spec: MethodSpec, x: np.ndarray) -> np.ndarray:
-    """What a method trains on: the volumes (N, D, H, W), or for fanogan2d their mid-axial slices."""
-    if spec.spatial_dims == 2:
+    """What a method trains on: the volumes (N, D, H, W), or for a 2D model their mid-axial slices (fanogan2d);
+    slices (N, H, W) (the 2D baselines of notebook 04) as they are."""
+    if spec.spatial_dims == 2 and x.ndim == 4:
         start, stop = mid_axial_range(x.shape[1], spec.mid_fraction or 1.0)
         return axial_slices(x, start, stop)
     return x
@@ -216,6 +280,9 @@ def load_history(path: str | Path) -> dict[str, list[dict[str, float]]]:
 
 __all__ = [
     "Family",
+    "NoTraining",
+    "median_eroded_postprocess",
+    "top_fraction_postprocess",
     "TrainedMethod",
     "family_of",
     "load_history",

@@ -135,23 +135,14 @@ def score_method(
         recon = upsample(rs, full)
         if band is not None:
             recon[:, : band[0]], recon[:, band[1] :] = items.x[:, : band[0]], items.x[:, band[1] :]
-        brain = items.eval_mask(spec.skull_strip).copy()
-        signed = (items.x - recon) * (brain > 0)
-        maps = np.abs(signed).astype(np.float32)
-        maps_pos = np.maximum(signed, 0).astype(np.float32)  # seed 000's ρ = max(·, 0), for haemorrhages
-        del signed
+        outside = None
         if band is not None:
             outside = np.ones(items.x.shape[1], bool)
             outside[band[0] : band[1]] = False
-            maps[:, outside] = 0.0
-            maps_pos[:, outside] = 0.0
-            brain[:, outside] = 0
-        if family.postprocess is not None:
-            post = family.postprocess(spec, maps, maps_pos, brain, items.x, recon, items.brain)
-            maps, maps_pos = post.get("maps", maps), post.get("maps_haemorrhage", maps_pos)
-            brain, scores = post.get("mask", brain), post.get("scan_score", scores)
-            map_desc = post.get("map", "")
-            extra.update(post.get("extra", {}))
+        mp = method_maps(tm, items.x, recon, items.eval_mask(spec.skull_strip), items.brain, scores, outside)
+        maps, maps_pos, brain, scores = mp.maps, mp.maps_haemorrhage, mp.mask, mp.scan_score
+        map_desc = mp.description
+        extra.update(mp.extra)
     seconds = sw.seconds
 
     sel = np.flatnonzero(keep)
@@ -168,23 +159,7 @@ def score_method(
         brain=brain[sel].astype(np.uint8),
         recon=recon[sel].astype(np.float32),
         inputs=items.x[sel].astype(np.float32),
-        info={
-            "seconds_per_scan": seconds / max(1, n),
-            "train_seconds": tm.train_seconds,
-            "device": describe_device(device),
-            "family": spec.family,
-            "model_dims": f"{spec.spatial_dims}d",
-            "spec": spec.to_dict(),
-            "map": "|x - x_hat| in the model range"
-            + map_desc
-            + (
-                "; brain = evaluation mask (brain mask)"
-                if spec.skull_strip
-                else "; brain = evaluation mask (whole head)"
-            ),
-            "scan_score": family.scan_score,
-            "segmentation": family.segmentation(spec),
-        },
+        info={"seconds_per_scan": seconds / max(1, n), **_info(tm, device, map_desc)},
     )
     if family.info is not None:
         res.info.update(family.info(tm, scores, extra))
@@ -194,6 +169,140 @@ def score_method(
         res.info["band"] = list(band)
         res.info["excluded_scans"] = items.scan_id[~keep].tolist()
     return ev
+
+
+@dataclass
+class Maps:
+    """A method's anomaly maps on a batch of items (from :func:`method_maps`).
+
+    Attributes:
+        maps: (N, *spatial) float32 |residual| inside the mask (after the method's post-processing).
+        maps_haemorrhage: (N, *spatial) float32 max(residual, 0) inside the mask (post-processed).
+        mask: (N, *spatial) uint8 the evaluation mask (the method's post-processing may erode it).
+        scan_score: (N,) the per-item score (the method's own, or its post-processing's).
+        description: what the post-processing did, for ``info["map"]``.
+        extra: per-item arrays of the post-processing.
+    """
+
+    maps: np.ndarray
+    maps_haemorrhage: np.ndarray
+    mask: np.ndarray
+    scan_score: np.ndarray
+    description: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def method_maps(
+    tm: TrainedMethod,
+    x: np.ndarray,
+    recon: np.ndarray,
+    mask: np.ndarray,
+    brain: np.ndarray,
+    scores: np.ndarray,
+    outside: np.ndarray | None = None,
+) -> Maps:
+    """Maps of items (volumes or slices) from inputs and reconstructions, the one path of every family.
+
+    The signed residual is the family's ``residual`` (default ``x − recon``); ``maps`` = its absolute value and
+    ``maps_haemorrhage`` = its positive part (seed 000's ρ = max(·, 0)), both zero outside ``mask``; then the
+    family's ``postprocess``.
+
+    Args:
+        tm: the trained method.
+        x, recon: (N, *spatial) model-range inputs and reconstructions.
+        mask: (N, *spatial) evaluation mask (not modified). brain: (N, *spatial) brain masks.
+        scores: (N,) the method's own scores.
+        outside: (D,) bool axial slices outside a 2D model's band (fanogan2d): maps and mask set to 0 there.
+    """
+    family = family_of(tm.spec)
+    signed = family.residual(tm, x, recon) if family.residual is not None else x - recon
+    mask = np.array(mask, copy=True)
+    signed = signed * (mask > 0)
+    maps = np.abs(signed).astype(np.float32)
+    maps_pos = np.maximum(signed, 0).astype(np.float32)
+    del signed
+    if outside is not None:
+        maps[:, outside] = 0.0
+        maps_pos[:, outside] = 0.0
+        mask[:, outside] = 0
+    out = Maps(maps, maps_pos, mask, np.asarray(scores))
+    if family.postprocess is not None:
+        post = family.postprocess(tm.spec, maps, maps_pos, mask, x, recon, brain)
+        out = Maps(
+            post.get("maps", maps), post.get("maps_haemorrhage", maps_pos), post.get("mask", mask),
+            np.asarray(post.get("scan_score", scores)), post.get("map", ""), dict(post.get("extra", {})),
+        )
+    return out
+
+
+def _info(tm: TrainedMethod, device: torch.device, map_desc: str) -> dict[str, Any]:
+    """The results' info entries every family shares (timings, spec, map, score, segmentation step)."""
+    spec = tm.spec
+    family = family_of(spec)
+    return {
+        "train_seconds": tm.train_seconds,
+        "device": describe_device(device),
+        "family": spec.family,
+        "model_dims": f"{spec.spatial_dims}d",
+        "spec": spec.to_dict(),
+        "map": family.map
+        + map_desc
+        + ("; brain = evaluation mask (brain mask)" if spec.skull_strip else "; brain = evaluation mask (whole head)"),
+        "scan_score": family.scan_score,
+        "segmentation": family.segmentation(spec),
+        "baseline": family.baseline,
+    }
+
+
+def score_slices(
+    tm: TrainedMethod,
+    items: Any,
+    device: torch.device | str = "cpu",
+    batch_size: int = 64,
+    items_per_scan: float = 1.0,
+    progress: bool = True,
+) -> MethodResults:
+    """Score 2D slices with a method trained on slices (the 2D baselines of notebook 04).
+
+    Args:
+        tm: a method whose spec is 2D.
+        items: :class:`~ctad_core.methods.fastgan.method.EvalSlices`-like: ``x`` (N, 1, S, S) tensor or
+            (N, S, S) array in [-1, 1] (already windowed / skull-stripped for ``tm.spec``), ``lesion``,
+            ``brain`` (N, S, S), ``scan_id``, ``split``, ``kind``, ``slice_index`` (N,).
+        device: torch device. batch_size: slices per forward pass.
+        items_per_scan: slices per scan of the run (the evaluator's seconds per scan).
+        progress: tqdm bar.
+
+    Returns:
+        :class:`~ctad_core.results.MethodResults` at level ``"2d"``.
+    """
+    device = torch.device(device)
+    x = np.asarray(items.x, dtype=np.float32)
+    x = x[:, 0] if x.ndim == 4 else x
+    with Stopwatch(device) as sw:
+        inf = _infer(tm, x, device, batch_size, progress)
+        mp = method_maps(tm, x, inf["recon"], items.brain, items.brain, inf["score"])
+    n = len(x)
+    return MethodResults(
+        name=tm.spec.name,
+        level="2d",
+        scan_id=np.asarray(items.scan_id),
+        split=np.asarray(items.split),
+        kind=np.asarray(items.kind),
+        scan_score=np.asarray(mp.scan_score, np.float64),
+        maps=mp.maps,
+        maps_haemorrhage=mp.maps_haemorrhage,
+        lesion=np.asarray(items.lesion, np.uint8),
+        brain=mp.mask.astype(np.uint8),
+        recon=inf["recon"].astype(np.float32),
+        inputs=x,
+        info={
+            "seconds_per_item": sw.seconds / max(1, n),
+            "items_per_scan": float(items_per_scan),
+            "slice_index": np.asarray(items.slice_index).tolist(),
+            **_info(tm, device, mp.description),
+        },
+    )
 
 
 def _results(ev: ScoredMethod | MethodResults) -> MethodResults:

@@ -37,7 +37,7 @@ def show_examples(results: Sequence[MethodResults], idx: Sequence[int], title: s
     fig, axes = plt.subplots(len(idx), len(cols), figsize=(2.1 * len(cols), 2.1 * len(idx)), squeeze=False)
     healthy_px = (brain > 0) & ~has_lesion[:, None, None]
     floor = [float(np.quantile(r.maps[healthy_px], 0.95)) if healthy_px.any() else 0.02 for r in results]
-    vmax = float(np.quantile(results[-1].maps[brain > 0], 0.999))
+    vmax = [float(np.quantile(r.maps[brain > 0], 0.999)) if (brain > 0).any() else 1.0 for r in results]
     k = len(results)
     for row, i in enumerate(idx):
         axes[row, 0].imshow(x[i], cmap="gray", vmin=-1, vmax=1)
@@ -49,7 +49,7 @@ def show_examples(results: Sequence[MethodResults], idx: Sequence[int], title: s
                 np.ma.masked_less(r.maps[i] * brain[i], floor[c]),
                 cmap="autumn_r",
                 vmin=0,
-                vmax=vmax,
+                vmax=vmax[c],
                 alpha=0.8,
             )
         axes[row, -1].imshow(x[i], cmap="gray", vmin=-1, vmax=1)

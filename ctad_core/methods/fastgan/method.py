@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from ctad_core import anomaly
+from ctad_core.data.manifest import SliceSet
 from ctad_core.data.windows import to_model
 from ctad_core.methods.fastgan import train as fg_train
 from ctad_core.methods.fastgan.ensemble import residual_maps, resize_masks, select_slices, stack_members
@@ -52,21 +53,52 @@ class EvalSlices:
         return int(self.x.shape[0])
 
 
-def eval_slices(run: Run, image_size: int, max_slices_per_split: int = 0, seed: int = 0) -> EvalSlices:
+def model_slices(
+    ss: SliceSet, image_size: int, window: str | tuple[float, float], skull_strip: bool = False
+) -> tuple[torch.Tensor, np.ndarray, np.ndarray]:
+    """HU slices → model inputs at ``image_size``: (N, 1, S, S) tensor in [-1, 1], lesion and brain (N, S, S).
+
+    With ``skull_strip`` everything outside the (resized) brain mask is set to the window's lower bound (−1).
+    """
+    x = fg_train.prepare_slices(to_model(ss.image, window), image_size)
+    brain = resize_masks(ss.brain, image_size).astype(np.uint8)
+    if skull_strip:
+        x = torch.where(torch.from_numpy(brain[:, None] > 0), x, torch.tensor(-1.0))
+    return x, resize_masks(ss.lesion, image_size).astype(np.uint8), brain
+
+
+def eval_slices(
+    run: Run,
+    image_size: int,
+    max_slices_per_split: int = 0,
+    seed: int = 0,
+    window: str | tuple[float, float] | None = None,
+    skull_strip: bool = False,
+) -> EvalSlices:
     """The run's val + test slices (at most ``max_slices_per_split`` each, half lesioned; 0 = all), in model
-    range at ``image_size`` (:func:`~ctad_core.methods.fastgan.ensemble.select_slices`)."""
+    range at ``image_size`` (:func:`~ctad_core.methods.fastgan.ensemble.select_slices`): the run's window
+    (seed 000) or ``window``, skull-stripped with ``skull_strip`` (the 2D baselines score the same slices)."""
     ev = run.slices()
     ev = ev.subset(np.isin(ev.split, ["val", "test"]))
     ev = ev.subset(select_slices(ev.split, ev.lesion.reshape(len(ev), -1).any(1), max_slices_per_split, seed))
+    x, lesion, brain = model_slices(ev, image_size, window or run.window(), skull_strip)
     return EvalSlices(
-        x=fg_train.prepare_slices(to_model(ev.image, run.window()), image_size),
-        lesion=resize_masks(ev.lesion, image_size).astype(np.uint8),
-        brain=resize_masks(ev.brain, image_size).astype(np.uint8),
+        x=x,
+        lesion=lesion,
+        brain=brain,
         scan_id=ev.scan_id,
         slice_index=ev.slice_index,
         split=ev.split,
         kind=ev.kind,
     )
+
+
+def slice_size(run: Run) -> int:
+    """The side of the slices seed 000's methods score: the GAN ensemble's ``image_size`` (notebook 02), or
+    the slices' own side when the run has no ensemble."""
+    if (run.gan / "ensemble.json").is_file():
+        return int(run.ensemble("gan").config["image_size"])
+    return int(run.slices("val").image.shape[-1])
 
 
 def check_init(p: dict[str, Any]) -> str:

@@ -15,7 +15,15 @@ are hyperdense, infarcts and oedema hypodense. No training.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Any
+
 import numpy as np
+import torch
+from torch import Tensor, nn
+
+from ctad_core.methods.base import Family, NoTraining, top_fraction_postprocess
+from ctad_core.methods.spec import MethodSpec, window_param
 
 #: ``hyper``: brighter is more anomalous (haemorrhage); ``hypo``: darker is (infarct, oedema).
 POLARITIES = ("hyper", "hypo")
@@ -44,3 +52,60 @@ def intensity_map(x: np.ndarray, mask: np.ndarray | None, polarity: str = "hyper
             raise ValueError(f"mask {np.shape(mask)} and images {x.shape} differ in shape")
         m = np.where(np.asarray(mask) != 0, m, 0.0).astype(np.float32)
     return m
+
+
+# ------------------------------------------------------------------------------ the registered methods
+#
+# ``intensity`` / ``intensity2d`` (hyperdense: haemorrhage, calcification) and ``intensity_hypo`` /
+# ``intensity_hypo2d`` (hypodense: infarct, oedema); parameter ``intensity_window`` (notebook 05 for the
+# volumes, notebook 04 for the slices). Inputs are skull-stripped: the map lives inside the brain.
+
+
+@dataclass
+class IntensityConfig:
+    """The intensity baseline's "model": the grid it runs on and its polarity.
+
+    Attributes:
+        image_shape: (D, H, W) or (H, W).
+        polarity: ``"hyper"`` or ``"hypo"`` (:data:`POLARITIES`).
+    """
+
+    image_shape: tuple[int, ...]
+    polarity: str = "hyper"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"image_shape": list(self.image_shape), "polarity": self.polarity}
+
+
+def intensity_spec(name: str, shape: tuple[int, ...], p: dict[str, Any]) -> MethodSpec:
+    """``intensity[_hypo][2d]`` from ``intensity_window`` (``shape``: the volumes' or slices' grid)."""
+    polarity = "hypo" if "_hypo" in name else "hyper"
+    cfg = IntensityConfig(tuple(int(s) for s in shape), polarity)
+    return MethodSpec(name, "intensity", cfg, NoTraining(), window_param(p["intensity_window"]), True,
+                      amp=False, ckpt_every=1)
+
+
+def infer(tm: Any, xb: Tensor) -> tuple[Tensor, Tensor, dict[str, Tensor]]:
+    """The "reconstruction" is the window's bound the map is measured from (−1 hyper, +1 hypo)."""
+    bound = -1.0 if tm.spec.model.polarity == "hyper" else 1.0
+    rec = torch.full_like(xb, bound)
+    return rec, (xb - rec).abs().flatten(1).mean(1), {}
+
+
+def residual(tm: Any, x: np.ndarray, recon: np.ndarray) -> np.ndarray:
+    """The signed map: :func:`intensity_map` of the inputs (x + 1 hyper, 1 − x hypo)."""
+    return intensity_map(x, None, tm.spec.model.polarity)
+
+
+FAMILY = Family(
+    name="intensity",
+    spec=intensity_spec,
+    build=lambda spec: (nn.Identity(), None),
+    train=lambda model, x, spec, runner, seed, critic: None,
+    infer=infer,
+    scan_score="top-1% mean of the map inside the brain",
+    postprocess=top_fraction_postprocess,
+    residual=residual,
+    baseline=True,
+    map="windowed intensity inside the brain (Meissen 2021): x + 1 (hyperdense) or 1 - x (hypodense)",
+)

@@ -79,6 +79,17 @@ class NormativeModel:
         shape = train.shape[1:]
         return cls(med.reshape(shape), spread.reshape(shape), float(floor), int(len(train)))
 
+    def deviation(self, x: np.ndarray) -> np.ndarray:
+        """(N, ...) signed deviations z = (x − median) / spread of scans ``x`` (same grid as training).
+
+        Raises:
+            ValueError: grid mismatch.
+        """
+        x = np.asarray(x, dtype=np.float32)
+        if x.shape[1:] != self.median.shape:
+            raise ValueError(f"scans of shape {x.shape[1:]} do not match the model's grid {self.median.shape}")
+        return (x - self.median) / self.spread
+
     def score(self, x: np.ndarray, mode: str = "hyper") -> np.ndarray:
         """(N, ...) deviation maps of scans ``x`` (same grid as training).
 
@@ -87,10 +98,7 @@ class NormativeModel:
         """
         if mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
-        x = np.asarray(x, dtype=np.float32)
-        if x.shape[1:] != self.median.shape:
-            raise ValueError(f"scans of shape {x.shape[1:]} do not match the model's grid {self.median.shape}")
-        z = (x - self.median) / self.spread
+        z = self.deviation(x)
         if mode == "hyper":
             return np.maximum(z, 0.0)
         if mode == "hypo":

@@ -12,11 +12,9 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
 from torch import Tensor
 
-from ctad_core import anomaly
-from ctad_core.methods.base import Family, TrainedMethod
+from ctad_core.methods.base import Family, TrainedMethod, median_eroded_postprocess
 from ctad_core.methods.resae.model import ResAE, ResAEConfig
 from ctad_core.methods.resae.train import ResAETrain, train_resae
 from ctad_core.methods.spec import MethodSpec, pooled_shape, window_param
@@ -63,38 +61,8 @@ def infer(tm: TrainedMethod, xb: Tensor) -> tuple[Tensor, Tensor, dict[str, Any]
     return rec, (xb - rec).pow(2).flatten(1).mean(1), {}
 
 
-def postprocess(
-    spec: MethodSpec,
-    maps: np.ndarray,
-    maps_pos: np.ndarray,
-    mask: np.ndarray,
-    inputs: np.ndarray,
-    recon: np.ndarray,
-    brain: np.ndarray,
-) -> dict[str, Any]:
-    """Luo's post-processing of (N, D, H, W) maps: median filter, eroded evaluation mask; top-1 % scan score.
-
-    Args:
-        spec: the method (``spec.post``: ``median`` side, ``erode`` iterations).
-        maps, maps_pos: |x − x̂| and max(x − x̂, 0) inside ``mask``.
-        mask: (N, D, H, W) evaluation mask; inputs, recon: model-range inputs and reconstructions;
-        brain: (N, D, H, W) brain masks (unused here).
-
-    Returns:
-        ``maps``, ``maps_haemorrhage``, ``mask`` (eroded), ``scan_score`` (N,) and ``map`` (a description).
-    """
-    post = spec.post
-    eroded = anomaly.erode_mask(mask, iterations=post["erode"], spatial_dims=3) if post["erode"] else mask
-    maps = anomaly.median_filter(maps, post["median"], spatial_dims=3) * eroded
-    maps_pos = anomaly.median_filter(maps_pos, post["median"], spatial_dims=3) * eroded
-    mask = eroded.astype(np.uint8)
-    return {
-        "maps": maps,
-        "maps_haemorrhage": maps_pos,
-        "mask": mask,
-        "scan_score": anomaly.scan_score(maps, mask, top_fraction=0.01, spatial_dims=3),
-        "map": f", {post.get('median')}^3 median, eroded brain",
-    }
+#: Luo's post-processing of (N, D, H, W) maps: median filter, eroded evaluation mask; top-1 % scan score.
+postprocess = median_eroded_postprocess
 
 
 FAMILY = Family(
