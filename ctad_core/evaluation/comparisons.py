@@ -1,8 +1,8 @@
 """Paired comparisons of methods on the same items: each method against the best simple baseline.
 
 A method is only worth its complexity when it beats what a one-line rule gets on the same test items.
-When the results hold simple baselines (method names starting with :data:`BASELINE_PREFIXES`: the
-intensity rule, the voxel-wise normative model and the coarse-noise denoising autoencoder of issue 11),
+When the results hold simple baselines (results whose ``info["baseline"]`` is set by their registered
+family, ``metrics["baseline"]`` after :func:`evaluate`: the intensity rule, the voxel-wise normative model and the coarse-noise denoising autoencoder of issue 11),
 every other method is compared with the **best baseline** for each figure; without baselines, with the
 **best method** for that figure. "Best" is the highest point estimate on the test items (per lesion kind
 for per-kind figures), so the reference is chosen on test — it only fixes which pair is tested.
@@ -27,13 +27,11 @@ from ctad_core.evaluation import intervals as CI
 from ctad_core.evaluation import metrics as M
 from ctad_core.evaluation.evaluator import DEFAULT_RULE, MethodEvaluation, _kind_masks
 
-#: registry names of the simple baselines (issue 11, item 2): a method whose name starts with one of these.
-BASELINE_PREFIXES = ("intensity", "normative", "dae")
 
-
-def is_baseline(name: str) -> bool:
-    """True for a simple baseline's method name (see :data:`BASELINE_PREFIXES`)."""
-    return str(name).startswith(BASELINE_PREFIXES)
+def is_baseline(ev: MethodEvaluation) -> bool:
+    """True for a simple baseline's evaluation (its family declares ``baseline``; see
+    :func:`ctad_core.methods.baseline_names`)."""
+    return bool(ev.metrics.get("baseline", False))
 
 
 def _best(cands: Mapping[str, float]) -> str | None:
@@ -41,8 +39,8 @@ def _best(cands: Mapping[str, float]) -> str | None:
     return max(ok, key=lambda n: (ok[n], n)) if ok else None
 
 
-def _reference(values: Mapping[str, float]) -> tuple[str | None, str]:
-    base = {n: v for n, v in values.items() if is_baseline(n)}
+def _reference(values: Mapping[str, float], evals: Mapping[str, MethodEvaluation]) -> tuple[str | None, str]:
+    base = {n: v for n, v in values.items() if is_baseline(evals[n])}
     if base:
         return _best(base), "best baseline"
     return _best(values), "best method"
@@ -75,7 +73,7 @@ def compare_scan_auroc(
             for n, e in evals.items()
             if n in tabs
         }
-        ref, what = _reference(vals)
+        ref, what = _reference(vals, evals)
         if ref is None:
             continue
         entry: dict[str, Any] = {"reference": ref, "reference_is": what, "vs": {}}
@@ -122,7 +120,7 @@ def compare_dice_to_reference(
                 for n, e in have.items()
                 if e.dice_rules[rule][subset][0].size
             }
-            ref, what = _reference(vals)
+            ref, what = _reference(vals, evals)
             if ref is None:
                 continue
             dr, ir = have[ref].dice_rules[rule][subset]
@@ -159,14 +157,13 @@ def compare_to_reference(
 ) -> dict[str, Any]:
     """Both comparisons: ``{"baselines": [...], "scan_auroc": …, "dice": …}`` (see the module docstring)."""
     return {
-        "baselines": sorted(n for n in evals if is_baseline(n)),
+        "baselines": sorted(n for n, e in evals.items() if is_baseline(e)),
         "scan_auroc": compare_scan_auroc(evals, n_boot, seed),
         "dice": compare_dice_to_reference(evals, rule),
     }
 
 
 __all__ = [
-    "BASELINE_PREFIXES",
     "compare_dice_to_reference",
     "compare_scan_auroc",
     "compare_to_reference",

@@ -618,6 +618,7 @@ def evaluate(
             _dice(res, ev, val, test, dice_thresholds, min_lesion_dice, keep_segmentations, opts)
     _recon_error(res, m, test)
     _timing(res, m)
+    m["baseline"] = bool(res.info.get("baseline", False))  # a simple baseline (the floor), as its family declares
     m["eval_seconds"] = time.perf_counter() - t0
     return ev
 

@@ -120,20 +120,29 @@ def test_terciles_by_hand():
 
 
 def test_comparison_against_the_best_baseline_matches_scipy():
+    def baseline(name, **kw):  # a family that declares itself a baseline writes info["baseline"]
+        res = synthetic(name, **kw)
+        res.info["baseline"] = True
+        return res
+
     ev = {
-        "intensity_hyper": E.evaluate(synthetic("intensity_hyper", seed=1, noise=0.5), n_boot=50),
-        "intensity_hypo": E.evaluate(synthetic("intensity_hypo", seed=2, noise=1.5), n_boot=50),
+        "intensity_hyper": E.evaluate(baseline("intensity_hyper", seed=1, noise=0.5), n_boot=50),
+        "intensity_hypo": E.evaluate(baseline("intensity_hypo", seed=2, noise=1.5), n_boot=50),
         "method": E.evaluate(synthetic("method", seed=3, noise=0.9), n_boot=50),
+        # named like a baseline but not declared one: a name does not make a baseline
+        "dae_like_name": E.evaluate(synthetic("dae_like_name", seed=4, noise=0.1), n_boot=50),
     }
     c = C.compare_to_reference(ev, n_boot=200)
     assert c["baselines"] == ["intensity_hyper", "intensity_hypo"]
     dice = c["dice"]["2d all"]
     ref = dice["reference"]
-    assert C.is_baseline(ref) and dice["reference_is"] == "best baseline" and dice["rule"] == "healthy_fpr"
+    assert (
+        C.is_baseline(ev[ref]) and dice["reference_is"] == "best baseline" and dice["rule"] == "healthy_fpr"
+    )
     da, dr = ev["method"].dice_rules["healthy_fpr"]["all"][0], ev[ref].dice_rules["healthy_fpr"]["all"][0]
     assert dice["vs"]["method"]["p_value"] == pytest.approx(wilcoxon(da, dr).pvalue)
     auc = c["scan_auroc"]["TOTAL"]
-    assert C.is_baseline(auc["reference"]) and "method" in auc["vs"]
+    assert C.is_baseline(ev[auc["reference"]]) and "method" in auc["vs"]
     st_m, st_r = ev["method"].scans, ev[auc["reference"]].scans
     diff = roc_auc_score(st_m["label"], st_m["score"]) - roc_auc_score(st_r["label"], st_r["score"])
     assert auc["vs"]["method"]["estimate"] == pytest.approx(diff)
