@@ -154,12 +154,17 @@ def _model_errors(page) -> list[str]:
     )
 
 
+#: JS: the node of the slice viewer's cell in notebook 01 (the first cell whose output holds a slider; the
+#: notebook's Exercises come after it), or undefined before it has rendered
+_VIEWER = f"(Array.from({_CELLS}).find((c) => c.node.querySelector('.widget-slider .noUi-handle')) || {{}}).node"
+
+
 def _viewer_image(page) -> str:
     """The image the slice viewer shows now (its data URI), '' while it has none."""
     return page.evaluate(
         f"""() => {{
-        const cells = Array.from({_CELLS});
-        const last = cells[cells.length - 1].node;
+        const last = {_VIEWER};
+        if (!last) return '';
         const img = last.querySelector('.widget-vbox .jp-OutputArea-output img');
         return img && img.complete && img.naturalWidth > 0 ? img.src : '';
     }}"""
@@ -354,16 +359,16 @@ def test_jupyterlab_runs_notebook_01_and_shows_executed_notebooks(lab, page, rep
     source = page.evaluate(f"() => Array.from({_CELLS}).map((c) => c.model.sharedModel.getSource())")
     injected = next(s for s in source if s.startswith("# Parameters"))
     assert f'run_dir = "{run_dir.resolve()}"' in injected and "n_train = 6" in injected
-    _run_all(page, "cells[cells.length - 1].node.querySelector('.widget-slider .noUi-handle')", RUN_ALL_S)
+    _run_all(page, f"!!{_VIEWER}", RUN_ALL_S)
     times["Run All of notebook 01 (s)"] = round(time.monotonic() - t0, 1)
     assert not FROZEN.search(_output_text(page)), "a live progress bar stayed at 0 %"
     t0 = time.monotonic()
 
-    viewer = page.locator(".jp-Notebook .jp-Cell").last
+    viewer = page.locator(".jp-Notebook .jp-Cell").filter(has=page.locator(".widget-slider .noUi-handle")).first
     readout = viewer.locator(".widget-slider .widget-readout").first
     page.wait_for_function(
-        f"""() => {{ const cells = Array.from({_CELLS});
-        const img = cells[cells.length - 1].node.querySelector('.widget-vbox .jp-OutputArea-output img');
+        f"""() => {{ const node = {_VIEWER};
+        const img = node && node.querySelector('.widget-vbox .jp-OutputArea-output img');
         return img && img.complete && img.naturalWidth > 0; }}"""
     )
     before_value, before_image = readout.inner_text(), _viewer_image(page)
@@ -373,9 +378,7 @@ def test_jupyterlab_runs_notebook_01_and_shows_executed_notebooks(lab, page, rep
     # a short drag, as a student would: a few slices on, still inside the head
     _drag(page, viewer.locator(".widget-slider .noUi-handle").first, 12)
     page.wait_for_function(
-        "(v) => document.querySelectorAll('.jp-Notebook .jp-Cell')[document.querySelectorAll("
-        "'.jp-Notebook .jp-Cell').length - 1].querySelector('.widget-slider .widget-readout')"
-        ".innerText !== v",
+        f"(v) => {_VIEWER}.querySelector('.widget-slider .widget-readout').innerText !== v",
         arg=before_value,
     )
     after_value = readout.inner_text()
