@@ -288,7 +288,7 @@ def shift_test(
         out / "shift.json",
         {
             "acquisition": acq,
-            "patients": sorted(set(volumes.scan_id.tolist())),
+            "scans": sorted(set(volumes.scan_id.tolist())),
             "thresholds": {
                 "scan": f"healthy_val_quantile: at most scan_fpr={scan_fpr} of healthy validation scans flagged",
                 "voxel": f"healthy_fpr: fpr={fpr} of healthy validation evaluation-mask voxels flagged",

@@ -15,6 +15,7 @@ from ctad_core.data.phantom_set import PhantomSetSpec, ShiftUnavailable, prepare
 from ctad_core.evaluation import evaluate
 from ctad_core.evaluation import shift as S
 from ctad_core.results import MethodResults
+from ctad_core.run import Run
 from ctad_core.utils import read_json, write_json
 from tests.evaluation._synthetic import synthetic
 
@@ -179,3 +180,26 @@ def test_shift_test_scores_every_method_in_both_conditions(phantom_run, tmp_path
     saved = read_json(run / "report" / "shift" / "shift.json")
     assert saved["acquisition"] == S.DEFAULT_SHIFT and len(saved["rows"]) == 4
     assert pd.read_csv(run / "report" / "shift" / "shift_false_positives.csv").shape[0] == 4
+
+
+def test_score_scans_never_trains_and_names_the_cause(phantom_run, tmp_path):
+    from ctad_core.methods import run_method, score_scans
+
+    run = tmp_path / "run"
+    shutil.copytree(phantom_run / "data", run / "data")
+    vols = load_volumes(run, "test")
+    with pytest.raises(
+        FileNotFoundError, match=r"normative\.pt not found: method 'normative' has not been trained"
+    ):
+        score_scans("normative", run, vols)
+    assert not (run / "volumetric" / "models" / "normative.pt").exists()  # not trained on the way
+    run_method("normative", run, progress=False)
+    with pytest.raises(ValueError, match="trained with another configuration"):
+        score_scans("normative", run, vols, params={"normative_floor": 0.5})
+    with pytest.raises(ValueError, match="scores 3d items: pass volumes"):
+        score_scans("normative", run, slices=load_slices(run))
+    # the same path as the test set: the run's own test scans give the written results' maps
+    res = score_scans("normative", run, vols)
+    written = Run(run).load_method_results("normative")
+    sel = np.isin(written.scan_id, res.scan_id)
+    np.testing.assert_allclose(res.maps, written.maps[sel], rtol=1e-6, atol=1e-6)
