@@ -30,11 +30,14 @@ from ctad_core.kinds import HAEMORRHAGE_KINDS, LESION_KINDS
 
 __all__ = [
     "PhantomSetSpec",
+    "ShiftUnavailable",
     "build_phantom_set",
     "phantom_splits",
     "plan_phantom_set",
     "prepare_phantoms",
     "render_phantom_scan",
+    "render_shifted",
+    "spec_from_config",
 ]
 
 
@@ -257,3 +260,83 @@ def prepare_phantoms(
         variants=ph.VARIANTS, acquisition=acquisition_ranges(spec.acquisition),
     )
     return write_prepared(data_dir, build_phantom_set(spec, workers=workers, progress=progress), phantom_splits(spec), config)
+
+
+class ShiftUnavailable(ValueError):
+    """The run's scans cannot be rendered under another acquisition (real scans, not phantoms)."""
+
+
+def spec_from_config(config: dict[str, Any], where: str = "config.json") -> PhantomSetSpec:
+    """The :class:`PhantomSetSpec` a phantom run's ``data/config.json`` was prepared with (what rendering
+    needs: grids, field of view, seed, pose, acquisition ranges; the split sizes are not needed).
+
+    Raises:
+        ShiftUnavailable: the config is not a phantom set's (naming ``where`` and its source).
+    """
+    if config.get("source") != "phantom":
+        raise ShiftUnavailable(
+            f"{where}: source {config.get('source')!r} is not 'phantom': real scans cannot be re-rendered "
+            "under another acquisition"
+        )
+    shape = [int(v) for v in config["shape_3d"]]
+    return PhantomSetSpec(
+        kinds=tuple(config["kinds"]),
+        shape_3d=tuple(shape),
+        size_2d=int(config["size_2d"]),
+        slices_2d=int(config["slices_2d"]),
+        slice_mm=float(config["spacing_2d"][0]),
+        fov_mm=float(config["spacing_3d"][2]) * shape[2],
+        seed=int(config["seed"]),
+        aligned=bool(config["aligned"]),
+        acquisition=(config.get("details") or {}).get("acquisition"),
+    )
+
+
+def render_shifted(
+    run_dir: str | os.PathLike,
+    acquisition: dict[str, Any],
+    out_dir: str | os.PathLike,
+    split: str = "test",
+    kind: str = "healthy",
+) -> Any:
+    """Render the run's ``split``/``kind`` phantom patients again under ``acquisition`` and write them as data
+    prep writes a set (:func:`ctad_core.data.prepare.write_prepared`: manifest, volumes, slices, config),
+    under ``out_dir/data`` — the same heads as in the run, only the acquisition changed.
+
+    Args:
+        run_dir: a run prepared from phantoms (``data/config.json``, ``data/manifest.csv``).
+        acquisition: keys of :func:`ctad_core.data.phantom_acquisition.resolve_acquisition` applied to every
+            patient, e.g. ``{"kernel": "sharp", "slice_mm": 0.625, "noise_sd_5mm": 9.0}``.
+        out_dir: where to write (``out_dir/data/...``; read back with ``load_volumes(out_dir)``).
+        split, kind: which patients (default: the healthy test patients).
+
+    Returns:
+        The manifest written (a DataFrame; ``split`` as in the run).
+
+    Raises:
+        ShiftUnavailable: the run holds real scans (naming its config.json).
+        ValueError: an unknown acquisition setting or kernel (before anything is rendered), or no
+            ``split``/``kind`` scan in the run's manifest (naming it).
+    """
+    from pathlib import Path
+
+    from ctad_core.data.manifest import read_config, read_manifest
+    from ctad_core.data.phantom_acquisition import resolve_acquisition
+
+    run_dir = Path(run_dir)
+    config = read_config(run_dir)
+    spec = spec_from_config(config, str(run_dir / "data" / "config.json"))
+    resolve_acquisition({"kernel": "standard", "slice_mm": 5.0, "noise_q": 0.5, "blur_q": 0.5}, **acquisition)
+    df = read_manifest(run_dir)
+    rows = df[(df.split == split) & (df.kind == kind)]
+    if rows.empty:
+        raise ValueError(
+            f"{run_dir / 'data' / 'manifest.csv'} has no {kind} scan in split {split!r} to re-render"
+        )
+    items = [
+        {"scan_id": r.scan_id, "patient_id": r.patient_id, "seed": int(r.phantom_seed), "kind": r.kind}
+        for r in rows.itertuples()
+    ]
+    scans = (render_phantom_scan(it, spec, acquisition) for it in items)
+    cfg = {**config, "details": {**config.get("details", {}), "acquisition_shift": dict(acquisition)}}
+    return write_prepared(Path(out_dir) / "data", scans, {it["patient_id"]: split for it in items}, cfg)

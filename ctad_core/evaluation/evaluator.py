@@ -170,6 +170,27 @@ def _thin(fpr: np.ndarray, tpr: np.ndarray, k: int) -> tuple[np.ndarray, np.ndar
     return fpr[idx], tpr[idx]
 
 
+def healthy_scan_threshold(val_scans: Mapping[str, np.ndarray], scan_fpr: float) -> tuple[float, float]:
+    """The default scan operating point (``healthy_val_quantile``): the smallest threshold that flags
+    (``score >= t``) at most ``scan_fpr`` of the healthy validation scans, from their scores only.
+
+    Args:
+        val_scans: the validation scan table (:func:`scan_table` of ``"val"``).
+        scan_fpr: target fraction of healthy validation scans flagged, in [0, 1).
+
+    Returns:
+        ``(threshold, fraction of healthy validation scans it flags)``.
+
+    Raises:
+        ValueError: no healthy validation scan, or ``scan_fpr`` outside [0, 1).
+    """
+    hv = np.asarray(val_scans["score"])[np.asarray(val_scans["label"]) == 0]
+    if hv.size == 0:
+        raise ValueError("no healthy validation scan to set the scan operating point on")
+    t = quantile_threshold(hv, None, scan_fpr)
+    return t, float((hv >= t).mean())
+
+
 def _sensitivity_at_val_youden(v_s, v_y, t_s, t_y) -> tuple[float, float]:
     yv = M.youden_threshold(v_s, v_y)
     if not math.isfinite(yv.threshold):
@@ -248,10 +269,10 @@ def _scan_level(res: MethodResults, ev: MethodEvaluation, opts: Mapping[str, Any
     ops: dict[str, Any] = {"default": "healthy_val_quantile", "scan_fpr": opts["scan_fpr"]}
     hv = sv["score"][sv["label"] == 0]
     if hv.size and st["score"].size:
-        t = quantile_threshold(hv, None, opts["scan_fpr"])
+        t, val_fpr = healthy_scan_threshold(sv, opts["scan_fpr"])
         ops["healthy_val_quantile"] = {
             **M.operating_point(st["score"], st["label"], t).as_dict(),
-            "val_fpr": float((hv >= t).mean()),
+            "val_fpr": val_fpr,
             "n_val_healthy": int(hv.size),
             "rule": "healthy_val_quantile",
         }
@@ -723,6 +744,7 @@ __all__ = [
     "compare_on_common_scans",
     "evaluate",
     "evaluate_all",
+    "healthy_scan_threshold",
     "item_labels",
     "item_patients",
     "roc_curves",

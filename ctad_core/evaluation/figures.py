@@ -688,3 +688,38 @@ def fit_table(md: str, max_width_px: float = 1000.0, corner: str | None = None) 
 
     best = min((split(rows), split(transposed)), key=len)
     return "\n\n".join(best)
+
+
+def shift_figure(table: Any, targets: tuple[float, float] | None = None) -> Figure:
+    """The acquisition-shift test (:func:`ctad_core.evaluation.shift.shift_test`): per method, the fraction of
+    healthy test scans flagged (left) and the healthy voxel false-positive rate (right), unshifted (grey) and
+    shifted (red), with 95 % patient-bootstrap intervals; dotted lines at the thresholds' targets
+    (``(scan_fpr, fpr)``) when given."""
+    names = list(dict.fromkeys(table["method"]))
+    fig, axes = plt.subplots(
+        1, 2, figsize=(SCREEN_WIDTH_IN, 0.9 + 0.28 * max(4, len(names))), sharey=True, layout="constrained"
+    )
+    y = np.arange(len(names))
+    cols = (
+        ("scans_flagged", "healthy test scans flagged"),
+        ("voxel_fpr", "healthy voxels flagged (evaluation mask)"),
+    )
+    for j, (ax, (col, title)) in enumerate(zip(axes, cols)):
+        for dy, cond, color in ((-0.15, "unshifted", "0.45"), (0.15, "shifted", "tab:red")):
+            t = table[table["condition"] == cond].set_index("method").reindex(names)
+            est = t[col].to_numpy(float)
+            err = np.abs(
+                np.vstack([est - t[f"{col}_low"].to_numpy(float), t[f"{col}_high"].to_numpy(float) - est])
+            )
+            ax.errorbar(
+                est, y + dy, xerr=np.nan_to_num(err), fmt="o", ms=4, color=color, label=cond, capsize=2
+            )
+        if targets is not None:
+            ax.axvline(targets[j], ls=":", color="k", lw=1, label="target")
+        ax.set_title(title, fontsize=TITLE_PT)
+        ax.set_xlabel("fraction")
+        ax.grid(axis="x", alpha=0.3)
+    axes[0].set_yticks(y, names, fontsize=8)
+    axes[0].invert_yaxis()
+    axes[1].legend(loc="lower right", fontsize=8)
+    return fig

@@ -39,13 +39,13 @@ import numpy as np
 import torch
 
 from ctad_core import distributed as ddp
-from ctad_core.methods.base import Family, TrainedMethod, load_history, load_trained, train_method
+from ctad_core.methods.base import Family, TrainedMethod, load_history, load_trained, spec_json, train_method
 from ctad_core.methods.ctfsh.method import FAMILY as CTFSH
 from ctad_core.methods.ctfsh.method import NAMES as CTFSH_NAMES
 from ctad_core.methods.dae.method import FAMILY as DAE
 from ctad_core.methods.fanogan.method import FAMILY as FANOGAN
 from ctad_core.methods.fastgan import method as fastgan_method
-from ctad_core.methods.inputs import VolumeCache
+from ctad_core.methods.inputs import EvalItems, VolumeCache
 from ctad_core.methods.intensity.method import FAMILY as INTENSITY
 from ctad_core.methods.normative.method import FAMILY as NORMATIVE
 from ctad_core.methods.resae.method import FAMILY as RESAE
@@ -53,6 +53,7 @@ from ctad_core.methods.scoring import ScoredMethod, score_method, score_slices, 
 from ctad_core.methods.spec import MethodSpec, default_params
 from ctad_core.results import MethodResults
 from ctad_core.run import Run
+from ctad_core.train import load_checkpoint
 from ctad_core.utils import resolve_device
 
 #: The folders whose methods share the train / score path (:mod:`ctad_core.methods.base`).
@@ -74,6 +75,9 @@ class MethodDef:
         counterpart: for a 2D variant, the 3D method it is compared with (Viana's 2D-vs-3D table).
         description: one line for listings.
         baseline: a simple baseline (issue 11), the floor every method must beat, not a seed method.
+        score: ``(definition, run, params, device, volumes, slices, progress) -> MethodResults``: the trained
+            method (never retrained) on other scans of the run's kind, by the same inference path as
+            ``run`` (see :func:`score_scans`).
     """
 
     name: str
@@ -86,6 +90,7 @@ class MethodDef:
     counterpart: str | None = None
     description: str = ""
     baseline: bool = False
+    score: Callable[..., MethodResults] | None = None
 
 
 # ---------------------------------------------------------------------------------- the three run paths
@@ -139,6 +144,41 @@ def _run_volume(
     return ev.results
 
 
+def _load_trained(d: MethodDef, run: Run, spec: MethodSpec, device: torch.device) -> TrainedMethod:
+    """The method's finished model (``<stage>/models/<name>.pt``), checked against ``spec``; never trains.
+
+    Raises:
+        FileNotFoundError: naming the file when the method has not been trained in this run.
+        ValueError: naming the file when it was trained with another configuration than ``spec``.
+    """
+    path = run.stage(d.stage) / "models" / f"{d.name}.pt"
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} not found: method {d.name!r} has not been trained in {run.root}")
+    if load_checkpoint(path).get("spec") != spec_json(spec):
+        raise ValueError(
+            f"{path} was trained with another configuration than the parameters given for {d.name!r}: pass "
+            "the parameters (profile) the run was made with"
+        )
+    return load_trained(path, spec, device)
+
+
+def _score_volume(
+    d: MethodDef,
+    run: Run,
+    params: dict[str, Any],
+    device: torch.device,
+    volumes: Any,
+    slices: Any,
+    progress: bool,
+) -> MethodResults:
+    """A trained 3D-path method on ``volumes`` (a :class:`~ctad_core.data.manifest.VolumeSet`), as
+    :func:`_run_volume` scores the run's val/test volumes (nothing written)."""
+    spec = method_spec(d.name, tuple(volumes.image.shape[1:]), params)
+    tm = _load_trained(d, run, spec, device)
+    items = EvalItems.from_volumes(volumes, spec.window, spec.skull_strip)
+    return score_method(tm, items, device, int(params["eval_batch_size"]), progress).results
+
+
 def _run_slices(
     d: MethodDef,
     run: Run,
@@ -172,6 +212,40 @@ def _run_slices(
     return res
 
 
+def _score_slices(
+    d: MethodDef,
+    run: Run,
+    params: dict[str, Any],
+    device: torch.device,
+    volumes: Any,
+    slices: Any,
+    progress: bool,
+) -> MethodResults:
+    """A trained 2D baseline on ``slices`` (a :class:`~ctad_core.data.manifest.SliceSet`, all scored), as
+    :func:`_run_slices` scores the run's val/test slices (nothing written)."""
+    size = fastgan_method.slice_size(run)
+    spec = method_spec(d.name, (size, size), params)
+    tm = _load_trained(d, run, spec, device)
+    items = fastgan_method.slice_items(slices, size, spec.window, spec.skull_strip)
+    per_scan = float(np.mean(np.unique(slices.scan_id, return_counts=True)[1]))
+    return score_slices(tm, items, device, int(params["batch_size"]), per_scan, progress)
+
+
+def _score_fastgan(
+    d: MethodDef,
+    run: Run,
+    params: dict[str, Any],
+    device: torch.device,
+    volumes: Any,
+    slices: Any,
+    progress: bool,
+    *,
+    restoration: bool,
+) -> MethodResults:
+    """Seed 000's ensemble on ``slices`` (all scored), as :func:`_run_fastgan` scores the run's (nothing written)."""
+    return fastgan_method.score(d.name, run, params, restoration, device, 0, progress, slices=slices)
+
+
 def _volume(
     name: str,
     family: str,
@@ -181,17 +255,42 @@ def _volume(
     baseline: bool = False,
 ) -> MethodDef:
     return MethodDef(
-        name, family, "3d", model_dims, "volumetric", "05_volumetric_3d", _run_volume, counterpart, desc, baseline
+        name,
+        family,
+        "3d",
+        model_dims,
+        "volumetric",
+        "05_volumetric_3d",
+        _run_volume,
+        counterpart,
+        desc,
+        baseline,
+        _score_volume,
     )
 
 
 def _slices(name: str, family: str, desc: str) -> MethodDef:
-    return MethodDef(name, family, "2d", "2d", "restoration", "04_latent_restoration", _run_slices, None, desc, True)
+    return MethodDef(
+        name,
+        family,
+        "2d",
+        "2d",
+        "restoration",
+        "04_latent_restoration",
+        _run_slices,
+        None,
+        desc,
+        True,
+        _score_slices,
+    )
 
 
 def _fastgan(name: str, restoration: bool, desc: str) -> MethodDef:
     run = functools.partial(_run_fastgan, restoration=restoration)
-    return MethodDef(name, "fastgan", "2d", "2d", "restoration", "04_latent_restoration", run, None, desc)
+    score = functools.partial(_score_fastgan, restoration=restoration)
+    return MethodDef(
+        name, "fastgan", "2d", "2d", "restoration", "04_latent_restoration", run, None, desc, score=score
+    )
 
 
 #: name → definition, the only list of method names.
@@ -316,6 +415,50 @@ def run_method(
     return d.run(d, run, method_params(name, params), dev, seed, resume, progress, **options)
 
 
+def score_scans(
+    name: str,
+    run: Run | str,
+    volumes: Any = None,
+    slices: Any = None,
+    params: dict[str, Any] | None = None,
+    device: torch.device | str = "cpu",
+    progress: bool = False,
+) -> MethodResults:
+    """Score other scans with a method trained in ``run``, by the path :func:`run_method` scores the test set.
+
+    The model is loaded, never (re)trained; the scans are prepared as the method prepares the run's (window,
+    skull strip, slice size), scored and post-processed the same way. Nothing is written. Used for the
+    acquisition-shift test (:mod:`ctad_core.evaluation.shift`): the run's healthy test patients re-rendered.
+
+    Args:
+        name: a registered method name.
+        run: the run whose trained models are used.
+        volumes: a :class:`~ctad_core.data.manifest.VolumeSet` of the scans (3D methods, level ``"3d"``).
+        slices: a :class:`~ctad_core.data.manifest.SliceSet` of the same scans (2D methods, all slices scored).
+        params: the method's notebook's parameters as the run was made with them (profile YAML); missing
+            keys take the parameters cell's defaults.
+        device: torch device or ``"auto"``.
+        progress: progress bars.
+
+    Returns:
+        The method's :class:`~ctad_core.results.MethodResults` on those scans (their own split labels).
+
+    Raises:
+        ValueError: an unknown name, the scans the method's level needs missing, or a model trained with
+            other parameters than ``params``.
+        FileNotFoundError: the method has no trained model in ``run`` (naming the file).
+    """
+    d = get(name)
+    run = run if isinstance(run, Run) else Run(run)
+    need = "volumes" if d.level == "3d" else "slices"
+    if (volumes if need == "volumes" else slices) is None:
+        raise ValueError(f"method {name!r} scores {d.level} items: pass {need}")
+    if d.score is None:
+        raise ValueError(f"method {name!r} cannot score other scans")
+    dev = resolve_device(device) if str(device) == "auto" else torch.device(device)
+    return d.score(d, run, method_params(name, params), dev, volumes, slices, progress)
+
+
 __all__ = [
     "FAMILIES",
     "REGISTRY",
@@ -330,6 +473,7 @@ __all__ = [
     "method_params",
     "method_spec",
     "run_method",
+    "score_scans",
     "training_history",
     "write_summary",
 ]

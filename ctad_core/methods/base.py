@@ -194,7 +194,7 @@ def train_method(
     final = out_dir / "models" / f"{spec.name}.pt"
     if resume and final.is_file():
         ck = load_checkpoint(final, map_location=info.device)
-        if ck.get("spec") == _jsonable(spec.to_dict()):
+        if ck.get("spec") == spec_json(spec):
             return load_trained(final, spec, info.device)
         warnings.warn(
             f"{final} was trained with another configuration; training {spec.name} again", stacklevel=2
@@ -239,11 +239,16 @@ def _jsonable(d: Any) -> Any:
     return d
 
 
+def spec_json(spec: MethodSpec) -> dict[str, Any]:
+    """``spec`` as a finished model's checkpoint records it (the key a trained model is matched by)."""
+    return _jsonable(spec.to_dict())
+
+
 def save_trained(path: str | Path, tm: TrainedMethod) -> Path:
     """Write a trained method as one checkpoint (state dicts + config + history + F-score Gaussian)."""
     state: dict[str, Any] = {
         "method": tm.spec.name,
-        "spec": _jsonable(tm.spec.to_dict()),
+        "spec": spec_json(tm.spec),
         "model": ddp.unwrap(tm.model).state_dict(),
         "history": tm.history,
         "train_seconds": float(tm.train_seconds),

@@ -81,7 +81,16 @@ def eval_slices(
     ev = run.slices()
     ev = ev.subset(np.isin(ev.split, ["val", "test"]))
     ev = ev.subset(select_slices(ev.split, ev.lesion.reshape(len(ev), -1).any(1), max_slices_per_split, seed))
-    x, lesion, brain = model_slices(ev, image_size, window or run.window(), skull_strip)
+    return slice_items(ev, image_size, window or run.window(), skull_strip)
+
+
+def slice_items(
+    ev: SliceSet, image_size: int, window: str | tuple[float, float], skull_strip: bool = False
+) -> EvalSlices:
+    """Slices as the 2D methods score them: in model range at ``image_size`` (:func:`model_slices`), with
+    their masks and labels (used by :func:`eval_slices`, and on other slices of the same scans, e.g. the
+    acquisition-shift test of :mod:`ctad_core.evaluation.shift`)."""
+    x, lesion, brain = model_slices(ev, image_size, window, skull_strip)
     return EvalSlices(
         x=x,
         lesion=lesion,
@@ -202,6 +211,7 @@ def score(
     device: torch.device | str = "cpu",
     seed: int = 0,
     progress: bool = True,
+    slices: SliceSet | None = None,
 ) -> MethodResults:
     """Score the run's val/test slices with the ensemble: members' maps, their mean, the vote it declares.
 
@@ -213,6 +223,8 @@ def score(
         device: torch device (``"auto"`` resolves).
         seed: the slice selection's seed.
         progress: per-member lines.
+        slices: score these slices (all of them, HU, e.g. re-rendered test scans) instead of the run's
+            val/test selection; the same models and steps.
 
     Returns:
         :class:`~ctad_core.results.MethodResults` at level ``"2d"`` with ``member_maps``,
@@ -227,16 +239,20 @@ def score(
     dev = resolve_device(device) if str(device) == "auto" else torch.device(device)
     cfg = run.ensemble("gan").config
     image_size = int(cfg["image_size"])
-    ev = eval_slices(run, image_size, int(p["max_slices_per_split"]), seed)
+    if slices is None:
+        ev = eval_slices(run, image_size, int(p["max_slices_per_split"]), seed)
+    else:
+        ev = slice_items(slices, image_size, run.window())
     rec = reconstruct_members(run, ev.x, p, restoration, dev, progress)
     xn = ev.x[:, 0].numpy()
     member_maps = residual_maps(xn, rec.recon, p["residual_mode"])
     member_pos = residual_maps(xn, rec.recon, "pos")
     mean_map = member_maps.mean(0).astype(np.float32)
     n_members = rec.recon.shape[0]
+    all_ids = (run.slices() if slices is None else slices).scan_id  # slices per scan: of the whole set
     info = {
         "seconds_per_item": rec.seconds / max(1, len(ev)),  # per slice, all members
-        "items_per_scan": float(np.mean(np.unique(run.slices().scan_id, return_counts=True)[1])),
+        "items_per_scan": float(np.mean(np.unique(all_ids, return_counts=True)[1])),
         "seconds_total": rec.seconds,
         "device": describe_device(dev),
         "feature_space": p["feature_space"],
