@@ -138,6 +138,12 @@ else:
 
 # %% [markdown]
 # ## Evaluate every method and write `metrics.json`
+#
+# The summary lists the simple baselines first (marked †): the floor a method must clear to be worth its
+# complexity. Under it, one plain sentence per method and figure says whether it **beats** the best baseline,
+# **does not beat** it (significantly below), or **cannot be told apart** from it — decided by the paired test
+# on the same test items (scan AUROC: paired bootstrap interval clear of 0 and p < 0.05; Dice: paired
+# Wilcoxon), the figures and the test quoted in the sentence.
 
 # %%
 report, evals = E.build_report(run_dir, profile=profile, seed=seed, device=describe_device(dev),
@@ -146,6 +152,8 @@ report, evals = E.build_report(run_dir, profile=profile, seed=seed, device=descr
 results = {n: load_method_results(p) for n, p in found.items() if n in evals}
 tables = E.markdown_tables(report)
 display(Markdown("### Summary\n\n" + RF.fit_table(tables["summary"], corner="Method")))
+if "floor" in tables:  # plainly: does each method beat the simple baselines? (also report/floor.md)
+    display(Markdown("### Against the floor\n\n" + tables["floor"]))
 
 # %% [markdown]
 # ## Seed 000 · Table 3 and Fig. 6–7
