@@ -20,6 +20,7 @@ from ctad_core.evaluation import metrics as M
 from ctad_core.evaluation.comparisons import compare_to_reference
 from ctad_core.evaluation.evaluator import (
     DEFAULT_RULE,
+    HEAD_MASK_LABEL,
     SCAN_AGGREGATE,
     SCAN_RULES,
     THRESHOLD_RULES,
@@ -28,7 +29,7 @@ from ctad_core.evaluation.evaluator import (
     evaluate,
 )
 from ctad_core.evaluation.thresholds import DICE_GRID
-from ctad_core.kinds import HAEMORRHAGE_KINDS
+from ctad_core.kinds import HAEMORRHAGE_KINDS, OUTSIDE_BRAIN_KINDS
 from ctad_core.results import find_method_results, load_method_results
 from ctad_core.utils import read_json, write_json
 
@@ -269,10 +270,16 @@ def _p(p: Any) -> str:
     return "p < 0.001" if float(p) < 0.001 else f"p = {float(p):.3f}"
 
 
+def _degenerate(c: Mapping[str, Any]) -> bool:
+    """A paired interval of zero width: the resamples never varied (a kind with one or two scans), no test."""
+    lo, hi = c.get("low"), c.get("high")
+    return lo is not None and hi is not None and float(lo) == float(hi)
+
+
 def _auroc_outcome(c: Mapping[str, Any], alpha: float) -> str:
     """Significant only when the paired interval lies clear of 0 and the bootstrap p is below ``alpha``."""
     lo, hi, p = c.get("low"), c.get("high"), c.get("p_value")
-    if lo is None or hi is None or p is None or not float(p) < alpha:
+    if lo is None or hi is None or p is None or not float(p) < alpha or _degenerate(c):
         return "tied"
     if float(lo) > 0:
         return "beats"
@@ -397,12 +404,13 @@ def _auroc_sentence(n, e, fam, methods, kind, alpha) -> dict[str, Any]:
         }
     o = _auroc_outcome(c, alpha)
     figs = f"{_auroc_fig(methods, n, kind)} vs {_auroc_fig(methods, ref, kind)}, " if methods else ""
+    why = "; the resamples do not vary: too few scans to test" if _degenerate(c) else ""
     return {
         **rec,
         "outcome": o,
         "sentence": f"{n} {FLOOR_OUTCOMES[o]} {_ref_words(e)} on {fam}: {figs}paired difference "
         f"{_signed(c.get('estimate'))} [{_signed(c.get('low'))}, {_signed(c.get('high'))}], {_p(c.get('p_value'))} "
-        f"(paired bootstrap over patients, {c.get('n_scans')} scans).",
+        f"(paired bootstrap over patients, {c.get('n_scans')} scans{why}).",
     }
 
 
@@ -424,6 +432,8 @@ def _kinds_sentence(n, kinds, methods, alpha) -> dict[str, Any]:
                 f"{k} ({ref}: {figs}Δ {_signed(c.get('estimate'))} [{_signed(c.get('low'))}, "
                 f"{_signed(c.get('high'))}], {_p(c.get('p_value'))})"
                 if o != "tied"
+                else f"{k} (resamples do not vary: too few scans)"
+                if _degenerate(c)
                 else f"{k} ({_p(c.get('p_value'))})"
             )
         by[o].append(txt)
@@ -506,6 +516,59 @@ def floor_markdown(statements: Sequence[Mapping[str, Any]], alpha: float = FLOOR
     return "\n".join(lines).replace("\n\n\n", "\n\n")
 
 
+def _head_rows(meths: Mapping[str, Any], names: Sequence[str]) -> list[list[str]]:
+    """Extra rows of the map-score table: the kinds outside the brain, full-head methods in their head mask."""
+    kinds = sorted({k for n in names for k in ((meths[n].get("head_mask") or {}).get("kinds") or {})})
+    rows = []
+    for k in kinds:
+        r = [f"{k} ({HEAD_MASK_LABEL})"]
+        for n in names:
+            e = (((meths[n].get("head_mask") or {}).get("kinds") or {}).get(k) or {}).get("scan_auroc_map")
+            r.append(_ci(e.get("estimate"), e) if e else "–")
+        rows.append(r)
+    return rows
+
+
+def _head_mask_table(meths: Mapping[str, Any], names: Sequence[str]) -> str:
+    """The head-mask figures of full-head methods (``metrics["head_mask"]``), or ``""`` when none."""
+    rows = []
+    for n in names:
+        hm = meths[n].get("head_mask") or {}
+        for k, e in (hm.get("kinds") or {}).items():
+            ci = e.get("ci") or {}
+            sa = e.get("scan_auroc_map") or {}
+            rows.append(
+                [
+                    n,
+                    k,
+                    _fmt(e.get("lesion_in_brain_mask"), 2),
+                    f"{e.get('n_scans', '–')}",
+                    _ci(sa.get("estimate"), sa),
+                    _ci(e.get("pixel_auroc"), ci.get("pixel_auroc")),
+                    _ci(e.get("pixel_auprc"), ci.get("pixel_auprc")),
+                ]
+            )
+    if not rows:
+        return ""
+    return (
+        _md(
+            [
+                "Method",
+                "kind",
+                "share of its lesion voxels in the brain mask",
+                "lesioned scans",
+                "scan AUROC, map score (head mask) [95 % CI]",
+                "pixel AUROC (head mask)",
+                "pixel AUPRC (head mask)",
+            ],
+            rows,
+        )
+        + f"\n\n{', '.join(OUTSIDE_BRAIN_KINDS)}, {HEAD_MASK_LABEL} (HU > −500 on the input, largest component, "
+        "holes filled): a full-head model also models what lies outside the brain, which no brain mask can "
+        "score. Every other figure of the report is inside the brain (evaluation) mask."
+    )
+
+
 def markdown_tables(report: Mapping[str, Any]) -> dict[str, str]:
     """The report's tables as Markdown, keyed by file stem (``table3_seed000`` …)."""
     meths = report["methods"]
@@ -559,8 +622,11 @@ def markdown_tables(report: Mapping[str, Any]) -> dict[str, str]:
     if any(meths[n].get("scan_auroc_map_by_kind") for n in names):
         t["table1_auroc_by_kind_map_score"] = _md(
             ["Pathology (scan AUROC, map score [95 % CI])", *names],
-            kind_rows("scan_auroc_map_by_kind", "scan_auroc_map"),
+            kind_rows("scan_auroc_map_by_kind", "scan_auroc_map") + _head_rows(meths, names),
         )
+    head = _head_mask_table(meths, names)
+    if head:
+        t["head_mask"] = head
     # seed 004 Tables 2-3
     rows = [
         [
@@ -759,7 +825,9 @@ def build_report(
             "dice_items": "test items with a lesion",
             "dice_sd": "sample SD (ddof=1)",
             "slice_score_3d": "1 - s(u), Luo's normality score",
-            "pixel_mask": "evaluation mask of each item",
+            "pixel_mask": "evaluation mask of each item (the brain mask); full-head methods also score the "
+            f"kinds outside the brain ({', '.join(OUTSIDE_BRAIN_KINDS)}) inside their head mask: "
+            "methods.<name>.head_mask",
             "haemorrhage_kinds": list(HAEMORRHAGE_KINDS),
         },
         "methods": {n: e.metrics for n, e in evals.items()},

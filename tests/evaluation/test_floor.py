@@ -35,6 +35,7 @@ def _comparisons():
                     "good": _c(0.0, -0.2, 0.2, 1.0, 8),
                     "bad": _c(-0.5, -1.0, -0.1, 0.02, 8),
                     "same": _c(0.3, 0.1, 0.5, 0.2, 8),  # interval clear of 0 but p too large: not decided
+                    "lone": _c(-1.0, -1.0, -1.0, 0.0, 3),  # one lesioned scan: the resamples never vary
                 },
             },
         },
@@ -98,6 +99,8 @@ def test_three_outcomes_decided_by_the_paired_test_and_stated():
     kinds = {n: _by(st, n, "scan AUROC per lesion kind") for n in ("good", "bad", "same")}
     assert kinds["good"]["kinds"] == {"sdh": "tied"} and kinds["same"]["kinds"] == {"sdh": "tied"}
     assert kinds["bad"]["kinds"] == {"sdh": "below"} and "normative" in kinds["bad"]["sentence"]
+    lone = _by(st, "lone", "scan AUROC per lesion kind")
+    assert lone["kinds"] == {"sdh": "tied"} and "too few scans" in lone["sentence"]
     # Dice: Wilcoxon p, direction by the median difference, by the mean where the median is 0
     dice = {n: _by(st, n, "median Dice")["outcome"] for n in ("good", "bad", "same")}
     assert dice == {"good": "beats", "bad": "below", "same": "tied"}
@@ -113,7 +116,7 @@ def test_every_non_baseline_method_gets_a_sentence_and_baselines_none():
     meths = {**_metrics(), "lonely": {"baseline": False}}  # evaluated but never paired
     st = R.floor_statements(comp, meths)
     said = {s["method"] for s in st}
-    assert said == {"good", "bad", "same", "lonely"}
+    assert said == {"good", "bad", "same", "lone", "lonely"}
     (lonely,) = [s for s in st if s["method"] == "lonely"]
     assert lonely["outcome"] == "none" and "no paired comparison" in lonely["sentence"]
     for n in ("good", "bad", "same"):
