@@ -202,6 +202,12 @@ if "table1_auroc_by_kind_map_score" in tables:
                      "a scan's slices) — the whole-volume scores of seeds 001 and 002 hardly move for a focal lesion; Luo's and "
                      "the 2D columns repeat the table above:\n\n"
                      + RF.fit_table(tables["table1_auroc_by_kind_map_score"], corner="Method")))
+if "head_mask" in tables:  # fracture lies outside the brain mask: full-head methods also inside their head mask
+    display(Markdown("**Outside the brain: fracture, full-head methods inside the head mask.** Every figure above "
+                     "is inside the brain mask, where a skull fracture has (almost) no voxel; a full-head model "
+                     "(CTFSH without `_strip`) also models the skull and scalp, so it is scored there too, inside "
+                     "its head mask (HU > −500, largest component, holes filled) — extra rows, labelled:\n\n"
+                     + RF.fit_table(tables["head_mask"], corner="Method")))
 
 # %% [markdown]
 # ## Seed 004 · Tables 2–3: slice level and [DICE]
