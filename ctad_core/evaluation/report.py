@@ -384,24 +384,35 @@ def floor_statements(
     return out
 
 
-def _auroc_sentence(n, e, fam, methods, kind, alpha) -> dict[str, Any]:
-    ref = e["reference"]
-    rec = {"method": n, "family": fam}
-    if n == ref:
+def _unpaired_sentence(
+    rec: Mapping[str, str], e: Mapping[str, Any], own: str, missing: str
+) -> dict[str, Any] | None:
+    """The sentence of a method that is itself the reference (``own``: its figure) or has no pair, else None."""
+    n = rec["method"]
+    if n == e["reference"]:
         return {
             **rec,
             "outcome": "reference",
-            "sentence": f"{n} is the {e['reference_is']} on {fam}: {_auroc_fig(methods, n, kind)}; "
-            "the others are compared with it.",
+            "sentence": f"{n} is the {e['reference_is']} on {rec['family']}: {own}; the others are compared with it.",
         }
-    c = e["vs"].get(n)
-    if c is None:
-        return {
-            **rec,
-            "outcome": "none",
-            "sentence": f"{n} has no paired comparison with {_ref_words(e)} on {fam} "
-            "(no common test scans with both healthy and lesioned ones).",
-        }
+    if n not in e["vs"]:
+        return {**rec, "outcome": "none", "sentence": missing}
+    return None
+
+
+def _auroc_sentence(n, e, fam, methods, kind, alpha) -> dict[str, Any]:
+    ref = e["reference"]
+    rec = {"method": n, "family": fam}
+    early = _unpaired_sentence(
+        rec,
+        e,
+        _auroc_fig(methods, n, kind),
+        f"{n} has no paired comparison with {_ref_words(e)} on {fam} "
+        "(no common test scans with both healthy and lesioned ones).",
+    )
+    if early:
+        return early
+    c = e["vs"][n]
     o = _auroc_outcome(c, alpha)
     figs = f"{_auroc_fig(methods, n, kind)} vs {_auroc_fig(methods, ref, kind)}, " if methods else ""
     why = "; the resamples do not vary: too few scans to test" if _degenerate(c) else ""
@@ -465,20 +476,15 @@ def _dice_sentence(n, key, e, methods, alpha) -> dict[str, Any]:
     rule = e.get("rule", DEFAULT_RULE)
     fam = f"median Dice, {level.upper()} {'haemorrhage' if subset == 'haemorrhage' else 'all lesions'} ({_rule_label(rule, methods.get(n))})"
     rec = {"method": n, "family": fam}
-    if n == e["reference"]:
-        return {
-            **rec,
-            "outcome": "reference",
-            "sentence": f"{n} is the {e['reference_is']} on {fam}: {_dice_fig(methods, n, rule, subset)}; "
-            "the others are compared with it.",
-        }
-    c = e["vs"].get(n)
-    if c is None:
-        return {
-            **rec,
-            "outcome": "none",
-            "sentence": f"{n} cannot be compared with {_ref_words(e)} on {fam}: scored on other test items.",
-        }
+    early = _unpaired_sentence(
+        rec,
+        e,
+        _dice_fig(methods, n, rule, subset),
+        f"{n} cannot be compared with {_ref_words(e)} on {fam}: scored on other test items.",
+    )
+    if early:
+        return early
+    c = e["vs"][n]
     o = _dice_outcome(c, alpha)
     ref = e["reference"]
     figs = (
