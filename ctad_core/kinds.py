@@ -24,6 +24,9 @@ HEALTHY = "healthy"
 LESION_KINDS = ("iph", "sdh", "edh", "sah", "ivh", "infarct", "tumour", "fracture", "atrophy")
 #: The intracranial haemorrhage kinds (seed 000's haemorrhage test set; ρ = max(·, 0) maps).
 HAEMORRHAGE_KINDS = ("iph", "sdh", "edh", "sah", "ivh")
+#: Kinds that lie outside the brain (evaluation) mask: a skull fracture is bone. Full-head methods are also
+#: scored on them inside the head mask (``metrics["head_mask"]``, :func:`ctad_core.data.masks.head_mask`).
+OUTSIDE_BRAIN_KINDS = ("fracture",)
 #: Codes of the phantoms' lesion label map (0 = none). ``oedema`` is the rim of a tumour, not a kind.
 LESION_CODES = {
     "iph": 1,

@@ -39,6 +39,9 @@ class MethodResults:
         maps: (N, *spatial) float32 anomaly maps, or None for score-only methods.
         lesion: (N, *spatial) uint8 ground truth, or None.
         brain: (N, *spatial) uint8 evaluation mask, or None (whole image).
+        head: (N, *spatial) uint8 head mask of a full-head method (its maps cover the head), or None; the
+            evaluator scores the kinds outside the brain (:data:`ctad_core.kinds.OUTSIDE_BRAIN_KINDS`) inside it
+            as extra figures (``metrics["head_mask"]``).
         recon: (N, *spatial) float32 reconstructions in model range [-1, 1], or None.
         maps_haemorrhage: (N, *spatial) float32 maps made with ρ = max(·, 0) (only tissue brighter than its
             reconstruction), which seed 000 uses for its haemorrhage test set; None: ``maps`` serve there too.
@@ -70,6 +73,7 @@ class MethodResults:
     member_maps: np.ndarray | None = None
     member_maps_haemorrhage: np.ndarray | None = None
     inputs: np.ndarray | None = None
+    head: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         if self.level not in ("2d", "3d"):
@@ -78,7 +82,7 @@ class MethodResults:
         for k in ("split", "kind", "scan_score"):
             if len(getattr(self, k)) != n:
                 raise ValueError(f"{self.name}: {k} has {len(getattr(self, k))} items, scan_id has {n}")
-        for k in ("maps", "lesion", "brain", "recon", "maps_haemorrhage", "inputs"):
+        for k in ("maps", "lesion", "brain", "recon", "maps_haemorrhage", "inputs", "head"):
             a = getattr(self, k)
             if a is not None and a.shape[0] != n:
                 raise ValueError(f"{self.name}: {k} has shape {a.shape}, expected {n} items first")
@@ -109,6 +113,7 @@ class MethodResults:
         "member_maps",
         "member_maps_haemorrhage",
         "inputs",
+        "head",
     )
 
     @property

@@ -140,6 +140,12 @@ else:
 
 # %% [markdown]
 # ## Evaluate every method and write `metrics.json`
+#
+# The summary lists the simple baselines first (marked †): the floor a method must clear to be worth its
+# complexity. Under it, one plain sentence per method and figure says whether it **beats** the best baseline,
+# **does not beat** it (significantly below), or **cannot be told apart** from it — decided by the paired test
+# on the same test items (scan AUROC: paired bootstrap interval clear of 0 and p < 0.05; Dice: paired
+# Wilcoxon), the figures and the test quoted in the sentence.
 
 # %%
 report, evals = E.build_report(run_dir, profile=profile, seed=seed, device=describe_device(dev),
@@ -148,6 +154,8 @@ report, evals = E.build_report(run_dir, profile=profile, seed=seed, device=descr
 results = {n: load_method_results(p) for n, p in found.items() if n in evals}
 tables = E.markdown_tables(report)
 display(Markdown("### Summary\n\n" + RF.fit_table(tables["summary"], corner="Method")))
+if "floor" in tables:  # plainly: does each method beat the simple baselines? (also report/floor.md)
+    display(Markdown("### Against the floor\n\n" + tables["floor"]))
 
 # %% [markdown]
 # ## Seed 000 · Table 3 and Fig. 6–7
@@ -196,6 +204,12 @@ if "table1_auroc_by_kind_map_score" in tables:
                      "a scan's slices) — the whole-volume scores of seeds 001 and 002 hardly move for a focal lesion; Luo's and "
                      "the 2D columns repeat the table above:\n\n"
                      + RF.fit_table(tables["table1_auroc_by_kind_map_score"], corner="Method")))
+if "head_mask" in tables:  # fracture lies outside the brain mask: full-head methods also inside their head mask
+    display(Markdown("**Outside the brain: fracture, full-head methods inside the head mask.** Every figure above "
+                     "is inside the brain mask, where a skull fracture has (almost) no voxel; a full-head model "
+                     "(CTFSH without `_strip`) also models the skull and scalp, so it is scored there too, inside "
+                     "its head mask (HU > −500, largest component, holes filled) — extra rows, labelled:\n\n"
+                     + RF.fit_table(tables["head_mask"], corner="Method")))
 
 # %% [markdown]
 # ## Seed 004 · Tables 2–3: slice level and [DICE]

@@ -105,7 +105,7 @@ def compare_dice_to_reference(
 
     Returns:
         ``{"<level> <subset>": {"reference", "reference_is", "rule", "vs": {method: {statistic, p_value, n,
-        median_difference (A − ref)}}, "unpaired": [methods whose items differ from the reference's]}}``.
+        median_difference, mean_difference (A − ref)}}, "unpaired": [methods whose items differ from the reference's]}}``.
     """
     out: dict[str, Any] = {}
     for level in sorted({e.metrics["level"] for e in evals.values()}):
@@ -146,6 +146,7 @@ def compare_dice_to_reference(
                     "p_value": p,
                     "n": int(d.size),
                     "median_difference": float(np.median(d - dr)),
+                    "mean_difference": float(np.mean(d - dr)),
                     "rule": rule,
                 }
             out[f"{level} {subset}"] = entry

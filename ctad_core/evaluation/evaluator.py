@@ -32,6 +32,9 @@ same call, so a method's numbers are the same wherever they are shown. Rules (th
   included, on the continuous ``maps``.
 - **per-item figures**: mean, sample SD (``ddof=1``) and median over the test items with a lesion
   (:func:`ctad_core.evaluation.metrics.summary`).
+- **head mask**: a full-head method (results with ``head``) is also scored on the kinds outside the brain
+  (:data:`ctad_core.kinds.OUTSIDE_BRAIN_KINDS`: fracture) inside its head mask — extra, labelled figures in
+  ``metrics["head_mask"]`` beside the brain-mask ones, which stay as they are.
 - haemorrhage kinds are :data:`ctad_core.kinds.HAEMORRHAGE_KINDS`; as seed 000 did, the haemorrhage Dice
   uses the method's ρ = max(·, 0) maps where it wrote them.
 """
@@ -54,7 +57,7 @@ from ctad_core.evaluation.segmentation import declared_segmentation, segment
 from ctad_core.evaluation.slices import slice_table
 from ctad_core.evaluation.thresholds import DICE_GRID, healthy_fpr_threshold, sweep, sweep_both
 from ctad_core.evaluation.unsupervised import quantile_threshold
-from ctad_core.kinds import HEALTHY, is_haemorrhage, kind_parts
+from ctad_core.kinds import HEALTHY, LESION_CODES, OUTSIDE_BRAIN_KINDS, is_haemorrhage, kind_parts
 from ctad_core.results import MethodResults
 
 #: how a 2D method's slice scores become a scan score.
@@ -520,6 +523,67 @@ def _pixel(m, suffix, maps, les, brain, groups, sel, opts, bins) -> None:
         )
 
 
+#: how ``metrics["head_mask"]`` figures are labelled wherever they are shown.
+HEAD_MASK_LABEL = "full-head methods: inside the head mask"
+
+
+def _head_mask(res: MethodResults, m: dict[str, Any], test: np.ndarray, opts, bins: int) -> None:
+    """Extra figures of a full-head method (``res.head`` set) for the kinds outside the brain mask.
+
+    For each kind of :data:`ctad_core.kinds.OUTSIDE_BRAIN_KINDS` among the test scans: scan AUROC of the map
+    score (mean of the top 1 % of the map) inside the head mask, its kind's scans against the healthy ones,
+    with its patient-resampled interval; pixel AUROC and AUPRC inside the head mask on those scans' and the
+    healthy scans' test items, positives the kind's own lesion code (other lesion codes of a compound scan
+    left out); and the share of the kind's lesion voxels that the brain mask holds (why the head mask).
+    The brain-mask figures are unchanged; these sit beside them in ``metrics["head_mask"]``.
+    """
+    if res.head is None or res.maps is None or res.lesion is None:
+        return
+    if res.head.shape != res.maps.shape:
+        raise ValueError(f"{res.name}: head mask has shape {res.head.shape}, maps {res.maps.shape}")
+    kind = np.asarray(res.kind).astype(str)
+    present = [k for k in OUTSIDE_BRAIN_KINDS if any(k in kind_parts(x) for x in kind[test])]
+    if not present:
+        return
+    out: dict[str, Any] = {
+        "label": HEAD_MASK_LABEL,
+        "mask": "head mask: HU > -500 on the input, largest component, holes filled "
+        "(ctad_core.data.masks.head_mask)",
+        "scan_score": "mean of the top 1 % of the map inside the head mask",
+        "kinds": {},
+    }
+    ms = anomaly.scan_score(res.maps, res.head, top_fraction=0.01, spatial_dims=res.maps.ndim - 1)
+    st = scan_table(res, "test", score=ms, patients=opts["patients"])
+    groups = item_patients(res, opts["patients"])
+    brain = res.brain if res.brain is not None else np.ones(res.maps.shape, np.uint8)
+    for k in present:
+        e: dict[str, Any] = {}
+        code = LESION_CODES.get(k)
+        of_kind = np.array([k in kind_parts(x) for x in kind])
+        lk = res.lesion == code if code is not None else res.lesion != 0
+        n_les = int(lk[test & of_kind].sum())
+        e["lesion_voxels"] = n_les
+        e["lesion_in_brain_mask"] = (
+            float((lk[test & of_kind] & (brain[test & of_kind] != 0)).sum() / n_les)
+            if n_les
+            else float("nan")
+        )
+        sel = _kind_masks(st["kind"]).get(k)
+        if sel is not None:
+            e["n_scans"] = int((sel & (st["label"] == 1)).sum())
+            e["scan_auroc_map"] = _auroc_ci(
+                st["score"], st["label"], st["patient"], sel, opts["n_boot"], opts["seed"]
+            )
+        items = test & (of_kind | (kind == HEALTHY))
+        # another kind's lesion in a compound scan: neither positive nor negative
+        other = (res.lesion != 0) & ~lk
+        mask = (res.head != 0) & ~other
+        if items.any() and lk[items].any():
+            _pixel(e, "", res.maps, lk, mask, groups, items, opts, bins)
+        out["kinds"][k] = e
+    m["head_mask"] = out
+
+
 def _recon_error(res: MethodResults, m: dict[str, Any], test: np.ndarray) -> None:
     """Seed 000's reconstruction-error statistics from ``res.inputs`` and ``res.recon``, or why there are none."""
     missing = [k for k in ("inputs", "recon") if getattr(res, k) is None]
@@ -637,9 +701,12 @@ def evaluate(
             if (h_items & haem & (item_labels(res) == 1)).any():
                 _pixel(m, "_haemorrhage", maps_h, les, brain, groups, h_items, opts, pixel_bins)
             _dice(res, ev, val, test, dice_thresholds, min_lesion_dice, keep_segmentations, opts)
+            _head_mask(res, m, test, opts, pixel_bins)
     _recon_error(res, m, test)
     _timing(res, m)
-    m["baseline"] = bool(res.info.get("baseline", False))  # a simple baseline (the floor), as its family declares
+    m["baseline"] = bool(
+        res.info.get("baseline", False)
+    )  # a simple baseline (the floor), as its family declares
     m["eval_seconds"] = time.perf_counter() - t0
     return ev
 
@@ -735,6 +802,7 @@ def evaluate_all(results: Sequence[MethodResults], **kwargs: Any) -> dict[str, M
 
 __all__ = [
     "DEFAULT_RULE",
+    "HEAD_MASK_LABEL",
     "SCAN_AGGREGATE",
     "SCAN_RULES",
     "THRESHOLD_RULES",

@@ -1,7 +1,8 @@
 """The report of notebook 07: every method evaluated by :func:`~ctad_core.evaluation.evaluator.evaluate`,
 ``report/metrics.json`` (the regression surface), Markdown tables and FID.
 
-``run_dir/report/`` holds ``metrics.json``, one ``<table>.md`` per table and the figures that notebook 07
+``run_dir/report/`` holds ``metrics.json``, one ``<table>.md`` per table (``floor.md``: the plain statements of
+:func:`floor_statements`, each method against the best baseline) and the figures that notebook 07
 saves with :mod:`ctad_core.evaluation.figures`.
 """
 
@@ -19,6 +20,7 @@ from ctad_core.evaluation import metrics as M
 from ctad_core.evaluation.comparisons import compare_to_reference
 from ctad_core.evaluation.evaluator import (
     DEFAULT_RULE,
+    HEAD_MASK_LABEL,
     SCAN_AGGREGATE,
     SCAN_RULES,
     THRESHOLD_RULES,
@@ -27,7 +29,7 @@ from ctad_core.evaluation.evaluator import (
     evaluate,
 )
 from ctad_core.evaluation.thresholds import DICE_GRID
-from ctad_core.kinds import HAEMORRHAGE_KINDS
+from ctad_core.kinds import HAEMORRHAGE_KINDS, OUTSIDE_BRAIN_KINDS
 from ctad_core.results import find_method_results, load_method_results
 from ctad_core.utils import read_json, write_json
 
@@ -242,10 +244,344 @@ def _uncertainty_tables(report: Mapping[str, Any], names: Sequence[str]) -> dict
     return t
 
 
+#: marks a simple baseline's row in the summary table (with a legend line under it).
+BASELINE_MARK = "†"
+#: significance level of the plain statements (:func:`floor_statements`).
+FLOOR_ALPHA = 0.05
+#: the three outcomes of a paired comparison, as :func:`floor_statements` words them.
+FLOOR_OUTCOMES = {
+    "beats": "beats",
+    "below": "does not beat",
+    "tied": "cannot be told apart from",
+}
+
+
+def _signed(x: Any, nd: int = 2) -> str:
+    """``+0.12`` / ``−0.23`` (a true minus sign), ``–`` when missing."""
+    if x is None or not math.isfinite(float(x)):
+        return "–"
+    v = float(x)
+    return f"{'−' if v < 0 else '+'}{abs(v):.{nd}f}"
+
+
+def _p(p: Any) -> str:
+    if p is None or not math.isfinite(float(p)):
+        return "p = –"
+    return "p < 0.001" if float(p) < 0.001 else f"p = {float(p):.3f}"
+
+
+def _degenerate(c: Mapping[str, Any]) -> bool:
+    """A paired interval of zero width: the resamples never varied (a kind with one or two scans), no test."""
+    lo, hi = c.get("low"), c.get("high")
+    return lo is not None and hi is not None and float(lo) == float(hi)
+
+
+def _auroc_outcome(c: Mapping[str, Any], alpha: float) -> str:
+    """Significant only when the paired interval lies clear of 0 and the bootstrap p is below ``alpha``."""
+    lo, hi, p = c.get("low"), c.get("high"), c.get("p_value")
+    if lo is None or hi is None or p is None or not float(p) < alpha or _degenerate(c):
+        return "tied"
+    if float(lo) > 0:
+        return "beats"
+    if float(hi) < 0:
+        return "below"
+    return "tied"
+
+
+def _dice_outcome(c: Mapping[str, Any], alpha: float) -> str:
+    """Significant when the Wilcoxon p is below ``alpha``; the sign of the median (else mean) difference."""
+    p = c.get("p_value")
+    if p is None or not float(p) < alpha:
+        return "tied"
+    d = c.get("median_difference") or 0.0
+    d = d if d != 0 else (c.get("mean_difference") or 0.0)
+    return "beats" if d > 0 else "below" if d < 0 else "tied"
+
+
+def _auroc_fig(methods: Mapping[str, Any], n: str, kind: str | None) -> str:
+    m = methods.get(n) or {}
+    ci = m.get("ci") or {}
+    if kind is None:
+        return _ci(m.get("scan_auroc"), ci.get("scan_auroc"), 2)
+    return _ci(
+        (m.get("scan_auroc_by_kind") or {}).get(kind), (ci.get("scan_auroc_by_kind") or {}).get(kind), 2
+    )
+
+
+def _dice_fig(methods: Mapping[str, Any], n: str, rule: str, subset: str) -> str:
+    d = (((methods.get(n) or {}).get("dice_by_rule") or {}).get(rule) or {}).get(subset) or {}
+    if d.get("median") is None:
+        return "–"
+    ci = d.get("median_ci")
+    return _ci(d["median"], {"low": ci[0], "high": ci[1]} if ci else None, 2)
+
+
+def _ref_words(e: Mapping[str, Any]) -> str:
+    return f"the {e['reference_is']} ({e['reference']})"
+
+
+def floor_statements(
+    comparisons: Mapping[str, Any],
+    methods: Mapping[str, Any] | None = None,
+    alpha: float = FLOOR_ALPHA,
+) -> list[dict[str, Any]]:
+    """One plain sentence per method and figure family: does it beat the floor, fall below it, or tie?
+
+    Issue 11: "a method that does not beat the baselines is reported as such, plainly". Each non-baseline
+    method gets a sentence for each figure family of ``comparisons`` (:func:`~ctad_core.evaluation.comparisons.
+    compare_to_reference`): scan AUROC on all test scans, scan AUROC per lesion kind (one sentence listing
+    the kinds by outcome), and per-item Dice of each item level and subset. The outcome is decided by the
+    paired test and stated with it:
+
+    - scan AUROC (paired bootstrap over patients): **beats** when the 95 % interval of the difference lies
+      above 0 and p < ``alpha``, **does not beat** when it lies below 0 and p < ``alpha``, otherwise
+      **cannot be told apart**;
+    - Dice (paired Wilcoxon signed-rank, seed 000): p < ``alpha`` and the sign of the median paired
+      difference (of the mean where the median is 0); otherwise cannot be told apart.
+
+    Args:
+        comparisons: ``report["comparisons"]`` — ``{"baselines", "scan_auroc", "dice"}``.
+        methods: ``report["methods"]`` (each method's metrics) to quote both figures with their intervals;
+            None quotes the paired difference only.
+        alpha: significance level.
+
+    Returns:
+        One dict per sentence: ``{"method", "family", "outcome"}`` (outcome ``"beats"``, ``"below"``,
+        ``"tied"``, ``"reference"`` for the method that is itself the reference, ``"none"`` when it could not
+        be paired), ``"sentence"``, and per-kind ``"kinds": {kind: outcome}``. Ordered by method, then family.
+    """
+    methods = methods or {}
+    baselines = set(comparisons.get("baselines") or [])
+    sa = comparisons.get("scan_auroc") or {}
+    dice = comparisons.get("dice") or {}
+    paired: set[str] = set()
+    for e in (*sa.values(), *dice.values()):
+        paired |= {e["reference"], *e.get("vs", {}), *e.get("unpaired", [])}
+    out: list[dict[str, Any]] = []
+    for n in sorted((paired | set(methods)) - baselines):
+        if n not in paired:  # evaluated, but on nothing another method scored too
+            out.append(
+                {
+                    "method": n,
+                    "family": "all figures",
+                    "outcome": "none",
+                    "sentence": f"{n} has no paired comparison: no other method scored its test scans or items.",
+                }
+            )
+            continue
+        # scan AUROC, all test scans
+        e = sa.get("TOTAL")
+        fam = "scan AUROC, all test scans"
+        if e is not None:
+            out.append(_auroc_sentence(n, e, fam, methods, None, alpha))
+        # scan AUROC per kind: one sentence, the kinds grouped by outcome
+        kinds = {k: v for k, v in sa.items() if k != "TOTAL"}
+        if kinds:
+            out.append(_kinds_sentence(n, kinds, methods, alpha))
+        for key, e in dice.items():
+            if n in e.get("vs", {}) or n == e["reference"] or n in e.get("unpaired", []):
+                out.append(_dice_sentence(n, key, e, methods, alpha))
+    return out
+
+
+def _unpaired_sentence(
+    rec: Mapping[str, str], e: Mapping[str, Any], own: str, missing: str
+) -> dict[str, Any] | None:
+    """The sentence of a method that is itself the reference (``own``: its figure) or has no pair, else None."""
+    n = rec["method"]
+    if n == e["reference"]:
+        return {
+            **rec,
+            "outcome": "reference",
+            "sentence": f"{n} is the {e['reference_is']} on {rec['family']}: {own}; the others are compared with it.",
+        }
+    if n not in e["vs"]:
+        return {**rec, "outcome": "none", "sentence": missing}
+    return None
+
+
+def _auroc_sentence(n, e, fam, methods, kind, alpha) -> dict[str, Any]:
+    ref = e["reference"]
+    rec = {"method": n, "family": fam}
+    early = _unpaired_sentence(
+        rec,
+        e,
+        _auroc_fig(methods, n, kind),
+        f"{n} has no paired comparison with {_ref_words(e)} on {fam} "
+        "(no common test scans with both healthy and lesioned ones).",
+    )
+    if early:
+        return early
+    c = e["vs"][n]
+    o = _auroc_outcome(c, alpha)
+    figs = f"{_auroc_fig(methods, n, kind)} vs {_auroc_fig(methods, ref, kind)}, " if methods else ""
+    why = "; the resamples do not vary: too few scans to test" if _degenerate(c) else ""
+    return {
+        **rec,
+        "outcome": o,
+        "sentence": f"{n} {FLOOR_OUTCOMES[o]} {_ref_words(e)} on {fam}: {figs}paired difference "
+        f"{_signed(c.get('estimate'))} [{_signed(c.get('low'))}, {_signed(c.get('high'))}], {_p(c.get('p_value'))} "
+        f"(paired bootstrap over patients, {c.get('n_scans')} scans{why}).",
+    }
+
+
+def _kinds_sentence(n, kinds, methods, alpha) -> dict[str, Any]:
+    fam = "scan AUROC per lesion kind"
+    by: dict[str, list[str]] = {"beats": [], "below": [], "tied": [], "reference": [], "none": []}
+    outcomes: dict[str, str] = {}
+    for k, e in kinds.items():
+        ref = e["reference"]
+        if n == ref:
+            o, txt = "reference", f"{k} ({_auroc_fig(methods, n, k)})"
+        elif n not in e["vs"]:
+            o, txt = "none", k
+        else:
+            c = e["vs"][n]
+            o = _auroc_outcome(c, alpha)
+            figs = f"{_auroc_fig(methods, n, k)} vs {_auroc_fig(methods, ref, k)}, " if methods else ""
+            txt = (
+                f"{k} ({ref}: {figs}Δ {_signed(c.get('estimate'))} [{_signed(c.get('low'))}, "
+                f"{_signed(c.get('high'))}], {_p(c.get('p_value'))})"
+                if o != "tied"
+                else f"{k} (resamples do not vary: too few scans)"
+                if _degenerate(c)
+                else f"{k} ({_p(c.get('p_value'))})"
+            )
+        by[o].append(txt)
+        outcomes[k] = o
+    what = next(iter(kinds.values()))["reference_is"]
+    parts = [
+        f"beats the {what} on {'; '.join(by['beats']) if by['beats'] else 'no kind'}",
+        f"does not beat it (significantly below) on {'; '.join(by['below']) if by['below'] else 'no kind'}",
+        f"cannot be told apart from it on {', '.join(by['tied']) if by['tied'] else 'no kind'}",
+    ]
+    if by["reference"]:
+        parts.append(f"is itself the {what} on {', '.join(by['reference'])}")
+    if by["none"]:
+        parts.append(f"has no paired comparison on {', '.join(by['none'])}")
+    overall = "beats" if by["beats"] and not by["below"] else "below" if by["below"] else "tied"
+    return {
+        "method": n,
+        "family": fam,
+        "outcome": overall if by["beats"] or by["below"] or by["tied"] else "none",
+        "kinds": outcomes,
+        "sentence": f"{n}, {fam} (each kind against its own {what}; paired bootstrap over patients): "
+        + "; ".join(parts)
+        + ".",
+    }
+
+
+def _dice_sentence(n, key, e, methods, alpha) -> dict[str, Any]:
+    level, subset = key.split(" ", 1)
+    rule = e.get("rule", DEFAULT_RULE)
+    fam = f"median Dice, {level.upper()} {'haemorrhage' if subset == 'haemorrhage' else 'all lesions'} ({_rule_label(rule, methods.get(n))})"
+    rec = {"method": n, "family": fam}
+    early = _unpaired_sentence(
+        rec,
+        e,
+        _dice_fig(methods, n, rule, subset),
+        f"{n} cannot be compared with {_ref_words(e)} on {fam}: scored on other test items.",
+    )
+    if early:
+        return early
+    c = e["vs"][n]
+    o = _dice_outcome(c, alpha)
+    ref = e["reference"]
+    figs = (
+        f"{_dice_fig(methods, n, rule, subset)} vs {_dice_fig(methods, ref, rule, subset)}, "
+        if methods
+        else ""
+    )
+    return {
+        **rec,
+        "outcome": o,
+        "sentence": f"{n} {FLOOR_OUTCOMES[o]} {_ref_words(e)} on {fam}: {figs}median paired difference "
+        f"{_signed(c.get('median_difference'))}"
+        + (f" (mean {_signed(c.get('mean_difference'))})" if not c.get("median_difference") else "")
+        + f", {_p(c.get('p_value'))} (paired Wilcoxon, n = {c.get('n')}).",
+    }
+
+
+def floor_markdown(statements: Sequence[Mapping[str, Any]], alpha: float = FLOOR_ALPHA) -> str:
+    """The statements of :func:`floor_statements` as a Markdown list, one block per method, with the rule."""
+    if not statements:
+        return "No paired comparison: the run holds fewer than two methods with test scores."
+    lines = [
+        f"Each method against the floor (the best baseline, else the best method), decided by the paired "
+        f"test at α = {alpha:g}: scan AUROC by the 95 % paired-bootstrap interval of the difference (clear of "
+        "0) and its p-value, Dice by the paired Wilcoxon p-value and the sign of the median difference. "
+        "“Cannot be told apart” means this test set cannot show a difference, not that there is none.",
+        "",
+    ]
+    cur = None
+    for s in statements:
+        if s["method"] != cur:
+            cur = s["method"]
+            lines += ["", f"**{cur}**", ""]
+        lines.append(f"- {s['sentence']}")
+    return "\n".join(lines).replace("\n\n\n", "\n\n")
+
+
+def _head_rows(meths: Mapping[str, Any], names: Sequence[str]) -> list[list[str]]:
+    """Extra rows of the map-score table: the kinds outside the brain, full-head methods in their head mask."""
+    kinds = sorted({k for n in names for k in ((meths[n].get("head_mask") or {}).get("kinds") or {})})
+    rows = []
+    for k in kinds:
+        r = [f"{k} ({HEAD_MASK_LABEL})"]
+        for n in names:
+            e = (((meths[n].get("head_mask") or {}).get("kinds") or {}).get(k) or {}).get("scan_auroc_map")
+            r.append(_ci(e.get("estimate"), e) if e else "–")
+        rows.append(r)
+    return rows
+
+
+def _head_mask_table(meths: Mapping[str, Any], names: Sequence[str]) -> str:
+    """The head-mask figures of full-head methods (``metrics["head_mask"]``), or ``""`` when none."""
+    rows = []
+    for n in names:
+        hm = meths[n].get("head_mask") or {}
+        for k, e in (hm.get("kinds") or {}).items():
+            ci = e.get("ci") or {}
+            sa = e.get("scan_auroc_map") or {}
+            rows.append(
+                [
+                    n,
+                    k,
+                    _fmt(e.get("lesion_in_brain_mask"), 2),
+                    f"{e.get('n_scans', '–')}",
+                    _ci(sa.get("estimate"), sa),
+                    _ci(e.get("pixel_auroc"), ci.get("pixel_auroc")),
+                    _ci(e.get("pixel_auprc"), ci.get("pixel_auprc")),
+                ]
+            )
+    if not rows:
+        return ""
+    return (
+        _md(
+            [
+                "Method",
+                "kind",
+                "share of its lesion voxels in the brain mask",
+                "lesioned scans",
+                "scan AUROC, map score (head mask) [95 % CI]",
+                "pixel AUROC (head mask)",
+                "pixel AUPRC (head mask)",
+            ],
+            rows,
+        )
+        + f"\n\n{', '.join(OUTSIDE_BRAIN_KINDS)}, {HEAD_MASK_LABEL} (HU > −500 on the input, largest component, "
+        "holes filled): a full-head model also models what lies outside the brain, which no brain mask can "
+        "score. Every other figure of the report is inside the brain (evaluation) mask."
+    )
+
+
 def markdown_tables(report: Mapping[str, Any]) -> dict[str, str]:
     """The report's tables as Markdown, keyed by file stem (``table3_seed000`` …)."""
     meths = report["methods"]
-    names = list(meths)
+    # the simple baselines (the floor) first, then the methods, each group in the report's order
+    names = [n for n in meths if meths[n].get("baseline")] + [
+        n for n in meths if not meths[n].get("baseline")
+    ]
     t: dict[str, str] = {}
     # seed 000 Table 3: mean ± SD Dice per test set (rows) and method (columns), one row per threshold rule
     rows = []
@@ -292,8 +628,11 @@ def markdown_tables(report: Mapping[str, Any]) -> dict[str, str]:
     if any(meths[n].get("scan_auroc_map_by_kind") for n in names):
         t["table1_auroc_by_kind_map_score"] = _md(
             ["Pathology (scan AUROC, map score [95 % CI])", *names],
-            kind_rows("scan_auroc_map_by_kind", "scan_auroc_map"),
+            kind_rows("scan_auroc_map_by_kind", "scan_auroc_map") + _head_rows(meths, names),
         )
+    head = _head_mask_table(meths, names)
+    if head:
+        t["head_mask"] = head
     # seed 004 Tables 2-3
     rows = [
         [
@@ -322,7 +661,7 @@ def markdown_tables(report: Mapping[str, Any]) -> dict[str, str]:
         da, dh = dr.get("all") or {}, dr.get("haemorrhage") or {}
         rows.append(
             [
-                n,
+                f"{n} {BASELINE_MARK}" if m.get("baseline") else n,
                 items.get(m["level"], m["level"]),
                 str(m.get("model_dims", "")).upper(),
                 _ci(m.get("pixel_auroc"), ci.get("pixel_auroc")),
@@ -363,6 +702,12 @@ def markdown_tables(report: Mapping[str, Any]) -> dict[str, str]:
             rows,
         )
         + "\n\n[95 % CI]: percentile bootstrap resampling patients; pixel metrics inside the evaluation mask."
+        + (
+            f"\n\n{BASELINE_MARK} simple baseline (the floor; listed first): the intensity rule, the voxel-wise "
+            "normative model, the coarse-noise denoising autoencoder."
+            if any(meths[n].get("baseline") for n in names)
+            else ""
+        )
     )
     rows = []
     for n in names:
@@ -390,6 +735,8 @@ def markdown_tables(report: Mapping[str, Any]) -> dict[str, str]:
         ]
         t["wilcoxon_dice"] = _md(["Pair", "Dice rule", "p (Wilcoxon, paired)", "n"], rows)
     t.update(_uncertainty_tables(report, names))
+    if report.get("comparisons"):
+        t["floor"] = floor_markdown(floor_statements(report["comparisons"], meths))
     fid = report.get("fid") or {}
     if fid.get("healthy"):
         rows = [
@@ -484,7 +831,9 @@ def build_report(
             "dice_items": "test items with a lesion",
             "dice_sd": "sample SD (ddof=1)",
             "slice_score_3d": "1 - s(u), Luo's normality score",
-            "pixel_mask": "evaluation mask of each item",
+            "pixel_mask": "evaluation mask of each item (the brain mask); full-head methods also score the "
+            f"kinds outside the brain ({', '.join(OUTSIDE_BRAIN_KINDS)}) inside their head mask: "
+            "methods.<name>.head_mask",
             "haemorrhage_kinds": list(HAEMORRHAGE_KINDS),
         },
         "methods": {n: e.metrics for n, e in evals.items()},

@@ -17,14 +17,12 @@ import torch
 import torch.nn.functional as F
 
 from ctad_core.data.manifest import VolumeSet
+from ctad_core.data.masks import HEAD_HU, head_mask
 from ctad_core.data.windows import to_model
 
 if TYPE_CHECKING:
     from ctad_core.methods.spec import MethodSpec
     from ctad_core.run import Run
-
-#: HU above which a voxel belongs to the head (air is −1000, scalp fat about −100).
-HEAD_HU = -500.0
 
 
 def model_volumes(vs: VolumeSet, window: str | tuple[float, float], skull_strip: bool) -> np.ndarray:
@@ -98,7 +96,7 @@ class EvalItems:
     kind: np.ndarray
     label: np.ndarray
     affine: np.ndarray
-    head: np.ndarray | None = None  # (N, D, H, W) uint8: not air (HU > -500), the full-head evaluation mask
+    head: np.ndarray | None = None  # (N, D, H, W) uint8 head mask (data.masks.head_mask), full-head only
 
     @classmethod
     def from_volumes(cls, vs: VolumeSet, window: str | tuple[float, float], skull_strip: bool) -> EvalItems:
@@ -111,7 +109,7 @@ class EvalItems:
             kind=vs.kind,
             label=vs.label,
             affine=vs.affine,
-            head=(vs.image > HEAD_HU).astype(np.uint8),
+            head=None if skull_strip else head_mask(vs.image, HEAD_HU),
         )
 
     def eval_mask(self, skull_strip: bool) -> np.ndarray:

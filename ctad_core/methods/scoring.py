@@ -156,7 +156,10 @@ def score_method(
         maps=maps[sel],
         maps_haemorrhage=maps_pos[sel],
         lesion=items.lesion[sel],
-        brain=brain[sel].astype(np.uint8),
+        # every method's figures inside the brain (evaluation) mask; a full-head method's maps cover the head,
+        # kept as ``head`` for the kinds outside the brain (fracture)
+        brain=(brain[sel] if spec.skull_strip else brain[sel] * items.brain[sel]).astype(np.uint8),
+        head=None if spec.skull_strip else brain[sel].astype(np.uint8),
         recon=recon[sel].astype(np.float32),
         inputs=items.x[sel].astype(np.float32),
         info={"seconds_per_scan": seconds / max(1, n), **_info(tm, device, map_desc)},
@@ -247,7 +250,12 @@ def _info(tm: TrainedMethod, device: torch.device, map_desc: str) -> dict[str, A
         "spec": spec.to_dict(),
         "map": family.map
         + map_desc
-        + ("; brain = evaluation mask (brain mask)" if spec.skull_strip else "; brain = evaluation mask (whole head)"),
+        + (
+            "; brain = evaluation mask (brain mask)"
+            if spec.skull_strip
+            else "; maps over the whole head; brain = evaluation mask (brain mask), head = head mask (kinds "
+            "outside the brain)"
+        ),
         "scan_score": family.scan_score,
         "segmentation": family.segmentation(spec),
         "baseline": family.baseline,

@@ -7,7 +7,7 @@ import pytest
 
 from ctad_core.data import phantom as ph
 from ctad_core.data.io import Scan
-from ctad_core.data.masks import BONE_PV_MAX, exclude_bone_partial_volume
+from ctad_core.data.masks import BONE_PV_MAX, HEAD_HU, exclude_bone_partial_volume, head_mask
 from ctad_core.data.nifti import centred_affine
 from ctad_core.data.preprocess import PreprocessParams, preprocess_scan
 
@@ -56,9 +56,56 @@ def test_preprocessed_real_scan_mask_has_no_bone_partial_volume() -> None:
     # grid: the model voxels straddling the skull must leave the mask.
     sp = (2.0, 1.5, 1.5)
     p = ph.make_phantom(3, "healthy", shape=(80, 144, 144), spacing=sp, noise=False)
-    scan = Scan(p.hu, sp, centred_affine(p.hu.shape, sp), {"modality": "CT"}, "toy", 0, np.arange(p.hu.shape[0]))
-    r = preprocess_scan(scan, PreprocessParams(target_spacing=None, mask_spacing=3.0, model_shape=(32, 40, 40),
-                                               slice_shape=(64, 64), n_slices=3, window=None, align="none"))
+    scan = Scan(
+        p.hu, sp, centred_affine(p.hu.shape, sp), {"modality": "CT"}, "toy", 0, np.arange(p.hu.shape[0])
+    )
+    r = preprocess_scan(
+        scan,
+        PreprocessParams(
+            target_spacing=None,
+            mask_spacing=3.0,
+            model_shape=(32, 40, 40),
+            slice_shape=(64, 64),
+            n_slices=3,
+            window=None,
+            align="none",
+        ),
+    )
     assert r.brain.sum() > 0 and r.slice_brain.sum() > 0
     assert float(np.percentile(r.volume[r.brain != 0], 99.9)) <= 100.0
     assert float(np.percentile(r.slices[r.slice_brain != 0], 99.9)) <= 100.0
+
+
+def test_head_mask_fills_cavities_drops_specks_by_hand():
+    vol = np.full((1, 9, 12, 12), -1000.0)  # air
+    vol[0, 1:8, 2:10, 2:10] = 40.0  # soft tissue
+    vol[0, 3:6, 4:8, 4:8] = -800.0  # an air cavity inside (a sinus): filled
+    vol[0, 4, 0, 5] = 1000.0  # a speck apart from the head (couch, noise): dropped
+    vol[0, 7, 5:7, 5:12] = -900.0  # a cavity open to the side
+    got = head_mask(vol)
+    want = np.zeros(vol.shape, np.uint8)
+    want[0, 1:8, 2:10, 2:10] = 1
+    want[0, 7, 5:7, 5:10] = 0  # open to the outside within its own slice too: stays air
+    np.testing.assert_array_equal(got, want)
+    assert got.dtype == np.uint8 and HEAD_HU == -500.0
+    # a cavity closed in its slice but open in 3D through the volume's top is filled slice by slice
+    v2 = np.full((1, 4, 8, 8), -1000.0)
+    v2[0, :, 1:7, 1:7] = 40.0
+    v2[0, 2:, 3:5, 3:5] = -1000.0  # reaches the last slice (the field of view's edge)
+    assert head_mask(v2)[0, 2:, 3:5, 3:5].all()
+    # the input is not modified; 2D slices work; an empty item stays empty
+    before = vol.copy()
+    head_mask(vol)
+    np.testing.assert_array_equal(vol, before)
+    sl = head_mask(vol[:, 4])
+    np.testing.assert_array_equal(sl, want[:, 4])
+    assert head_mask(np.full((1, 4, 4), -1000.0)).sum() == 0
+
+
+def test_head_mask_rejects_bad_inputs():
+    with pytest.raises(ValueError, match="expects"):
+        head_mask(np.zeros((4, 4)))
+    bad = np.zeros((1, 4, 4))
+    bad[0, 1, 1] = np.nan
+    with pytest.raises(ValueError, match="NaN"):
+        head_mask(bad)

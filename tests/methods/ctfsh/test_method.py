@@ -41,5 +41,15 @@ def test_training_writes_i_and_f_scores(tmp_path):
     # skull-stripped inputs: outside the brain the input is the window's lower bound
     strip = cache.items(method_spec("ctfsh_ae_l1_strip", cache.shape, p))
     assert np.all(strip.x[strip.brain == 0] == -1.0)
+    # full head: maps over the head, figures inside the brain mask, the head mask kept beside it
+    from ctad_core.data.masks import head_mask
+
+    full = cache.items(method_spec("ctfsh_vae_acai", cache.shape, p))
+    np.testing.assert_array_equal(evs[0].brain, full.brain)
+    np.testing.assert_array_equal(evs[0].head, head_mask(cache.eval.image))
+    np.testing.assert_array_equal(full.head, evs[0].head)
+    outside = (full.brain == 0) & (full.head != 0)
+    assert outside.any() and (evs[0].maps[outside] > 0).any() and not evs[0].maps[full.head == 0].any()
+    assert evs[1].head is None and strip.head is None
     table = auroc_table({r.name: evaluate(r) for r in evs}, "F")
     assert list(table.index) == ["infarct", "iph", "TOTAL"]
