@@ -15,6 +15,8 @@ import torch.distributed as dist
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, RandomSampler
 
+from ctad_core.probe import cap_batch
+
 
 @dataclass(frozen=True)
 class DistInfo:
@@ -106,7 +108,8 @@ def make_loader(
 
     Call ``loader.sampler.set_epoch(epoch)`` every epoch (:func:`set_epoch` does it for either sampler kind).
     The per-rank batch is ``batch_size`` (so the global batch is ``batch_size × world_size``) and is capped by
-    the shard size so a tiny data set still yields batches.
+    the shard size so a tiny data set still yields batches (and, in a dry run, by ``--max-batch``:
+    :func:`ctad_core.probe.cap_batch`).
     """
     n = len(dataset)  # type: ignore[arg-type]
     if info.enabled:
@@ -115,7 +118,7 @@ def make_loader(
     else:
         sampler = RandomSampler(dataset, generator=torch.Generator().manual_seed(seed))
         shard = n
-    bs = max(1, min(batch_size, shard))
+    bs = max(1, min(cap_batch(batch_size), shard))
     loader = DataLoader(dataset, batch_size=bs, sampler=sampler, drop_last=drop_last and shard >= bs, num_workers=num_workers)
     loader.ctad_seed = seed  # type: ignore[attr-defined]
     return loader

@@ -7,6 +7,10 @@ runner) creates a :class:`LoopProbe`, iterates ``while step < probe.stop`` and w
 
 * stops the loop after ``CTAD_DRY_RUN_STEPS`` steps (the model, batch, image and latent sizes are the
   profile's own — only the step count is cut), and
+* with ``CTAD_DRY_RUN_MAX_BATCH`` (``ctad run --dry-run --max-batch N``), runs at most N items per batch —
+  for a measuring machine with less memory than one step at the profile's batch needs (a 128³ CTFSH ACAI
+  step at batch 4 takes 19–24 GB of host RAM on a CPU); the record keeps the profile's batch as
+  ``nominal_batch_size`` and scales the GPU estimate and the time per step to it, and
 * writes ``<CTAD_PROBE_DIR>/<name>.json``: parameters, measured seconds per step, peak memory on the device
   used, the activation memory autograd saved in one step, and an estimate of GPU memory at this batch size.
 
@@ -38,8 +42,37 @@ from ctad_core.utils import write_json
 
 PROBE_DIR_ENV = "CTAD_PROBE_DIR"
 DRY_STEPS_ENV = "CTAD_DRY_RUN_STEPS"
+MAX_BATCH_ENV = "CTAD_DRY_RUN_MAX_BATCH"
 #: CUDA context, cuDNN/cuBLAS workspaces and allocator slack added to every GPU estimate (bytes).
 CUDA_OVERHEAD_BYTES = 1 << 30
+
+
+def _positive_int_env(name: str) -> int | None:
+    value = os.environ.get(name, "").strip()
+    if not value:
+        return None
+    try:
+        n = int(value)
+    except ValueError:
+        n = 0
+    if n < 1:
+        raise ValueError(f"{name}={value!r}: expected a positive integer")
+    return n
+
+
+def dry_run_max_batch() -> int | None:
+    """The batch cap of a dry run (``CTAD_DRY_RUN_MAX_BATCH``), or None (no cap; always None outside a dry run).
+
+    Raises:
+        ValueError: the variable is set but is not a positive integer.
+    """
+    return _positive_int_env(MAX_BATCH_ENV) if dry_run_steps() is not None else None
+
+
+def cap_batch(batch_size: int) -> int:
+    """``batch_size``, capped by :func:`dry_run_max_batch` in a dry run."""
+    cap = dry_run_max_batch()
+    return min(int(batch_size), cap) if cap else int(batch_size)
 
 
 def dry_run_steps() -> int | None:
@@ -48,16 +81,7 @@ def dry_run_steps() -> int | None:
     Raises:
         ValueError: the variable is set but is not a positive integer.
     """
-    value = os.environ.get(DRY_STEPS_ENV, "").strip()
-    if not value:
-        return None
-    try:
-        n = int(value)
-    except ValueError:
-        n = 0
-    if n < 1:
-        raise ValueError(f"{DRY_STEPS_ENV}={value!r}: expected a positive integer")
-    return n
+    return _positive_int_env(DRY_STEPS_ENV)
 
 
 def _peak_host_bytes() -> int:

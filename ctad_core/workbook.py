@@ -558,6 +558,7 @@ def run_chain(
     dry_run: bool = False,
     dry_steps: int = 2,
     speed: dict[str, float] | None = None,
+    max_batch: int | None = None,
 ) -> dict[str, float]:
     """Execute the notebooks in order with papermill, each in a child process under a watchdog.
 
@@ -581,6 +582,9 @@ def run_chain(
             steps per training loop; ends with :func:`dry_run_report` (``run_dir/dry_run.md``).
         dry_steps: steps per loop in a dry run (the first is warm-up; seconds per step come from the rest).
         speed: for the dry-run report: device name → assumed speed-up over the measuring device.
+        max_batch: dry run only: at most this many items per training batch (``CTAD_DRY_RUN_MAX_BATCH``), for
+            a measuring machine with less memory than a step at the profile's batch needs; the report scales
+            memory estimates and times to the profile's batch and shows both batches.
 
     Returns:
         Wall seconds per notebook that ran.
@@ -617,7 +621,13 @@ def run_chain(
             params.update({k: v for k, v in DRY_RUN_OVERRIDES.get(nb.name[:2], {}).items() if k in declared})
             params.update({k: v for k, v in (overrides or {}).items() if k in declared})
         digest = _params_digest(
-            profile, {**params, "dry_run": dry_steps if dry_run else 0, "source_sha": _file_digest(nb)}
+            profile,
+            {
+                **params,
+                "dry_run": dry_steps if dry_run else 0,
+                **({"dry_run_max_batch": int(max_batch)} if dry_run and max_batch else {}),
+                "source_sha": _file_digest(nb),
+            },
         )
         if skipping and _stage_complete(run_dir, nb, profile, digest, record):
             print(
@@ -642,12 +652,15 @@ def run_chain(
         env = {**os.environ, "CTAD_HEADLESS": "1", "CTAD_ROOT": str(root)}
         env.pop("CTAD_DRY_RUN_STEPS", None)
         env.pop("CTAD_PROBE_DIR", None)
+        env.pop("CTAD_DRY_RUN_MAX_BATCH", None)
         if dry_run:
             probe_dir = run_dir / "dry_run" / nb.stem
             if probe_dir.is_dir():
                 for old in probe_dir.glob("*.json"):
                     old.unlink()
             env.update({"CTAD_DRY_RUN_STEPS": str(dry_steps), "CTAD_PROBE_DIR": str(probe_dir)})
+            if max_batch:
+                env["CTAD_DRY_RUN_MAX_BATCH"] = str(int(max_batch))
         spec = {
             "notebook": str(nb),
             "output": str(out),
@@ -903,6 +916,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--dry-steps", type=int, default=2, help="steps per training loop in a dry run (default 2)"
     )
     r.add_argument(
+        "--max-batch",
+        type=int,
+        default=None,
+        metavar="N",
+        help="dry run: at most N items per training batch, for a machine with less memory than one step at the "
+        "profile's batch needs; memory and time are still projected to the profile's batch",
+    )
+    r.add_argument(
         "--speed",
         action="append",
         default=[],
@@ -955,6 +976,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     speed = _parse_speed(args.speed)
     if args.dry_steps < 1:
         raise SystemExit("--dry-steps must be >= 1")
+    if args.max_batch is not None and (args.max_batch < 1 or not args.dry_run):
+        raise SystemExit("--max-batch N needs --dry-run and N >= 1")
     only = [o for o in args.only.split(",") if o.strip()]
     t0 = time.perf_counter()
     try:
@@ -970,6 +993,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             dry_run=args.dry_run,
             dry_steps=args.dry_steps,
             speed=speed,
+            max_batch=args.max_batch,
         )
     except ChainError as e:
         print(f"[ctad] chain stopped: {e}", file=sys.stderr)

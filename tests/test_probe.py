@@ -70,3 +70,50 @@ def test_frozen_networks_count_weights_only_and_bf16_halves_float32_activations(
     rec = pr.summary()
     assert rec["saved_activation_bytes"] == 400 and rec["trainable_parameters"] == 0
     assert rec["estimated_gpu_bytes"] == 4 * 55 + 400 // 2 + P.CUDA_OVERHEAD_BYTES
+
+
+def test_max_batch_caps_loaders_only_inside_a_dry_run(monkeypatch):
+    from torch.utils.data import TensorDataset
+
+    from ctad_core import distributed as ddp
+
+    ds, info = TensorDataset(torch.zeros(10, 1)), ddp.DistInfo(device=torch.device("cpu"))
+    monkeypatch.delenv(P.DRY_STEPS_ENV, raising=False)
+    monkeypatch.setenv(P.MAX_BATCH_ENV, "2")
+    assert P.dry_run_max_batch() is None and P.cap_batch(4) == 4  # a real run is never capped
+    assert ddp.make_loader(ds, 4, info).batch_size == 4
+    monkeypatch.setenv(P.DRY_STEPS_ENV, "2")
+    assert P.cap_batch(4) == 2 and P.cap_batch(1) == 1
+    assert ddp.make_loader(ds, 4, info).batch_size == 2
+    assert ddp.make_loader(TensorDataset(torch.zeros(1, 1)), 4, info).batch_size == 1  # data still caps
+    for bad in ("0", "x"):
+        monkeypatch.setenv(P.MAX_BATCH_ENV, bad)
+        with pytest.raises(ValueError, match=P.MAX_BATCH_ENV):
+            P.cap_batch(4)
+
+
+def test_a_capped_batch_is_projected_to_the_profile_batch(monkeypatch, tmp_path):
+    """Saved activations grow with the batch: measured at 2 items, the estimate is scaled to the nominal 4."""
+    monkeypatch.setenv(P.PROBE_DIR_ENV, str(tmp_path))
+    monkeypatch.setenv(P.DRY_STEPS_ENV, "2")
+    monkeypatch.setenv(P.MAX_BATCH_ENV, "2")
+    net = torch.nn.Linear(10, 5, bias=False)
+    pr = P.LoopProbe("capped", 100, modules={"net": net}, batch_size=P.cap_batch(4), nominal_batch_size=4)
+    for _ in range(pr.stop):
+        with pr.step():
+            net(torch.randn(2, 10)).square().sum().backward()  # saves the input (80 B) and the output (40 B)
+    rec = pr.close()
+    assert rec["batch_size"] == 2 and rec["nominal_batch_size"] == 4
+    assert rec["saved_activation_bytes"] == 120
+    assert rec["estimated_gpu_bytes"] == 16 * 50 + 2 * 120 + P.CUDA_OVERHEAD_BYTES
+    assert rec["seconds_per_step_nominal"] == pytest.approx(2 * rec["seconds_per_step"])
+
+
+def test_max_batch_needs_a_dry_run(tmp_path):
+    from ctad_core.workbook import main
+
+    run = ["run", "--profile", "smoke", "--run-dir", str(tmp_path / "r")]
+    for bad in (["--max-batch", "2"], ["--dry-run", "--max-batch", "0"]):
+        with pytest.raises(SystemExit, match="--max-batch"):
+            main([*run, *bad])
+    assert not (tmp_path / "r").exists()

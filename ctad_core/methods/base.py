@@ -25,6 +25,7 @@ from ctad_core import anomaly
 from ctad_core import distributed as ddp
 from ctad_core.methods.inputs import axial_slices, mid_axial_range
 from ctad_core.methods.spec import MethodSpec
+from ctad_core.probe import cap_batch
 from ctad_core.results import NO_SEGMENTATION
 from ctad_core.train import PhaseRunner, Stopwatch, load_checkpoint, save_checkpoint
 
@@ -215,7 +216,7 @@ def train_method(
         resume,
         progress,
         name=spec.name,
-        batch_size=max(1, min(spec.train.batch_size, shard)),
+        batch_size=max(1, min(cap_batch(spec.train.batch_size), shard)),
         nominal_batch_size=spec.train.batch_size,
         amp=spec.amp,
     )
