@@ -455,7 +455,8 @@ def _lesion_items(res: MethodResults, split: str, subset: np.ndarray | None = No
 def val_test_dice(
     res: MethodResults, subset: np.ndarray | None = None, reduce: str = "mean"
 ) -> dict[str, Any]:
-    """The report's rule on one subset: threshold by best validation Dice, Dice on test at that threshold.
+    """Seed 000's threshold rule on one subset (the report's ``val_lesion_mean``; ``val_lesion_pooled`` with
+    ``reduce="pooled"``): threshold by best validation Dice, Dice on test at that threshold.
 
     Args:
         res: a method's results (its declared segmentation step is applied, as in the report).
