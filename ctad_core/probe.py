@@ -90,6 +90,33 @@ def _peak_host_bytes() -> int:
     return int(rss if sys.platform == "darwin" else rss * 1024)
 
 
+def host_rss_bytes() -> int | None:
+    """Resident memory of this process now (Linux ``/proc/self/statm``; None elsewhere)."""
+    try:
+        pages = int(Path("/proc/self/statm").read_text().split()[1])
+    except (OSError, ValueError, IndexError):
+        return None
+    return pages * os.sysconf("SC_PAGE_SIZE")
+
+
+def release_host_memory() -> None:
+    """Collect garbage and hand freed heap pages back to the OS (glibc ``malloc_trim(0)``; a no-op elsewhere).
+
+    Large CPU tensors freed between methods otherwise stay in the allocator's arenas, so one process that trains
+    many 3D models in turn (notebook 05) holds the peak of every one of them.
+    """
+    import gc
+
+    gc.collect()
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        try:
+            ctypes.CDLL("libc.so.6").malloc_trim(0)
+        except (OSError, AttributeError):  # not glibc (e.g. musl)
+            pass
+
+
 class LoopProbe:
     """Measures one loop and, in a dry run, caps it.
 
@@ -134,6 +161,7 @@ class LoopProbe:
         self.stop = self.total_steps if dry is None else min(self.total_steps, self.start + dry)
         self.step_seconds: list[float] = []
         self.saved_bytes = 0
+        self.rss_start = host_rss_bytes()  # what the process already held when the loop began
         self._record = os.environ.get(PROBE_DIR_ENV)
         if self._record and self.device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(self.device)
@@ -213,6 +241,7 @@ class LoopProbe:
             "nominal_batch_size": self.nominal_batch_size,
             "estimated_gpu_bytes": int(param_bytes + 3 * 4 * trainable + activations + CUDA_OVERHEAD_BYTES),
             "peak_host_bytes": _peak_host_bytes(),
+            "host_rss_at_start_bytes": self.rss_start,
             "peak_cuda_bytes": int(torch.cuda.max_memory_allocated(self.device))
             if self.device.type == "cuda"
             else None,

@@ -117,3 +117,16 @@ def test_max_batch_needs_a_dry_run(tmp_path):
         with pytest.raises(SystemExit, match="--max-batch"):
             main([*run, *bad])
     assert not (tmp_path / "r").exists()
+
+
+def test_release_host_memory_returns_and_the_record_notes_the_rss_at_start(monkeypatch, tmp_path):
+    monkeypatch.setenv(P.PROBE_DIR_ENV, str(tmp_path))
+    rss = P.host_rss_bytes()
+    assert rss is None or rss > 0
+    big = torch.ones(64 * 2**20 // 4)  # 64 MiB
+    del big
+    P.release_host_memory()  # must not raise, whatever the C library
+    rec = P.LoopProbe("r", 3).summary()
+    assert "host_rss_at_start_bytes" in rec
+    if rss is not None:  # Linux: a positive size of the same order as this process
+        assert 0 < rec["host_rss_at_start_bytes"] < 100 * rss

@@ -51,6 +51,7 @@ from ctad_core.methods.normative.method import FAMILY as NORMATIVE
 from ctad_core.methods.resae.method import FAMILY as RESAE
 from ctad_core.methods.scoring import ScoredMethod, score_method, score_slices, write_method, write_summary
 from ctad_core.methods.spec import MethodSpec, default_params
+from ctad_core.probe import release_host_memory
 from ctad_core.results import MethodResults
 from ctad_core.run import Run
 from ctad_core.train import load_checkpoint
@@ -412,7 +413,10 @@ def run_method(
     d = get(name)
     run = run if isinstance(run, Run) else Run(run)
     dev = resolve_device(device) if str(device) == "auto" else torch.device(device)
-    return d.run(d, run, method_params(name, params), dev, seed, resume, progress, **options)
+    try:
+        return d.run(d, run, method_params(name, params), dev, seed, resume, progress, **options)
+    finally:
+        release_host_memory()  # a notebook runs many methods in one process: return their freed memory
 
 
 def score_scans(
