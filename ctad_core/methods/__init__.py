@@ -135,13 +135,11 @@ def _run_volume(
     info = info or ddp.DistInfo(device=torch.device(device))
     out = run.stage(d.stage)
     tm = train_method(spec, cache.train_x(spec), out, seed=seed, resume=resume, progress=progress, info=info)
-    run.cache.setdefault("trained", {})[d.name] = tm
     if not evaluate:
         return tm
     ev = score_method(tm, cache.items(spec), info.device, int(params["eval_batch_size"]), progress)
     if info.is_main:
         write_method(out, ev, cache.items(spec), nifti_splits)
-    run.cache.setdefault("scored", {})[d.name] = ev
     return ev.results
 
 

@@ -214,3 +214,22 @@ def test_dae_training_resumes_exactly_and_its_dry_run_is_probed(tmp_path, fake_r
         assert torch.equal(a, b), k
     fresh, _ = _dae_training(tmp_path / "c", fake_run, 2, monkeypatch)  # fewer steps: a different model
     assert not all(torch.equal(a, b) for a, b in zip(full.state_dict().values(), fresh.state_dict().values()))
+
+
+def test_a_run_keeps_no_trained_network_after_run_method(fake_run):
+    """Notebook 05 runs 20 methods in one kernel: each model must be freed once its results are written (the
+    `gpu` dry run's kernel grew ~1 GB per 3D method while ``Run.cache`` kept every trained model and score)."""
+    import gc
+
+    def live_daes():
+        gc.collect()
+        return [o for o in gc.get_objects() if isinstance(o, torch.nn.Module) and type(o).__module__.startswith(
+            "ctad_core.methods.dae")]
+
+    assert not live_daes()
+    run = Run(fake_run)
+    res = M.run_method("dae", run, TINY, progress=False)
+    assert res.maps.shape[0] > 0
+    del res
+    assert set(run.cache) <= {"volumes"}  # the prepared volumes are shared; nothing per method
+    assert not live_daes()
