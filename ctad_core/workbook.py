@@ -331,7 +331,8 @@ DRY_RUN_OVERRIDES: dict[str, dict[str, Any]] = {
         "slices_2d": 1,
         "kinds": ["iph", "sdh"],
     },
-    "06": {"n_per_class": 6, "machine_extra": 10, "machine_folds": 3},
+    # the dry data hold n_test_healthy × slices_2d = 2 real healthy test slices: the gallery's real half
+    "06": {"n_per_class": 2, "machine_extra": 10, "machine_folds": 2},
     "07": {"n_fid_generated": 32, "fid_num_points": 5, "interactive": False},
 }
 _SCAN_COUNTS = ("n_train", "n_val_healthy", "n_test_healthy", "n_val_per_kind", "n_test_per_kind")

@@ -489,3 +489,13 @@ def test_ctad_run_moves_a_lab_working_copy_aside(fake_root, tmp_path):
     assert "ctad" not in executed.metadata and any(c.get("outputs") for c in executed.cells)
     run_chain("smoke", run, progress=False, notebook_timeout=120)  # over its own output: nothing moves
     assert len(list((run / workbook.LAB_PREVIOUS).glob("01_a-*.ipynb"))) == 1
+
+
+def test_the_dry_turing_gallery_fits_the_dry_data():
+    """Notebook 06 draws n_per_class real healthy test slices: a dry run's data must hold that many (the gpu and
+    paper dry runs once stopped there with 'only 2 real healthy test slices')."""
+    from ctad_core.workbook import DRY_RUN_OVERRIDES
+
+    data, gallery = DRY_RUN_OVERRIDES["01"], DRY_RUN_OVERRIDES["06"]
+    assert gallery["n_per_class"] <= data["n_test_healthy"] * data["slices_2d"]
+    assert 2 <= gallery["machine_folds"] <= gallery["n_per_class"]
