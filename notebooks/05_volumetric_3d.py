@@ -303,8 +303,9 @@ if ctfsh:
 # give a segmentation; the seed's threshold is the one with the best pooled Dice of that segmentation on the
 # labelled **validation** lesions ([DICE], Sec. 2.6), applied unchanged to the test scans; beside it, the
 # workbook's default rule needs no lesion label (the threshold flagging 1 % of the healthy validation scans'
-# brain voxels). Every column names its rule; Luo's slice sensitivity uses a threshold at the validation
-# Youden point (labelled slices). For detection Luo scores
+# brain voxels). Every column names its rule. Slice sensitivity is shown at the default threshold, which
+# flags 5 % of the slices of healthy validation scans (no label), and at seed 004's operating point, Youden's
+# J on labelled validation slices. For detection Luo scores
 # **slices**: e(u) sums the anomaly map of slice u and s(u) = 1 − (e(u) − min e)/(max e − min e) (App. E1) —
 # low s(u) flags an abnormal slice. These are the evaluator's numbers, the ones notebook 07 reports. The
 # spatial-latent AE is the paper's ablation: it reconstructs more detail, lesions included.
@@ -316,6 +317,7 @@ luo = [m for m in methods if m.startswith("resae") and m in infos]
 if luo:
     display(preview_table({n: evaluations[n] for n in luo}, [
         ("slice AUROC", "slice_auroc"), ("slice AUPRC", "slice_auprc"), ("slice sensitivity", "slice_sensitivity"),
+        ("slice sensitivity", "slice_sensitivity_val_youden"),
         ("val pooled Dice", "dice_seed004_val"), ("test pooled Dice", "dice_seed004"),
         ("test Dice median", "dice_default_median"), ("test Dice mean", "dice_mean"),
     ]).round(3))

@@ -27,7 +27,10 @@ same call, so a method's numbers are the same wherever they are shown. Rules (th
 - **two scan scores**: each method's own (``scan_auroc``) and, for every method with maps, the same map
   score (``scan_auroc_map``: mean of the top 1 % of the map inside the mask; max over slices in 2D).
 - **slice level** (seed 004 Table 2): 2D items are slices and use their own score; a 3D method's slices are
-  scored by Luo's normality score, 1 − s(u) (:mod:`.slices`).
+  scored by Luo's normality score, 1 − s(u) (:mod:`.slices`). Slice sensitivity at the default operating
+  point (``slice_sensitivity``, rule ``healthy_val_quantile``): the threshold flagging at most ``scan_fpr``
+  of the slices of healthy validation scans; seed 004's Youden point on labelled validation slices beside
+  it (``slice_sensitivity_val_youden``); both in ``slice_operating_points``.
 - **pixel metrics** (AUROC, AUPRC) pool all test items' pixels inside the evaluation mask, healthy items
   included, on the continuous ``maps``.
 - **per-item figures**: mean, sample SD (``ddof=1``) and median over the test items with a lesion
@@ -287,24 +290,49 @@ def _scan_level(res: MethodResults, ev: MethodEvaluation, opts: Mapping[str, Any
         ev.roc_scan = (fpr, tpr)
 
 
-def _slice_level(res: MethodResults, ev: MethodEvaluation, val: np.ndarray, test: np.ndarray) -> None:
+def _slice_level(
+    res: MethodResults, ev: MethodEvaluation, val: np.ndarray, test: np.ndarray, opts: Mapping[str, Any]
+) -> None:
     m = ev.metrics
+    kinds = np.asarray(res.kind).astype(str)
     if res.level == "2d":
         lab = item_labels(res)
         score = np.asarray(res.scan_score, dtype=np.float64)
         v_s, v_y, t_s, t_y = score[val], lab[val], score[test], lab[test]
+        v_healthy = kinds[val] == HEALTHY
         m["slice_score"] = "the method's item score"
     elif res.maps is not None and res.maps.ndim == 4:
-        v_s, v_y = slice_table(res, "val")
+        v_s, v_y, v_item = slice_table(res, "val", with_item=True)
         t_s, t_y = slice_table(res, "test")
+        v_healthy = kinds[v_item] == HEALTHY
         m["slice_score"] = "1 - s(u), Luo's normality score of the summed map (seed 004 App. E1)"
     else:
         return
     m["n_test_slices"] = int(t_y.size)
     m["slice_auroc"] = M.roc_auc(t_s, t_y)
     m["slice_auprc"] = M.average_precision(t_s, t_y)
-    m["slice_sensitivity"], m["slice_threshold_val"] = _sensitivity_at_val_youden(v_s, v_y, t_s, t_y)
-    m["slice_sensitivity_rule"] = "val_youden"  # seed 004 Table 3's operating point (labelled validation)
+    # seed 004 Table 3's operating point: Youden's J on labelled validation slices (kept, labelled)
+    m["slice_sensitivity_val_youden"], m["slice_threshold_val"] = _sensitivity_at_val_youden(v_s, v_y, t_s, t_y)
+    ops: dict[str, Any] = {"default": "healthy_val_quantile", "scan_fpr": opts["scan_fpr"]}
+    ops["val_youden"] = {
+        "sensitivity": m["slice_sensitivity_val_youden"],
+        "threshold": m["slice_threshold_val"],
+        "rule": "val_youden",
+    }
+    # the default needs no label: flag at most scan_fpr of the slices of healthy validation scans
+    m["slice_sensitivity"], m["slice_sensitivity_rule"] = float("nan"), "healthy_val_quantile"
+    if np.any(v_healthy) and t_s.size:
+        hv = v_s[v_healthy]
+        t = quantile_threshold(hv, None, opts["scan_fpr"])
+        op = M.operating_point(t_s, t_y, t)
+        ops["healthy_val_quantile"] = {
+            **op.as_dict(),
+            "val_fpr": float((hv >= t).mean()),
+            "n_val_healthy_slices": int(hv.size),
+            "rule": "healthy_val_quantile",
+        }
+        m["slice_sensitivity"] = op.sensitivity
+    m["slice_operating_points"] = ops
 
 
 def _dice_entry(
@@ -685,7 +713,7 @@ def evaluate(
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", M.MetricWarning)
         _scan_level(res, ev, opts)
-        _slice_level(res, ev, val, test)
+        _slice_level(res, ev, val, test, opts)
         _prevalence(res, m, test, ev.scans)
         if res.maps is not None and res.lesion is not None:
             les = res.lesion != 0

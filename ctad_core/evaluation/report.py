@@ -702,13 +702,22 @@ def markdown_tables(report: Mapping[str, Any]) -> dict[str, str]:
             _fmt(meths[n].get("slice_auroc")),
             _fmt(meths[n].get("slice_auprc")),
             _fmt(meths[n].get("slice_sensitivity")),
+            _fmt(meths[n].get("slice_sensitivity_val_youden")),
             _fmt(meths[n].get("dice_seed004")),
         ]
         for n in names
     ]
     t["table3_seed004"] = (
         _md(
-            ["Method", "AUC (slice)", "AUPRC (slice)", "Sensitivity (val Youden)", "[DICE]", "Dice rule"],
+            [
+                "Method",
+                "AUC (slice)",
+                "AUPRC (slice)",
+                "Sensitivity (healthy val. slices)",
+                "Sensitivity (val Youden, labelled)",
+                "[DICE]",
+                "Dice rule",
+            ],
             [[*r, _rule_label("val_lesion_pooled")] for r in rows],
         )
         + "\n\nSlice score: 2D methods, the item's own score; 3D methods, 1 − s(u) (Luo's normality score)."

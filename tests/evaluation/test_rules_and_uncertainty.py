@@ -85,6 +85,34 @@ def test_scan_operating_point_from_healthy_val_scans():
     assert ops["val_youden"]["rule"] == "val_youden" and ops["test_youden"]["rule"] == "test_youden"
 
 
+@pytest.mark.parametrize("level", ["2d", "3d"])
+def test_slice_sensitivity_default_comes_from_slices_of_healthy_val_scans(level):
+    """The default slice operating point uses no label: at most scan_fpr of the slices of healthy validation
+    scans are flagged; seed 004's Youden point on labelled validation slices is kept beside it, labelled."""
+    from ctad_core.evaluation.slices import slice_table
+
+    res = synthetic("a", level, seed=5, noise=0.8)
+    if level == "3d":  # Luo's slice score needs a maps volume per scan: 3D items are (D, H, W)
+        v_s, v_y, v_item = slice_table(res, "val", with_item=True)
+        healthy = res.kind[v_item] == "healthy"
+        t_s, t_y = slice_table(res, "test")
+    else:
+        v = res.split == "val"
+        v_s, healthy = res.scan_score[v].astype(np.float64), res.kind[v] == "healthy"
+        t = res.split == "test"
+        t_s, t_y = res.scan_score[t].astype(np.float64), E.item_labels(res)[t]
+    m = E.evaluate(res, n_boot=20, scan_fpr=0.2).metrics
+    op = m["slice_operating_points"]["healthy_val_quantile"]
+    hv = np.sort(v_s[healthy])
+    thr = op["threshold"]
+    assert (hv >= thr).mean() <= 0.2 and op["val_fpr"] == pytest.approx((hv >= thr).mean())
+    assert (hv >= hv[hv < thr].max()).mean() > 0.2  # the smallest threshold that keeps to the rate
+    assert m["slice_sensitivity"] == pytest.approx((t_s[t_y == 1] >= thr).mean())
+    assert m["slice_sensitivity_rule"] == "healthy_val_quantile"
+    assert m["slice_operating_points"]["val_youden"]["sensitivity"] == m["slice_sensitivity_val_youden"]
+    assert R.metric_rule(m, "slice_sensitivity") == "healthy_val_quantile"
+
+
 def test_terciles_by_hand():
     g, e = M.size_terciles([5, 1, 9, 3, 7, 2, 8, 4, 6])
     assert e.tolist() == pytest.approx([11 / 3, 19 / 3])
