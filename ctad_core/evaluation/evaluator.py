@@ -312,7 +312,9 @@ def _slice_level(
     m["slice_auroc"] = M.roc_auc(t_s, t_y)
     m["slice_auprc"] = M.average_precision(t_s, t_y)
     # seed 004 Table 3's operating point: Youden's J on labelled validation slices (kept, labelled)
-    m["slice_sensitivity_val_youden"], m["slice_threshold_val"] = _sensitivity_at_val_youden(v_s, v_y, t_s, t_y)
+    m["slice_sensitivity_val_youden"], m["slice_threshold_val"] = _sensitivity_at_val_youden(
+        v_s, v_y, t_s, t_y
+    )
     ops: dict[str, Any] = {"default": "healthy_val_quantile", "scan_fpr": opts["scan_fpr"]}
     ops["val_youden"] = {
         "sensitivity": m["slice_sensitivity_val_youden"],
