@@ -315,6 +315,7 @@ def _slice_level(
     m["slice_sensitivity_val_youden"], m["slice_threshold_val"] = _sensitivity_at_val_youden(
         v_s, v_y, t_s, t_y
     )
+    m["slice_sensitivity_val_youden_rule"] = "val_youden"
     ops: dict[str, Any] = {"default": "healthy_val_quantile", "scan_fpr": opts["scan_fpr"]}
     ops["val_youden"] = {
         "sensitivity": m["slice_sensitivity_val_youden"],

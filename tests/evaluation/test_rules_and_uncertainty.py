@@ -111,6 +111,7 @@ def test_slice_sensitivity_default_comes_from_slices_of_healthy_val_scans(level)
     assert m["slice_sensitivity_rule"] == "healthy_val_quantile"
     assert m["slice_operating_points"]["val_youden"]["sensitivity"] == m["slice_sensitivity_val_youden"]
     assert R.metric_rule(m, "slice_sensitivity") == "healthy_val_quantile"
+    assert R.metric_rule(m, "slice_sensitivity_val_youden") == "val_youden"
 
 
 def test_terciles_by_hand():
