@@ -25,7 +25,10 @@ same call, so a method's numbers are the same wherever they are shown. Rules (th
 - **items vs scans**: a 2D method's items are slices; its scan score is the **max** over the scan's slice
   scores. A 3D method's items are scans.
 - **two scan scores**: each method's own (``scan_auroc``) and, for every method with maps, the same map
-  score (``scan_auroc_map``: mean of the top 1 % of the map inside the mask; max over slices in 2D).
+  score (``scan_auroc_map``: mean of the top 1 % of the map inside the mask; max over slices in 2D), and
+  for methods with a positive residual the same score of max(x − x̂, 0), haemorrhage test scans against
+  healthy ones (``scan_auroc_map_haemorrhage``; ``docs/diagnosis.md`` shows why the papers' whole-volume
+  scores rank heads rather than bleeds).
 - **slice level** (seed 004 Table 2): 2D items are slices and use their own score; a 3D method's slices are
   scored by Luo's normality score, 1 − s(u) (:mod:`.slices`). Slice sensitivity at the default operating
   point (``slice_sensitivity``, rule ``healthy_val_quantile``): the threshold flagging at most ``scan_fpr``
@@ -60,7 +63,14 @@ from ctad_core.evaluation.segmentation import declared_segmentation, segment
 from ctad_core.evaluation.slices import slice_table
 from ctad_core.evaluation.thresholds import DICE_GRID, healthy_fpr_threshold, sweep, sweep_both
 from ctad_core.evaluation.unsupervised import quantile_threshold
-from ctad_core.kinds import HEALTHY, LESION_CODES, OUTSIDE_BRAIN_KINDS, is_haemorrhage, kind_parts
+from ctad_core.kinds import (
+    HAEMORRHAGE_KINDS,
+    HEALTHY,
+    LESION_CODES,
+    OUTSIDE_BRAIN_KINDS,
+    is_haemorrhage,
+    kind_parts,
+)
 from ctad_core.results import MethodResults
 
 #: how a 2D method's slice scores become a scan score.
@@ -256,6 +266,27 @@ def _scan_level(res: MethodResults, ev: MethodEvaluation, opts: Mapping[str, Any
         if sm["score"].size:
             c = _scan_cis(sm, opts["n_boot"], opts["seed"])
             ci["scan_auroc_map"], ci["scan_auroc_map_by_kind"] = c["total"], c["by_kind"]
+    if res.maps_haemorrhage is not None:
+        # haemorrhage is brighter than healthy tissue: the same map score on the positive residual
+        # max(x − x̂, 0) (seed 000's haemorrhage map), haemorrhage test scans against healthy ones
+        mh = anomaly.scan_score(
+            res.maps_haemorrhage, res.brain, top_fraction=0.01, spatial_dims=res.maps_haemorrhage.ndim - 1
+        )
+        sh = scan_table(res, "test", score=mh, patients=pats)
+        keep = is_haemorrhage(sh["kind"]) | (sh["kind"] == HEALTHY)
+        sh = {k: np.asarray(v)[keep] for k, v in sh.items()}
+        if sh["score"].size:
+            m["scan_auroc_map_haemorrhage"] = M.roc_auc(sh["score"], sh["label"])
+            # per haemorrhage kind (a compound such as iph+fracture counts for iph only here)
+            by_kind = M.per_kind_auroc(sh["score"], sh["kind"])
+            m["scan_auroc_map_haemorrhage_by_kind"] = {
+                k: v for k, v in by_kind.items() if k in HAEMORRHAGE_KINDS
+            }
+            c = _scan_cis(sh, opts["n_boot"], opts["seed"])
+            ci["scan_auroc_map_haemorrhage"] = c["total"]
+            ci["scan_auroc_map_haemorrhage_by_kind"] = {
+                k: v for k, v in c["by_kind"].items() if k in HAEMORRHAGE_KINDS
+            }
     # further per-item scores a method declares in info["scores"] (e.g. CTFSH's I and F, seed 002 Eq. 3)
     extra = res.info.get("scores") or {}
     for k, v in extra.items():

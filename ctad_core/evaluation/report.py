@@ -750,6 +750,7 @@ def markdown_tables(report: Mapping[str, Any]) -> dict[str, str]:
                 _rule_label(DEFAULT_RULE, m),
                 _ci(m.get("scan_auroc"), ci.get("scan_auroc")),
                 _ci(m.get("scan_auroc_map"), ci.get("scan_auroc_map")),
+                _ci(m.get("scan_auroc_map_haemorrhage"), ci.get("scan_auroc_map_haemorrhage")),
                 _fmt(m.get("seconds_per_scan"), 2),
             ]
         )
@@ -768,11 +769,14 @@ def markdown_tables(report: Mapping[str, Any]) -> dict[str, str]:
                 "Dice rule",
                 "scan AUROC",
                 "scan AUROC (map score)",
+                "scan AUROC haem. (positive map score)",
                 "s / scan",
             ],
             rows,
         )
         + "\n\n[95 % CI]: percentile bootstrap resampling patients; pixel metrics inside the evaluation mask."
+        + " Map score: mean of the top 1 % of the map inside the mask; positive map score: the same of"
+        + " max(x − x̂, 0), haemorrhage test scans against healthy ones (– : the method has no positive residual)."
         + (
             f"\n\n{BASELINE_MARK} simple baseline (the floor; listed first): the intensity rule, the voxel-wise "
             "normative model, the coarse-noise denoising autoencoder."

@@ -216,3 +216,26 @@ def test_every_dice_in_metrics_json_names_its_rule(tmp_path):
     assert "Dice rule" in tables["summary"] and "Dice rule" in tables["table3_seed004"]
     for stem in ("prevalence", "by_lesion_size", "scan_operating_points", "comparisons_scan_auroc"):
         assert stem in tables, stem
+
+
+def test_positive_map_score_ranks_haemorrhage_scans_against_healthy_ones():
+    """scan_auroc_map_haemorrhage: mean of the top 1 % of max(x − x̂, 0) inside the brain, haemorrhage test
+    scans against healthy test scans only (hand computation + scikit-learn)."""
+    import dataclasses
+
+    res = synthetic("a", "3d", seed=6, noise=0.9)
+    rng = np.random.default_rng(1)
+    pos = np.maximum(res.maps - 0.45, 0) + rng.random(res.maps.shape).astype(np.float32) * 0.01
+    res_h = dataclasses.replace(res, maps_haemorrhage=pos)
+    m = E.evaluate(res_h, n_boot=50).metrics
+    test = np.flatnonzero(res.split == "test")
+    keep = [i for i in test if res.kind[i] == "healthy" or res.kind[i] in ("iph", "sdh", "iph+fracture")]
+    score = []
+    for i in keep:
+        v = np.sort(pos[i][res.brain[i] != 0].astype(np.float64))[::-1]
+        score.append(v[: max(1, int(np.ceil(0.01 * v.size)))].mean())
+    label = [int(res.kind[i] != "healthy") for i in keep]
+    assert m["scan_auroc_map_haemorrhage"] == pytest.approx(roc_auc_score(label, score))
+    assert set(m["scan_auroc_map_haemorrhage_by_kind"]) <= {"iph", "sdh"}
+    assert "scan_auroc_map_haemorrhage" in m["ci"]
+    assert "scan_auroc_map_haemorrhage" not in E.evaluate(res, n_boot=20).metrics  # no positive residual
