@@ -200,7 +200,9 @@ sorted(p.name for p in (out_dir / "methods").iterdir())
 # **healthy val. FPR** rule uses healthy validation slices only (the threshold that flags 1 % of their brain
 # pixels — what an unsupervised user can do); the seed's rule, **val. lesions, mean Dice**, picks the best
 # mean Dice on labelled validation lesions, which an unsupervised user would not have. Either threshold is
-# applied unchanged to the test slices.
+# applied unchanged to the test slices. The first three columns are validation figures that need no
+# threshold (each method's own slice score; pixels inside the brain mask); the rest are the test figures
+# notebook 07 reports.
 # This is the evaluator of notebook 07 (`ctad_core.evaluation.evaluate`), called the same way, so the test
 # Dice below is the one in `report/metrics.json`. Pixel AUROC / AUPRC use the members' mean residual
 # inside the brain and need no threshold.
@@ -217,6 +219,8 @@ fig = evfig.dice_threshold_figure(evaluations, "all")
 fig.savefig(out_dir / "dice_vs_threshold.png", dpi=100)
 plt.show()
 preview_table(evaluations, [
+    ("val slice AUROC", "val.scan_auroc"), ("val pixel AUROC", "val.pixel_auroc"),
+    ("val pixel AUPRC", "val.pixel_auprc"),
     ("test Dice median", "dice_default_median"), ("test Dice mean", "dice_default_mean"),
     ("threshold", "dice_threshold"), ("val mean Dice", "dice_all.val_mean_dice"),
     ("test Dice median", "dice_median"), ("test Dice mean", "dice_mean"),

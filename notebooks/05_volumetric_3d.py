@@ -379,8 +379,11 @@ display(Markdown("**Scan AUROC, each method's own score** (test)"))
 display(auroc_table({n: evaluations[n] for n in ev_all}).round(3))
 evfig.roc_figure({n: evaluations[n] for n in ev_all})
 plt.show()
-display(Markdown("**Segmentation and voxel figures beside the baselines (†)** (test; each Dice names its rule)"))
+display(Markdown("**Every method beside the baselines (†)**: validation figures that need no threshold, then "
+                 "test segmentation and voxel figures (each Dice names the rule that chose its threshold)"))
 display(preview_table({n: evaluations[n] for n in ev_all}, [
+    ("val scan AUROC", "val.scan_auroc"), ("val pixel AUROC", "val.pixel_auroc"),
+    ("val pixel AUPRC", "val.pixel_auprc"),
     ("Dice median", "dice_default_median"), ("Dice mean", "dice_default_mean"),
     ("Dice median", "dice_median"), ("Dice mean", "dice_mean"),
     ("pixel AUROC", "pixel_auroc"), ("pixel AUPRC", "pixel_auprc"),

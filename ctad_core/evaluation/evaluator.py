@@ -570,6 +570,21 @@ def _prevalence(
     m["prevalence"] = p
 
 
+def _validation(res: MethodResults, m: dict[str, Any], val: np.ndarray) -> None:
+    """Figures on the validation split that need no threshold (``metrics["val"]``), for notebooks 04/05 to
+    show each method beside the baselines before any test figure: scan AUROC (the method's own score) and
+    pixel AUROC / AUPRC inside the evaluation mask. Computed exactly as their test counterparts."""
+    sv = scan_table(res, "val")
+    out: dict[str, Any] = {"split": "val", "n_scans": int(sv["scan_id"].size)}
+    out["scan_auroc"] = M.roc_auc(sv["score"], sv["label"]) if sv["score"].size else float("nan")
+    if res.maps is not None and res.lesion is not None and val.any():
+        brain = res.brain if res.brain is not None else np.ones(res.maps.shape, np.uint8)
+        les = res.lesion != 0
+        out["pixel_auroc"] = M.roc_auc(res.maps[val], les[val], brain[val])
+        out["pixel_auprc"] = M.average_precision(res.maps[val], les[val], brain[val])
+    m["val"] = out
+
+
 def _pixel(m, suffix, maps, les, brain, groups, sel, opts, bins) -> None:
     """Pixel AUROC and AUPRC of the selected items inside the mask, exact, with their binned bootstrap intervals."""
     m[f"pixel_auroc{suffix}"] = M.roc_auc(maps[sel], les[sel], brain[sel])
@@ -749,6 +764,7 @@ def evaluate(
         _scan_level(res, ev, opts)
         _slice_level(res, ev, val, test, opts)
         _prevalence(res, m, test, ev.scans)
+        _validation(res, m, val)
         if res.maps is not None and res.lesion is not None:
             les = res.lesion != 0
             brain = res.brain if res.brain is not None else np.ones(res.maps.shape, np.uint8)

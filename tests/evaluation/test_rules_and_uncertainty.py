@@ -239,3 +239,16 @@ def test_positive_map_score_ranks_haemorrhage_scans_against_healthy_ones():
     assert set(m["scan_auroc_map_haemorrhage_by_kind"]) <= {"iph", "sdh"}
     assert "scan_auroc_map_haemorrhage" in m["ci"]
     assert "scan_auroc_map_haemorrhage" not in E.evaluate(res, n_boot=20).metrics  # no positive residual
+
+
+def test_validation_figures_for_the_notebook_previews_match_sklearn():
+    res = synthetic("a", "2d", seed=7, noise=0.9)
+    m = E.evaluate(res, n_boot=20).metrics
+    v = res.split == "val"
+    sv = E.scan_table(res, "val")
+    assert m["val"]["scan_auroc"] == pytest.approx(roc_auc_score(sv["label"], sv["score"]))
+    inside = res.brain[v] != 0
+    y, s = res.lesion[v][inside], res.maps[v][inside]
+    assert m["val"]["pixel_auroc"] == pytest.approx(roc_auc_score(y, s))
+    assert m["val"]["pixel_auprc"] == pytest.approx(average_precision_score(y, s))
+    assert m["val"]["n_scans"] == 10 and R.metric_rule(m, "val.pixel_auroc") is None
