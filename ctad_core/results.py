@@ -192,6 +192,9 @@ class LazyResults(Mapping):
             self._cache.pop(next(iter(self._cache)))
         return res
 
+    def __contains__(self, name: object) -> bool:
+        return name in self._paths
+
     def __iter__(self) -> Iterator[str]:
         return iter(self._paths)
 
