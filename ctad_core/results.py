@@ -13,6 +13,7 @@ Notebook 07 gathers every method it finds with :func:`find_method_results`.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -96,7 +97,9 @@ class MethodResults:
             if unknown:
                 raise ValueError(f"{self.name}: unknown segmentation keys {sorted(unknown)}")
             if seg.get("vote") not in (None, "majority"):
-                raise ValueError(f"{self.name}: segmentation vote must be None or 'majority', got {seg['vote']!r}")
+                raise ValueError(
+                    f"{self.name}: segmentation vote must be None or 'majority', got {seg['vote']!r}"
+                )
             if seg.get("vote") and self.member_maps is None:
                 raise ValueError(f"{self.name}: a majority vote needs member_maps")
 
@@ -152,3 +155,48 @@ def find_method_results(run_dir: str | os.PathLike) -> dict[str, Path]:
     """All methods' result files under ``run_dir/*/methods/``, by name (sorted)."""
     found = sorted(Path(run_dir).glob("*/methods/*.npz"))
     return {p.stem: p for p in found}
+
+
+class LazyResults(Mapping):
+    """Methods' results by name, read from disk when asked for and not kept: a read-only mapping over
+    :func:`find_method_results`' files that holds at most ``keep`` methods' arrays at a time.
+
+    Notebook 07 shows every method's figures; holding all of them at once needs ~7 GB per method at the
+    ``gpu`` profile's 158 validation and test volumes of 128³ (its dry run's 07 kernel reached 12 GB on 8
+    volumes per method and was killed). Iterating, ``len`` and ``in`` read no arrays.
+
+    Args:
+        paths: method name → ``.npz`` written by :func:`save_method_results`.
+        keep: how many most recently read methods stay in memory (≥ 1).
+
+    Raises:
+        KeyError: for a name without a file. ValueError: if ``keep`` < 1.
+    """
+
+    def __init__(self, paths: Mapping[str, str | os.PathLike], keep: int = 1) -> None:
+        if keep < 1:
+            raise ValueError(f"keep must be >= 1, got {keep}")
+        self._paths = {n: Path(p) for n, p in paths.items()}
+        self._keep = keep
+        self._cache: dict[str, MethodResults] = {}
+
+    def __getitem__(self, name: str) -> MethodResults:
+        if name not in self._paths:
+            raise KeyError(f"no results for method {name!r}; have {sorted(self._paths)}")
+        if name in self._cache:
+            self._cache[name] = self._cache.pop(name)  # most recent last
+            return self._cache[name]
+        res = load_method_results(self._paths[name])
+        self._cache[name] = res
+        while len(self._cache) > self._keep:
+            self._cache.pop(next(iter(self._cache)))
+        return res
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._paths
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._paths)
+
+    def __len__(self) -> int:
+        return len(self._paths)

@@ -85,6 +85,11 @@ def atomic_write(path: str | os.PathLike, write: Callable[[Path], Any]) -> Path:
 
     Returns:
         The destination path.
+
+    Raises:
+        OSError: ``ENOSPC`` naming ``path`` and the space left, when the write failed on a (nearly) full
+            file system — writers such as ``torch.save`` report that only as an obscure ``RuntimeError``
+            ("unexpected pos …"); any other failure of ``write`` propagates unchanged.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -94,10 +99,39 @@ def atomic_write(path: str | os.PathLike, write: Callable[[Path], Any]) -> Path:
     try:
         write(tmp_path)
         os.replace(tmp_path, path)
+    except Exception as e:
+        _raise_if_disk_full(path, tmp_path, e)
+        raise
     finally:
         if tmp_path.exists():
             tmp_path.unlink()
     return path
+
+
+#: below this many free bytes a failed write is reported as a full disk
+DISK_FULL_BYTES = 64 * 2**20
+
+
+def _raise_if_disk_full(path: Path, tmp_path: Path, error: BaseException) -> None:
+    import errno
+    import shutil
+
+    if isinstance(error, OSError) and error.errno == errno.ENOSPC:
+        free = 0
+    else:
+        try:
+            free = shutil.disk_usage(path.parent).free
+        except OSError:
+            return
+        if free >= DISK_FULL_BYTES:
+            return
+    written = tmp_path.stat().st_size if tmp_path.exists() else 0
+    raise OSError(
+        errno.ENOSPC,
+        f"no space left on the device while writing {path} ({written / 2**20:.0f} MiB written, "
+        f"{free / 2**20:.0f} MiB free on its file system); free space or choose another run directory, "
+        f"then resume ({type(error).__name__}: {error})",
+    ) from error
 
 
 def save_npz(path: str | os.PathLike, compress: bool = True, **arrays: np.ndarray) -> Path:

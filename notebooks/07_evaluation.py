@@ -99,7 +99,7 @@ from IPython.display import Markdown, display
 from ctad_core import evaluation as E
 from ctad_core.evaluation import figures as RF
 from ctad_core.methods.fastgan.sampling import gan_member_dirs
-from ctad_core.results import find_method_results, load_method_results
+from ctad_core.results import LazyResults, find_method_results, load_method_results
 from ctad_core.utils import describe_device, resolve_device, seed_everything
 from ctad_core.workbook import resolve_run_dir
 
@@ -151,7 +151,7 @@ else:
 report, evals = E.build_report(run_dir, profile=profile, seed=seed, device=describe_device(dev),
                                methods=methods or None, fid=fid, min_lesion_dice=min_lesion_dice,
                                fpr=healthy_fpr, scan_fpr=scan_fpr, n_boot=n_boot)
-results = {n: load_method_results(p) for n, p in found.items() if n in evals}
+results = LazyResults({n: p for n, p in found.items() if n in evals})  # read from disk when shown, one at a time
 tables = E.markdown_tables(report)
 display(Markdown("### Summary\n\n" + RF.fit_table(tables["summary"], corner="Method")))
 if "floor" in tables:  # plainly: does each method beat the simple baselines? (also report/floor.md)

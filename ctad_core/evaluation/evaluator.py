@@ -25,9 +25,15 @@ same call, so a method's numbers are the same wherever they are shown. Rules (th
 - **items vs scans**: a 2D method's items are slices; its scan score is the **max** over the scan's slice
   scores. A 3D method's items are scans.
 - **two scan scores**: each method's own (``scan_auroc``) and, for every method with maps, the same map
-  score (``scan_auroc_map``: mean of the top 1 % of the map inside the mask; max over slices in 2D).
+  score (``scan_auroc_map``: mean of the top 1 % of the map inside the mask; max over slices in 2D), and
+  for methods with a positive residual the same score of max(x − x̂, 0), haemorrhage test scans against
+  healthy ones (``scan_auroc_map_haemorrhage``; ``docs/diagnosis.md`` shows why the papers' whole-volume
+  scores rank heads rather than bleeds).
 - **slice level** (seed 004 Table 2): 2D items are slices and use their own score; a 3D method's slices are
-  scored by Luo's normality score, 1 − s(u) (:mod:`.slices`).
+  scored by Luo's normality score, 1 − s(u) (:mod:`.slices`). Slice sensitivity at the default operating
+  point (``slice_sensitivity``, rule ``healthy_val_quantile``): the threshold flagging at most ``scan_fpr``
+  of the slices of healthy validation scans; seed 004's Youden point on labelled validation slices beside
+  it (``slice_sensitivity_val_youden``); both in ``slice_operating_points``.
 - **pixel metrics** (AUROC, AUPRC) pool all test items' pixels inside the evaluation mask, healthy items
   included, on the continuous ``maps``.
 - **per-item figures**: mean, sample SD (``ddof=1``) and median over the test items with a lesion
@@ -57,7 +63,14 @@ from ctad_core.evaluation.segmentation import declared_segmentation, segment
 from ctad_core.evaluation.slices import slice_table
 from ctad_core.evaluation.thresholds import DICE_GRID, healthy_fpr_threshold, sweep, sweep_both
 from ctad_core.evaluation.unsupervised import quantile_threshold
-from ctad_core.kinds import HEALTHY, LESION_CODES, OUTSIDE_BRAIN_KINDS, is_haemorrhage, kind_parts
+from ctad_core.kinds import (
+    HAEMORRHAGE_KINDS,
+    HEALTHY,
+    LESION_CODES,
+    OUTSIDE_BRAIN_KINDS,
+    is_haemorrhage,
+    kind_parts,
+)
 from ctad_core.results import MethodResults
 
 #: how a 2D method's slice scores become a scan score.
@@ -253,6 +266,27 @@ def _scan_level(res: MethodResults, ev: MethodEvaluation, opts: Mapping[str, Any
         if sm["score"].size:
             c = _scan_cis(sm, opts["n_boot"], opts["seed"])
             ci["scan_auroc_map"], ci["scan_auroc_map_by_kind"] = c["total"], c["by_kind"]
+    if res.maps_haemorrhage is not None:
+        # haemorrhage is brighter than healthy tissue: the same map score on the positive residual
+        # max(x − x̂, 0) (seed 000's haemorrhage map), haemorrhage test scans against healthy ones
+        mh = anomaly.scan_score(
+            res.maps_haemorrhage, res.brain, top_fraction=0.01, spatial_dims=res.maps_haemorrhage.ndim - 1
+        )
+        sh = scan_table(res, "test", score=mh, patients=pats)
+        keep = is_haemorrhage(sh["kind"]) | (sh["kind"] == HEALTHY)
+        sh = {k: np.asarray(v)[keep] for k, v in sh.items()}
+        if sh["score"].size:
+            m["scan_auroc_map_haemorrhage"] = M.roc_auc(sh["score"], sh["label"])
+            # per haemorrhage kind (a compound such as iph+fracture counts for iph only here)
+            by_kind = M.per_kind_auroc(sh["score"], sh["kind"])
+            m["scan_auroc_map_haemorrhage_by_kind"] = {
+                k: v for k, v in by_kind.items() if k in HAEMORRHAGE_KINDS
+            }
+            c = _scan_cis(sh, opts["n_boot"], opts["seed"])
+            ci["scan_auroc_map_haemorrhage"] = c["total"]
+            ci["scan_auroc_map_haemorrhage_by_kind"] = {
+                k: v for k, v in c["by_kind"].items() if k in HAEMORRHAGE_KINDS
+            }
     # further per-item scores a method declares in info["scores"] (e.g. CTFSH's I and F, seed 002 Eq. 3)
     extra = res.info.get("scores") or {}
     for k, v in extra.items():
@@ -287,24 +321,52 @@ def _scan_level(res: MethodResults, ev: MethodEvaluation, opts: Mapping[str, Any
         ev.roc_scan = (fpr, tpr)
 
 
-def _slice_level(res: MethodResults, ev: MethodEvaluation, val: np.ndarray, test: np.ndarray) -> None:
+def _slice_level(
+    res: MethodResults, ev: MethodEvaluation, val: np.ndarray, test: np.ndarray, opts: Mapping[str, Any]
+) -> None:
     m = ev.metrics
+    kinds = np.asarray(res.kind).astype(str)
     if res.level == "2d":
         lab = item_labels(res)
         score = np.asarray(res.scan_score, dtype=np.float64)
         v_s, v_y, t_s, t_y = score[val], lab[val], score[test], lab[test]
+        v_healthy = kinds[val] == HEALTHY
         m["slice_score"] = "the method's item score"
     elif res.maps is not None and res.maps.ndim == 4:
-        v_s, v_y = slice_table(res, "val")
+        v_s, v_y, v_item = slice_table(res, "val", with_item=True)
         t_s, t_y = slice_table(res, "test")
+        v_healthy = kinds[v_item] == HEALTHY
         m["slice_score"] = "1 - s(u), Luo's normality score of the summed map (seed 004 App. E1)"
     else:
         return
     m["n_test_slices"] = int(t_y.size)
     m["slice_auroc"] = M.roc_auc(t_s, t_y)
     m["slice_auprc"] = M.average_precision(t_s, t_y)
-    m["slice_sensitivity"], m["slice_threshold_val"] = _sensitivity_at_val_youden(v_s, v_y, t_s, t_y)
-    m["slice_sensitivity_rule"] = "val_youden"  # seed 004 Table 3's operating point (labelled validation)
+    # seed 004 Table 3's operating point: Youden's J on labelled validation slices (kept, labelled)
+    m["slice_sensitivity_val_youden"], m["slice_threshold_val"] = _sensitivity_at_val_youden(
+        v_s, v_y, t_s, t_y
+    )
+    m["slice_sensitivity_val_youden_rule"] = "val_youden"
+    ops: dict[str, Any] = {"default": "healthy_val_quantile", "scan_fpr": opts["scan_fpr"]}
+    ops["val_youden"] = {
+        "sensitivity": m["slice_sensitivity_val_youden"],
+        "threshold": m["slice_threshold_val"],
+        "rule": "val_youden",
+    }
+    # the default needs no label: flag at most scan_fpr of the slices of healthy validation scans
+    m["slice_sensitivity"], m["slice_sensitivity_rule"] = float("nan"), "healthy_val_quantile"
+    if np.any(v_healthy) and t_s.size:
+        hv = v_s[v_healthy]
+        t = quantile_threshold(hv, None, opts["scan_fpr"])
+        op = M.operating_point(t_s, t_y, t)
+        ops["healthy_val_quantile"] = {
+            **op.as_dict(),
+            "val_fpr": float((hv >= t).mean()),
+            "n_val_healthy_slices": int(hv.size),
+            "rule": "healthy_val_quantile",
+        }
+        m["slice_sensitivity"] = op.sensitivity
+    m["slice_operating_points"] = ops
 
 
 def _dice_entry(
@@ -508,6 +570,21 @@ def _prevalence(
     m["prevalence"] = p
 
 
+def _validation(res: MethodResults, m: dict[str, Any], val: np.ndarray) -> None:
+    """Figures on the validation split that need no threshold (``metrics["val"]``), for notebooks 04/05 to
+    show each method beside the baselines before any test figure: scan AUROC (the method's own score) and
+    pixel AUROC / AUPRC inside the evaluation mask. Computed exactly as their test counterparts."""
+    sv = scan_table(res, "val")
+    out: dict[str, Any] = {"split": "val", "n_scans": int(sv["scan_id"].size)}
+    out["scan_auroc"] = M.roc_auc(sv["score"], sv["label"]) if sv["score"].size else float("nan")
+    if res.maps is not None and res.lesion is not None and val.any():
+        brain = res.brain if res.brain is not None else np.ones(res.maps.shape, np.uint8)
+        les = res.lesion != 0
+        out["pixel_auroc"] = M.roc_auc(res.maps[val], les[val], brain[val])
+        out["pixel_auprc"] = M.average_precision(res.maps[val], les[val], brain[val])
+    m["val"] = out
+
+
 def _pixel(m, suffix, maps, les, brain, groups, sel, opts, bins) -> None:
     """Pixel AUROC and AUPRC of the selected items inside the mask, exact, with their binned bootstrap intervals."""
     m[f"pixel_auroc{suffix}"] = M.roc_auc(maps[sel], les[sel], brain[sel])
@@ -685,8 +762,9 @@ def evaluate(
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", M.MetricWarning)
         _scan_level(res, ev, opts)
-        _slice_level(res, ev, val, test)
+        _slice_level(res, ev, val, test, opts)
         _prevalence(res, m, test, ev.scans)
+        _validation(res, m, val)
         if res.maps is not None and res.lesion is not None:
             les = res.lesion != 0
             brain = res.brain if res.brain is not None else np.ones(res.maps.shape, np.uint8)

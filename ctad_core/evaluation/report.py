@@ -90,6 +90,68 @@ def _rule_label(rule: str, m: Mapping[str, Any] | None = None) -> str:
     return lab
 
 
+def metric_rule(metrics: Mapping[str, Any], key: str) -> str | None:
+    """The threshold rule behind ``key`` of a method's ``metrics.json`` record (``None`` for a figure that needs
+    no threshold, e.g. AUROC): ``rule_of[key]`` or ``<key>_rule`` (e.g. ``slice_sensitivity_rule``) for flat
+    keys, else the ``rule`` field of the deepest record on a dotted path (``"dice_all.val_mean_dice"`` →
+    ``dice_all["rule"]``)."""
+    parts = key.split(".")
+    rule = (metrics.get("rule_of") or {}).get(parts[0]) or metrics.get(f"{parts[0]}_rule")
+    node: Any = metrics
+    for part in parts:
+        if not isinstance(node, Mapping):
+            break
+        rule = node.get("rule", rule) if node is not metrics else rule
+        node = node.get(part)
+    if isinstance(node, Mapping):
+        rule = node.get("rule", rule)
+    return rule
+
+
+def preview_table(evaluations: Mapping[str, Any], columns: Sequence[tuple[str, str]]) -> Any:
+    """Notebooks 04/05's validation/test preview: one row per method (baselines marked †), one column per
+    figure, every Dice or threshold column titled with the rule that chose its threshold.
+
+    Args:
+        evaluations: method name → :class:`~ctad_core.evaluation.evaluator.MethodEvaluation` (its ``metrics``).
+        columns: (column title, key of the ``metrics`` record) pairs; keys dotted for nested records, e.g.
+            ``"lesion_detection.rate"``. A title gets `` [rule]`` (:data:`RULE_LABELS`) when its figure
+            depends on a threshold rule (:func:`metric_rule`), so one title may appear under two rules.
+
+    Returns:
+        A ``pandas.DataFrame`` (missing figures are NaN).
+
+    Raises:
+        ValueError: if two methods report the same key under different rules (the column would mix them), or
+            two columns end up with the same title.
+    """
+    import pandas as pd
+
+    titled: dict[str, str] = {}
+    for title, key in columns:
+        rules = {metric_rule(e.metrics, key) for e in evaluations.values()} - {None}
+        if len(rules) > 1:
+            raise ValueError(
+                f"{key!r} was chosen by different rules {sorted(rules)}: one column cannot hold them"
+            )
+        first = next(iter(evaluations.values())).metrics if evaluations else None
+        full = f"{title} [{_rule_label(rules.pop(), first)}]" if rules else title
+        if full in titled:
+            raise ValueError(f"two columns are titled {full!r}")
+        titled[full] = key
+
+    def get(m: Mapping[str, Any], key: str) -> Any:
+        for part in key.split("."):
+            m = m.get(part) if isinstance(m, Mapping) else None
+        return m if isinstance(m, (int, float)) and not isinstance(m, bool) else float("nan")
+
+    rows = {
+        (f"{n} †" if e.metrics.get("baseline") else n): {t: get(e.metrics, k) for t, k in titled.items()}
+        for n, e in evaluations.items()
+    }
+    return pd.DataFrame(rows).T
+
+
 def _dice_cell(d: Mapping[str, Any] | None, pooled: bool = False) -> str:
     if not d or d.get("mean") is None:
         return "–"
@@ -640,13 +702,22 @@ def markdown_tables(report: Mapping[str, Any]) -> dict[str, str]:
             _fmt(meths[n].get("slice_auroc")),
             _fmt(meths[n].get("slice_auprc")),
             _fmt(meths[n].get("slice_sensitivity")),
+            _fmt(meths[n].get("slice_sensitivity_val_youden")),
             _fmt(meths[n].get("dice_seed004")),
         ]
         for n in names
     ]
     t["table3_seed004"] = (
         _md(
-            ["Method", "AUC (slice)", "AUPRC (slice)", "Sensitivity (val Youden)", "[DICE]", "Dice rule"],
+            [
+                "Method",
+                "AUC (slice)",
+                "AUPRC (slice)",
+                "Sensitivity (healthy val. slices)",
+                "Sensitivity (val Youden, labelled)",
+                "[DICE]",
+                "Dice rule",
+            ],
             [[*r, _rule_label("val_lesion_pooled")] for r in rows],
         )
         + "\n\nSlice score: 2D methods, the item's own score; 3D methods, 1 − s(u) (Luo's normality score)."
@@ -679,6 +750,7 @@ def markdown_tables(report: Mapping[str, Any]) -> dict[str, str]:
                 _rule_label(DEFAULT_RULE, m),
                 _ci(m.get("scan_auroc"), ci.get("scan_auroc")),
                 _ci(m.get("scan_auroc_map"), ci.get("scan_auroc_map")),
+                _ci(m.get("scan_auroc_map_haemorrhage"), ci.get("scan_auroc_map_haemorrhage")),
                 _fmt(m.get("seconds_per_scan"), 2),
             ]
         )
@@ -697,11 +769,14 @@ def markdown_tables(report: Mapping[str, Any]) -> dict[str, str]:
                 "Dice rule",
                 "scan AUROC",
                 "scan AUROC (map score)",
+                "scan AUROC haem. (positive map score)",
                 "s / scan",
             ],
             rows,
         )
         + "\n\n[95 % CI]: percentile bootstrap resampling patients; pixel metrics inside the evaluation mask."
+        + " Map score: mean of the top 1 % of the map inside the mask; positive map score: the same of"
+        + " max(x − x̂, 0), haemorrhage test scans against healthy ones (– : the method has no positive residual)."
         + (
             f"\n\n{BASELINE_MARK} simple baseline (the floor; listed first): the intensity rule, the voxel-wise "
             "normative model, the coarse-noise denoising autoencoder."

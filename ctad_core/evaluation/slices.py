@@ -99,22 +99,26 @@ def scan_normality(res: MethodResults, i: int) -> tuple[np.ndarray, np.ndarray]:
     return s, has
 
 
-def slice_table(res: MethodResults, split: str) -> tuple[np.ndarray, np.ndarray]:
+def slice_table(res: MethodResults, split: str, with_item: bool = False) -> tuple[np.ndarray, ...]:
     """Seed 004's slice table of a split: anomaly score 1 − s(u) and label of every slice with mask voxels.
 
     Args:
         res: volumetric results (items are volumes).
         split: ``"val"`` or ``"test"``.
+        with_item: also return the index (into ``res``' items) of each slice's volume.
 
     Returns:
-        ``(score, label)``: (n_slices,) float64 and int64, scans in item order.
+        ``(score, label)``: (n_slices,) float64 and int64, scans in item order; ``(score, label, item)`` with
+        ``with_item``.
     """
     sel = np.flatnonzero(np.asarray(res.split).astype(str) == split)
-    scores, labels = [np.zeros(0)], [np.zeros(0, np.int64)]
+    scores, labels, items = [np.zeros(0)], [np.zeros(0, np.int64)], [np.zeros(0, np.int64)]
     les_all = res.lesion if res.lesion is not None else None
     for i in sel:
         s, has = scan_normality(res, int(i))
         scores.append((1.0 - s)[has])
         lab = slice_labels(les_all[i]) if les_all is not None else np.zeros(s.size, np.int64)
         labels.append(lab[has])
-    return np.concatenate(scores), np.concatenate(labels)
+        items.append(np.full(int(np.count_nonzero(has)), int(i), np.int64))
+    out = (np.concatenate(scores), np.concatenate(labels))
+    return (*out, np.concatenate(items)) if with_item else out

@@ -173,3 +173,65 @@ def test_pixel_bootstrap_resolves_a_map_that_is_mostly_zero() -> None:
     assert iv["pixel_auprc"].estimate == pytest.approx(
         average_precision_score(les.ravel(), maps.ravel()), abs=5e-3
     )
+
+
+# --------------------------------------------------------------------------- sizing a test set (issue 11)
+
+
+def test_hanley_mcneil_se_matches_a_hand_computation():
+    from ctad_core.evaluation.intervals import hanley_mcneil_se
+
+    # A = 0.75, 2 positives, 3 negatives: Q1 = 0.75/1.25 = 0.6, Q2 = 2*0.5625/1.75 = 0.642857...
+    # SE² = [0.1875 + 1*(0.6 - 0.5625) + 2*(0.642857 - 0.5625)] / 6 = 0.0517857
+    assert hanley_mcneil_se(0.75, 2, 3) == pytest.approx(
+        np.sqrt((0.1875 + 0.0375 + 2 * (9 / 14 - 0.5625)) / 6)
+    )
+    assert hanley_mcneil_se(0.5, 1, 1) == pytest.approx(0.5)
+
+
+def test_hanley_mcneil_se_is_the_spread_of_the_auroc_under_its_exponential_model():
+    """Hanley & McNeil's Q1, Q2 are exact for exponential scores: simulate that model with scikit-learn's AUROC."""
+    from sklearn.metrics import roc_auc_score
+
+    from ctad_core.evaluation.intervals import hanley_mcneil_se
+
+    rng = np.random.default_rng(0)
+    a, n_pos, n_neg = 0.8, 16, 40
+    y = np.r_[np.ones(n_pos), np.zeros(n_neg)]
+    # X ~ Exp(mean 1) for positives, Y ~ Exp(mean (1 - a)/a) for negatives: P(X > Y) = a
+    aucs = [
+        roc_auc_score(y, np.r_[rng.exponential(1.0, n_pos), rng.exponential((1 - a) / a, n_neg)])
+        for _ in range(3000)
+    ]
+    assert np.mean(aucs) == pytest.approx(a, abs=0.01)
+    assert np.std(aucs) == pytest.approx(hanley_mcneil_se(a, n_pos, n_neg), rel=0.07)
+
+
+def test_auroc_half_width_shrinks_with_cases_and_rejects_bad_input():
+    from ctad_core.evaluation.intervals import auroc_half_width
+
+    assert auroc_half_width(0.8, 4, 16) > 0.25  # the old quick test set: 4 per kind, 16 healthy
+    assert auroc_half_width(0.8, 16, 40) < auroc_half_width(0.8, 8, 40) < auroc_half_width(0.8, 4, 40)
+    assert auroc_half_width(0.8, 16, 40, level=0.9) < auroc_half_width(0.8, 16, 40, level=0.95)
+    for bad in ((1.0, 4, 4), (0.0, 4, 4), (0.8, 0, 4), (0.8, 4, 0)):
+        with pytest.raises(ValueError):
+            auroc_half_width(*bad)
+
+
+@pytest.mark.parametrize("profile", ["quick", "gpu", "paper"])
+def test_every_benchmark_profile_sizes_its_test_set_for_per_kind_intervals(profile):
+    """Issue 11 item 5: per-kind AUROC half-width <= 0.15 at a design AUROC of 0.8, on volumes and on the 2D
+    slices the quick profile subsamples; gpu and paper larger than quick."""
+    from pathlib import Path
+
+    from ctad_core.evaluation.intervals import auroc_half_width
+    from ctad_core.kinds import LESION_KINDS
+    from ctad_core.workbook import load_profile
+
+    p = load_profile(profile, Path("01_data_prep.ipynb"))
+    quick = load_profile("quick", Path("01_data_prep.ipynb"))
+    assert auroc_half_width(0.8, p["n_test_per_kind"], p["n_test_healthy"]) <= 0.15
+    assert p["n_test_per_kind"] >= quick["n_test_per_kind"] and p["n_test_healthy"] >= quick["n_test_healthy"]
+    cap = int(load_profile(profile, Path("04_latent_restoration.ipynb")).get("max_slices_per_split", 0))
+    if cap:  # half the capped test slices are lesioned, spread evenly over the kinds (select_slices)
+        assert auroc_half_width(0.8, cap // 2 // len(LESION_KINDS), cap - cap // 2) <= 0.15

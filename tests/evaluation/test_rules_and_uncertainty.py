@@ -85,6 +85,35 @@ def test_scan_operating_point_from_healthy_val_scans():
     assert ops["val_youden"]["rule"] == "val_youden" and ops["test_youden"]["rule"] == "test_youden"
 
 
+@pytest.mark.parametrize("level", ["2d", "3d"])
+def test_slice_sensitivity_default_comes_from_slices_of_healthy_val_scans(level):
+    """The default slice operating point uses no label: at most scan_fpr of the slices of healthy validation
+    scans are flagged; seed 004's Youden point on labelled validation slices is kept beside it, labelled."""
+    from ctad_core.evaluation.slices import slice_table
+
+    res = synthetic("a", level, seed=5, noise=0.8)
+    if level == "3d":  # Luo's slice score needs a maps volume per scan: 3D items are (D, H, W)
+        v_s, v_y, v_item = slice_table(res, "val", with_item=True)
+        healthy = res.kind[v_item] == "healthy"
+        t_s, t_y = slice_table(res, "test")
+    else:
+        v = res.split == "val"
+        v_s, healthy = res.scan_score[v].astype(np.float64), res.kind[v] == "healthy"
+        t = res.split == "test"
+        t_s, t_y = res.scan_score[t].astype(np.float64), E.item_labels(res)[t]
+    m = E.evaluate(res, n_boot=20, scan_fpr=0.2).metrics
+    op = m["slice_operating_points"]["healthy_val_quantile"]
+    hv = np.sort(v_s[healthy])
+    thr = op["threshold"]
+    assert (hv >= thr).mean() <= 0.2 and op["val_fpr"] == pytest.approx((hv >= thr).mean())
+    assert (hv >= hv[hv < thr].max()).mean() > 0.2  # the smallest threshold that keeps to the rate
+    assert m["slice_sensitivity"] == pytest.approx((t_s[t_y == 1] >= thr).mean())
+    assert m["slice_sensitivity_rule"] == "healthy_val_quantile"
+    assert m["slice_operating_points"]["val_youden"]["sensitivity"] == m["slice_sensitivity_val_youden"]
+    assert R.metric_rule(m, "slice_sensitivity") == "healthy_val_quantile"
+    assert R.metric_rule(m, "slice_sensitivity_val_youden") == "val_youden"
+
+
 def test_terciles_by_hand():
     g, e = M.size_terciles([5, 1, 9, 3, 7, 2, 8, 4, 6])
     assert e.tolist() == pytest.approx([11 / 3, 19 / 3])
@@ -187,3 +216,39 @@ def test_every_dice_in_metrics_json_names_its_rule(tmp_path):
     assert "Dice rule" in tables["summary"] and "Dice rule" in tables["table3_seed004"]
     for stem in ("prevalence", "by_lesion_size", "scan_operating_points", "comparisons_scan_auroc"):
         assert stem in tables, stem
+
+
+def test_positive_map_score_ranks_haemorrhage_scans_against_healthy_ones():
+    """scan_auroc_map_haemorrhage: mean of the top 1 % of max(x − x̂, 0) inside the brain, haemorrhage test
+    scans against healthy test scans only (hand computation + scikit-learn)."""
+    import dataclasses
+
+    res = synthetic("a", "3d", seed=6, noise=0.9)
+    rng = np.random.default_rng(1)
+    pos = np.maximum(res.maps - 0.45, 0) + rng.random(res.maps.shape).astype(np.float32) * 0.01
+    res_h = dataclasses.replace(res, maps_haemorrhage=pos)
+    m = E.evaluate(res_h, n_boot=50).metrics
+    test = np.flatnonzero(res.split == "test")
+    keep = [i for i in test if res.kind[i] == "healthy" or res.kind[i] in ("iph", "sdh", "iph+fracture")]
+    score = []
+    for i in keep:
+        v = np.sort(pos[i][res.brain[i] != 0].astype(np.float64))[::-1]
+        score.append(v[: max(1, int(np.ceil(0.01 * v.size)))].mean())
+    label = [int(res.kind[i] != "healthy") for i in keep]
+    assert m["scan_auroc_map_haemorrhage"] == pytest.approx(roc_auc_score(label, score))
+    assert set(m["scan_auroc_map_haemorrhage_by_kind"]) <= {"iph", "sdh"}
+    assert "scan_auroc_map_haemorrhage" in m["ci"]
+    assert "scan_auroc_map_haemorrhage" not in E.evaluate(res, n_boot=20).metrics  # no positive residual
+
+
+def test_validation_figures_for_the_notebook_previews_match_sklearn():
+    res = synthetic("a", "2d", seed=7, noise=0.9)
+    m = E.evaluate(res, n_boot=20).metrics
+    v = res.split == "val"
+    sv = E.scan_table(res, "val")
+    assert m["val"]["scan_auroc"] == pytest.approx(roc_auc_score(sv["label"], sv["score"]))
+    inside = res.brain[v] != 0
+    y, s = res.lesion[v][inside], res.maps[v][inside]
+    assert m["val"]["pixel_auroc"] == pytest.approx(roc_auc_score(y, s))
+    assert m["val"]["pixel_auprc"] == pytest.approx(average_precision_score(y, s))
+    assert m["val"]["n_scans"] == 10 and R.metric_rule(m, "val.pixel_auroc") is None

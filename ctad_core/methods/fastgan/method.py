@@ -80,7 +80,11 @@ def eval_slices(
     (seed 000) or ``window``, skull-stripped with ``skull_strip`` (the 2D baselines score the same slices)."""
     ev = run.slices()
     ev = ev.subset(np.isin(ev.split, ["val", "test"]))
-    ev = ev.subset(select_slices(ev.split, ev.lesion.reshape(len(ev), -1).any(1), max_slices_per_split, seed))
+    ev = ev.subset(
+        select_slices(
+            ev.split, ev.lesion.reshape(len(ev), -1).any(1), max_slices_per_split, seed, kind=ev.kind
+        )
+    )
     return slice_items(ev, image_size, window or run.window(), skull_strip)
 
 
