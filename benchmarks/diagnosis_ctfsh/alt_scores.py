@@ -16,7 +16,9 @@ from ctad_core.methods import method_params, score_scans
 warnings.simplefilter("ignore")
 run, paired = Path(sys.argv[1]), Path(sys.argv[2])
 HAEM = ["edh", "sah", "sdh", "iph", "ivh"]
-P = yaml.safe_load(Path("/work/wt-methods/parameters/quick/05_volumetric_3d.yaml").read_text())
+P = yaml.safe_load(
+    (Path(__file__).resolve().parents[2] / "parameters/quick/05_volumetric_3d.yaml").read_text()
+)
 P.pop("methods")
 ev, pv = load_volumes(run, ("val", "test")), load_volumes(paired)
 

@@ -1,10 +1,12 @@
 """How much of the I score is head anatomy? Fit I ~ bone voxels on the healthy val scans; AUROC of the rest."""
 
+import os
+
 import numpy as np
 import pandas as pd
 from sklearn.metrics import roc_auc_score
 
-run = "/work/main/runs/quick"
+run = os.environ.get("CTAD_DIAG_RUN", "runs/quick")
 g = pd.read_csv("/tmp/diag/global.csv").set_index("scan_id")
 KINDS = ["edh", "sah", "sdh", "iph", "ivh", "infarct", "tumour", "fracture", "atrophy"]
 HAEM = ["edh", "sah", "sdh", "iph", "ivh"]

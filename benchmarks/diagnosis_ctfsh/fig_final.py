@@ -1,5 +1,6 @@
 """docs/figures/diagnosis_ctfsh.png: ctfsh_ae_l1 of runs/quick (200 steps), same model, two scan scores."""
 
+import os
 import sys
 
 import matplotlib
@@ -10,7 +11,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 from sklearn.metrics import roc_auc_score
 
-run = "/work/main/runs/quick"
+run = os.environ.get("CTAD_DIAG_RUN", "runs/quick")
 z = np.load(f"{run}/volumetric/methods/ctfsh_ae_l1.npz")
 t = z["split"] == "test"
 sid, kind, x, r, les = z["scan_id"][t], z["kind"][t], z["inputs"][t], z["recon"][t], z["lesion"][t]

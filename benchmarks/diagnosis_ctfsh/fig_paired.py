@@ -1,3 +1,5 @@
+import os
+
 import matplotlib
 import numpy as np
 import pandas as pd
@@ -6,7 +8,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
 p = pd.read_csv("/tmp/diag-paired/paired.csv")
-s = pd.read_csv("/work/main/runs/quick/volumetric/scores.csv")
+s = pd.read_csv(os.path.join(os.environ.get("CTAD_DIAG_RUN", "runs/quick"), "volumetric", "scores.csv"))
 ms = list(dict.fromkeys(p.method))
 fig, ax = plt.subplots(1, len(ms), figsize=(3.2 * len(ms), 4))
 for a, m in zip(ax, ms):

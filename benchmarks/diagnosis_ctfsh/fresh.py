@@ -40,7 +40,9 @@ if not (out / "data" / "manifest.csv").is_file():
         cfg,
     )
 vs = load_volumes(out)
-P = yaml.safe_load(Path("/work/wt-methods/parameters/quick/05_volumetric_3d.yaml").read_text())
+P = yaml.safe_load(
+    (Path(__file__).resolve().parents[2] / "parameters/quick/05_volumetric_3d.yaml").read_text()
+)
 P.pop("methods")
 rows = []
 for arg in names:

@@ -1,8 +1,10 @@
+import os
+
 import nibabel as nib
 import numpy as np
 import pandas as pd
 
-run = "/work/main/runs/quick/data"
+run = os.path.join(os.environ.get("CTAD_DIAG_RUN", "runs/quick"), "data")
 m = pd.read_csv(f"{run}/manifest.csv")
 rows = []
 for _, r in m.iterrows():

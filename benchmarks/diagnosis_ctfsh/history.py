@@ -1,10 +1,12 @@
 """Training curves of the quick run's CTFSH models (models/<name>.pt) and of the 1000-step retrain."""
 
+import os
+
 from ctad_core.methods import training_history
 
 for run, names in (
     (
-        "/work/main/runs/quick",
+        os.environ.get("CTAD_DIAG_RUN", "runs/quick"),
         ["ctfsh_ae_l1", "ctfsh_ae_msssim", "ctfsh_vae_msssim", "ctfsh_ae_msssim_strip"],
     ),
     ("/tmp/diag-quick-s2000", ["ctfsh_ae_l1"]),

@@ -1,12 +1,13 @@
 """Is the AE a mean-head predictor? How much its reconstruction follows the input, what it puts over the lesions,
 and the AUROC of the distance of each test scan to the mean healthy val input. usage: meanhead.py [METHOD]"""
 
+import os
 import sys
 
 import numpy as np
 from sklearn.metrics import roc_auc_score
 
-run = "/work/main/runs/quick"
+run = os.environ.get("CTAD_DIAG_RUN", "runs/quick")
 name = sys.argv[1] if len(sys.argv) > 1 else "ctfsh_ae_l1"
 z = np.load(f"{run}/volumetric/methods/{name}.npz")
 print(name)

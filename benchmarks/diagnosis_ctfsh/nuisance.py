@@ -1,9 +1,11 @@
 """Which patient/acquisition features drive each method's score on HEALTHY scans (val+test, no lesion)?"""
 
+import os
+
 import numpy as np
 import pandas as pd
 
-run = "/work/main/runs/quick"
+run = os.environ.get("CTAD_DIAG_RUN", "runs/quick")
 man = pd.read_csv(f"{run}/data/manifest.csv").set_index("scan_id")
 g = pd.read_csv("/tmp/diag/global.csv").set_index("scan_id")
 feat = pd.DataFrame(

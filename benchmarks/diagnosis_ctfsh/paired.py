@@ -40,7 +40,9 @@ if not (out / "data" / "manifest.csv").is_file():
     scans = (render_phantom_scan(it, spec) for it in items)
     write_prepared(out / "data", scans, {it["patient_id"]: "test" for it in items}, cfg)
 vs = load_volumes(out)
-p = yaml.safe_load(Path("/work/wt-methods/parameters/quick/05_volumetric_3d.yaml").read_text())
+p = yaml.safe_load(
+    (Path(__file__).resolve().parents[2] / "parameters/quick/05_volumetric_3d.yaml").read_text()
+)
 p.pop("methods")
 res = []
 for name in names:

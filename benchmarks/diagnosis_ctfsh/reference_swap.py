@@ -1,10 +1,12 @@
 """Haemorrhage scan AUROC of the saved scores by which healthy group is the reference (val 10 / test 16)."""
 
+import os
+
 import numpy as np
 import pandas as pd
 from sklearn.metrics import roc_auc_score
 
-s = pd.read_csv("/work/main/runs/quick/volumetric/scores.csv")
+s = pd.read_csv(os.path.join(os.environ.get("CTAD_DIAG_RUN", "runs/quick"), "volumetric", "scores.csv"))
 HAEM = ["edh", "sah", "sdh", "iph", "ivh"]
 
 

@@ -12,7 +12,9 @@ from ctad_core.evaluation import evaluate
 from ctad_core.methods import method_params, run_method, training_history
 
 run_dir, name = sys.argv[1], sys.argv[2]
-p = yaml.safe_load(Path("/work/wt-methods/parameters/quick/05_volumetric_3d.yaml").read_text())
+p = yaml.safe_load(
+    (Path(__file__).resolve().parents[2] / "parameters/quick/05_volumetric_3d.yaml").read_text()
+)
 p.pop("methods")
 p["device"] = "cpu"
 if len(sys.argv) > 3:

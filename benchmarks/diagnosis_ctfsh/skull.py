@@ -1,13 +1,15 @@
 """Patient draws behind the scores: skull thickness (sample_patient, drawn before the lesion, the same for every
 kind) per group, its 'AUROC' per kind on test, and Spearman(I, bone voxels). Needs global.py's global.csv."""
 
+import os
+
 import numpy as np
 import pandas as pd
 from sklearn.metrics import roc_auc_score
 
 from ctad_core.data.phantom import sample_patient
 
-run = "/work/main/runs/quick"
+run = os.environ.get("CTAD_DIAG_RUN", "runs/quick")
 m = pd.read_csv(f"{run}/data/manifest.csv")
 sk = {
     r.scan_id: sample_patient(int(r.phantom_seed), r.kind, aligned=True)["skull_mm"] for r in m.itertuples()
