@@ -201,7 +201,7 @@ def test_hanley_mcneil_se_is_the_spread_of_the_auroc_under_its_exponential_model
     # X ~ Exp(mean 1) for positives, Y ~ Exp(mean (1 - a)/a) for negatives: P(X > Y) = a
     aucs = [
         roc_auc_score(y, np.r_[rng.exponential(1.0, n_pos), rng.exponential((1 - a) / a, n_neg)])
-        for _ in range(3000)
+        for _ in range(1500)
     ]
     assert np.mean(aucs) == pytest.approx(a, abs=0.01)
     assert np.std(aucs) == pytest.approx(hanley_mcneil_se(a, n_pos, n_neg), rel=0.07)
