@@ -13,6 +13,7 @@ Notebook 07 gathers every method it finds with :func:`find_method_results`.
 from __future__ import annotations
 
 import os
+import zipfile
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -151,6 +152,52 @@ def load_method_results(npz_path: str | os.PathLike) -> MethodResults:
     return MethodResults(name=meta["name"], level=meta["level"], info=meta.get("info", {}), **arrays)
 
 
+def result_shapes(npz_path: str | os.PathLike) -> dict[str, tuple[int, ...]]:
+    """The shape of every array in a results file, read from the ``.npy`` headers inside the ``.npz`` (no
+    array data is read or decompressed beyond each header).
+
+    Raises:
+        ValueError: a member that is not an ``.npy`` array (naming the file and the member).
+    """
+    shapes = {}
+    with zipfile.ZipFile(npz_path) as zf:
+        for info in zf.infolist():
+            if not info.filename.endswith(".npy"):
+                raise ValueError(f"{npz_path}: member {info.filename!r} is not a .npy array")
+            with zf.open(info) as f:
+                version = np.lib.format.read_magic(f)
+                read = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+                shapes[info.filename[: -len(".npy")]] = tuple(read(f)[0])
+    return shapes
+
+
+@dataclass(frozen=True)
+class ResultsHeader:
+    """What a results file holds, without its arrays: ``name``, ``level``, ``info`` and ``shapes`` (array name →
+    shape, only the arrays present)."""
+
+    name: str
+    level: str
+    info: dict[str, Any]
+    shapes: dict[str, tuple[int, ...]]
+
+    @property
+    def n_items(self) -> int:
+        return int(self.shapes["scan_id"][0])
+
+
+def results_header(npz_path: str | os.PathLike) -> ResultsHeader:
+    """:class:`ResultsHeader` of a file written by :func:`save_method_results` (its ``.json`` and array headers)."""
+    meta = read_json(Path(npz_path).with_suffix(".json"))
+    return ResultsHeader(meta["name"], meta["level"], meta.get("info", {}), result_shapes(npz_path))
+
+
+def header_of(res: MethodResults) -> ResultsHeader:
+    """:class:`ResultsHeader` of results in memory (the same fields as :func:`results_header`)."""
+    shapes = {k: tuple(np.shape(getattr(res, k))) for k in MethodResults._ARRAYS if getattr(res, k) is not None}
+    return ResultsHeader(res.name, res.level, dict(res.info), shapes)
+
+
 def find_method_results(run_dir: str | os.PathLike) -> dict[str, Path]:
     """All methods' result files under ``run_dir/*/methods/``, by name (sorted)."""
     found = sorted(Path(run_dir).glob("*/methods/*.npz"))
@@ -191,6 +238,23 @@ class LazyResults(Mapping):
         while len(self._cache) > self._keep:
             self._cache.pop(next(iter(self._cache)))
         return res
+
+    def header(self, name: str) -> ResultsHeader:
+        """Name, level, info and array shapes of one method, read without its arrays (:func:`results_header`)."""
+        if name not in self._paths:
+            raise KeyError(f"no results for method {name!r}; have {sorted(self._paths)}")
+        if name in self._cache:
+            return header_of(self._cache[name])
+        return results_header(self._paths[name])
+
+    def array(self, name: str, key: str) -> np.ndarray | None:
+        """One array of one method (e.g. ``"split"``), reading only that member of its file; None if absent."""
+        if name not in self._paths:
+            raise KeyError(f"no results for method {name!r}; have {sorted(self._paths)}")
+        if name in self._cache:
+            return getattr(self._cache[name], key)
+        with np.load(self._paths[name], allow_pickle=False) as z:
+            return z[key] if key in z.files else None
 
     def __contains__(self, name: object) -> bool:
         return name in self._paths

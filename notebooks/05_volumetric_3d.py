@@ -374,7 +374,7 @@ if base:
 
 # %%
 ev_all = [m for m in methods if m in infos]
-summary = write_summary(run.volumetric, (run.load_method_results(m) for m in ev_all))
+summary = write_summary(run.volumetric, (run.load_method_results(m) for m in ev_all), evaluations)  # evaluated above
 display(Markdown("**Scan AUROC, each method's own score** (test)"))
 display(auroc_table({n: evaluations[n] for n in ev_all}).round(3))
 evfig.roc_figure({n: evaluations[n] for n in ev_all})

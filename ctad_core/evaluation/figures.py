@@ -21,7 +21,7 @@ from matplotlib.patches import Patch
 from ctad_core.evaluation import metrics as M
 from ctad_core.evaluation.evaluator import MethodEvaluation
 from ctad_core.evaluation.segmentation import segment
-from ctad_core.results import MethodResults
+from ctad_core.results import LazyResults, MethodResults, ResultsHeader, header_of
 from ctad_core.viz import axial
 
 #: Widest figure meant for a notebook screen, inches: about 1300 px at :func:`save`'s 120 dpi, 1100 px in
@@ -291,20 +291,29 @@ def _legend_handles(threshold: float | None = None) -> list:
     ]
 
 
+def _header(results: Mapping[str, MethodResults], name: str) -> ResultsHeader:
+    """What ``results[name]`` holds; read from the file's headers for a :class:`~ctad_core.results.LazyResults`."""
+    return results.header(name) if isinstance(results, LazyResults) else header_of(results[name])
+
+
 def _qualitative_groups(
     results: Mapping[str, MethodResults], evals: Mapping[str, MethodEvaluation], n_items: int, seed: int
 ) -> list[tuple[str, list[str], np.ndarray]]:
-    """Per item level: its methods (same items) and ``n_items`` lesioned test items drawn for all of them."""
+    """Per item level: its methods (same items) and ``n_items`` lesioned test items drawn for all of them.
+
+    Reads no arrays of a :class:`~ctad_core.results.LazyResults` (its headers say what each method holds).
+    """
+    heads = {n: _header(results, n) for n in results}
     names = [
         n
-        for n, r in results.items()
-        if r.maps is not None and r.lesion is not None and "all" in evals[n].dice_test
+        for n, h in heads.items()
+        if "maps" in h.shapes and "lesion" in h.shapes and "all" in evals[n].dice_test
     ]
     rng = np.random.default_rng(seed)
     groups = []
     for level in ("2d", "3d"):
-        ns = [n for n in names if results[n].level == level]
-        ns = [n for n in ns if results[n].maps.shape[0] == results[ns[0]].maps.shape[0]] if ns else ns
+        ns = [n for n in names if heads[n].level == level]
+        ns = [n for n in ns if heads[n].n_items == heads[ns[0]].n_items] if ns else ns
         if ns:
             idx_all = evals[ns[0]].dice_test["all"][1]
             groups.append(
@@ -344,7 +353,7 @@ def qualitative_figures(
         return {"none": fig}
     figs: dict[str, Figure] = {}
     for level, ns, idx in groups:
-        per_item = 3 if any(results[n].recon is not None for n in ns) else 2
+        per_item = 3 if any("recon" in _header(results, n).shapes for n in ns) else 2
         step = max(1, MAX_IMAGE_COLUMNS // per_item)
         chunks = [
             (idx[j : j + step], ns[m : m + max_rows])
@@ -406,6 +415,12 @@ def fid_figure(fid: Mapping[str, Any]) -> Figure:
     ax.legend(fontsize=8)
     fig.tight_layout()
     return fig
+
+
+def _split_size(results: Mapping[str, MethodResults], name: str, split: str) -> int:
+    """How many items of ``split`` a method has (only its ``split`` array read from a LazyResults' file)."""
+    sp = results.array(name, "split") if isinstance(results, LazyResults) else results[name].split
+    return int((np.asarray(sp).astype(str) == split).sum())
 
 
 def _split_items(r: MethodResults, split: str) -> np.ndarray:
@@ -511,7 +526,7 @@ def viewer(
     """
     from ctad_core.frontend import headless
 
-    names = [n for n, r in results.items() if r.maps is not None and _split_items(r, split).size]
+    names = [n for n in results if "maps" in _header(results, n).shapes and _split_size(results, n, split)]
     if headless():
         if not names:
             fig, ax = plt.subplots(figsize=(4, 1))

@@ -15,9 +15,17 @@ small components) is run, and the candidate with the best Dice wins (the lowest 
 from __future__ import annotations
 
 import numpy as np
+from scipy import ndimage
 
 from ctad_core.evaluation.metrics import DiceSweep, threshold_grid
-from ctad_core.evaluation.segmentation import _select, is_plain_threshold, maps_for, segment
+from ctad_core.evaluation.segmentation import (
+    _select,
+    declared_segmentation,
+    is_plain_threshold,
+    maps_for,
+    segment,
+    spatial_dims,
+)
 from ctad_core.results import MethodResults
 
 #: size of the threshold grid (the report's and the notebooks' previews: one value, so their numbers match).
@@ -53,7 +61,10 @@ def dice_counts(
     """Per item and threshold: predicted voxels |P|, true positives |P ∩ T|, and reference voxels |T|.
 
     The prediction is the method's declared segmentation at each threshold. A plain threshold (no closing,
-    vote or components) is counted for all thresholds at once by sorting (the same numbers, faster).
+    vote or components) is counted for all thresholds at once by sorting; a threshold followed by the removal
+    of small components (seed 004) item by item inside the bounding box of the item's mask
+    (:func:`_component_counts`). Both give the numbers of :func:`~ctad_core.evaluation.segmentation.segment`,
+    faster.
 
     Returns:
         ``(n_pred, n_tp, n_true)``, each (n_items, K) int64.
@@ -75,11 +86,54 @@ def dice_counts(
             n_pred[i] = inside.size - np.searchsorted(inside, thr, side="left")
             n_tp[i] = hit.size - np.searchsorted(hit, thr, side="left")
         return n_pred, n_tp, n_true
+    seg = declared_segmentation(res)
+    if not seg["vote"] and int(seg["closing_radius"]) == 0:
+        return _component_counts(res, idx, thr, haemorrhage, int(seg["min_component_size"])) + (n_true,)
     for k, t in enumerate(thr):
         pred = segment(res, float(t), idx, haemorrhage).reshape(len(idx), -1) != 0
         n_pred[:, k] = pred.sum(1)
         n_tp[:, k] = (pred & les).sum(1)
     return n_pred, n_tp, n_true
+
+
+def _component_counts(
+    res: MethodResults, idx: np.ndarray, thr: np.ndarray, haemorrhage: bool, min_size: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """``(n_pred, n_tp)`` of :func:`dice_counts` for a threshold inside the mask followed by the removal of
+    components smaller than ``min_size`` (face connectivity, as :func:`ctad_core.anomaly.remove_small_components`).
+
+    Exactly :func:`~ctad_core.evaluation.segmentation.segment`'s segmentation, counted per item inside the
+    bounding box of its mask (nothing outside it is predicted, so no component is cut) and read from the
+    component sizes instead of building each mask: seed 004's test-set sweep over 128 volumes of 64³ took
+    ~100 s through ``segment`` on the project's CPU. Thresholds above an item's largest in-mask value give 0.
+    """
+    src = maps_for(res, haemorrhage)
+    st = ndimage.generate_binary_structure(spatial_dims(res), 1)
+    thr = thr.astype(src.dtype)  # segment() compares in the maps' precision
+    n_pred = np.zeros((len(idx), thr.size), np.int64)
+    n_tp = np.zeros((len(idx), thr.size), np.int64)
+    if res.brain is not None and res.brain.shape != res.maps.shape:
+        raise ValueError(f"{res.name}: brain has shape {res.brain.shape}, maps {res.maps.shape}")
+    for i, j in enumerate(idx):
+        m = np.asarray(src[j])
+        b = np.ones(m.shape, bool) if res.brain is None else np.asarray(res.brain[j]) != 0
+        box = ndimage.find_objects(b.astype(np.int8))
+        if not box or box[0] is None:
+            continue
+        m, b, les = m[box[0]], b[box[0]], np.asarray(res.lesion[j])[box[0]] != 0
+        top = m[b].max()
+        for k, t in enumerate(thr):
+            if t > top:
+                continue
+            lab, n = ndimage.label((m >= t) & b, structure=st)
+            if n == 0:
+                continue
+            sizes = np.bincount(lab.ravel(), minlength=n + 1)
+            keep = sizes >= max(min_size, 1)
+            keep[0] = False
+            n_pred[i, k] = sizes[keep].sum()
+            n_tp[i, k] = np.count_nonzero(keep[lab[les]])
+    return n_pred, n_tp
 
 
 def sweep(

@@ -17,7 +17,7 @@ Metrics are computed by :mod:`ctad_core.evaluation` from the written results, no
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -369,7 +369,11 @@ def write_scores_csv(out_dir: str | Path, results: list[MethodResults]) -> Path:
     return atomic_write(Path(out_dir) / "scores.csv", lambda p: df.to_csv(p, index=False))
 
 
-def write_summary(out_dir: str | Path, results: Iterable[MethodResults]) -> dict[str, Any]:
+def write_summary(
+    out_dir: str | Path,
+    results: Iterable[MethodResults],
+    evaluations: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
     """Write ``scores.csv`` and ``summary.json`` to ``out_dir``: per method its test scan AUROC (overall and
     per kind, from :func:`ctad_core.evaluation.evaluate`, the report's evaluator), scoring and training time,
     and the 2D-vs-3D comparison of a method registered with a 3D ``counterpart`` (``fanogan2d``) on the scans
@@ -377,6 +381,10 @@ def write_summary(out_dir: str | Path, results: Iterable[MethodResults]) -> dict
 
     ``results`` may be a generator (e.g. of :meth:`ctad_core.run.Run.load_method_results`): each method's arrays
     are dropped before the next is read, so memory stays that of one method at the ``gpu`` profile's sizes.
+    ``evaluations`` (method name → :class:`~ctad_core.evaluation.MethodEvaluation` of the same results, e.g.
+    notebook 05's) are used instead of evaluating again: a full evaluation with its bootstraps and threshold
+    sweeps costs tens of seconds per method on a CPU (notebook 05 of ``quick`` spent 507 s here re-evaluating
+    twelve methods it had just evaluated).
     """
     from ctad_core import distributed as ddp
     from ctad_core.evaluation import compare_on_common_scans, evaluate
@@ -386,7 +394,8 @@ def write_summary(out_dir: str | Path, results: Iterable[MethodResults]) -> dict
     frames, methods, scans = [], {}, {}
     for r in results:
         frames.append(scores_frame([r]))
-        m = evaluate(r, keep_segmentations=False).metrics
+        given = (evaluations or {}).get(r.name)
+        m = given.metrics if given is not None else evaluate(r, keep_segmentations=False).metrics
         methods[r.name] = {
             "scan_auroc": m.get("scan_auroc"),
             "scan_auroc_by_kind": m.get("scan_auroc_by_kind"),

@@ -126,3 +126,36 @@ def test_healthy_fpr_threshold_by_hand() -> None:
     assert t > 5.0 and f == 0.0
     with pytest.raises(ValueError, match="no healthy"):
         healthy_fpr_threshold(_healthy_results(0), np.zeros(3, bool), fpr=0.05)
+
+
+@pytest.mark.parametrize("level,shape", [("2d", (5, 14, 14)), ("3d", (4, 9, 10, 11))])
+def test_component_counts_equal_segment_threshold_by_threshold(level, shape):
+    """Seed 004's step (threshold in the mask, then small components removed) counted inside each item's mask
+    box must equal segment() at every threshold: thresholds equal to map values, above an item's maximum,
+    an item with an empty mask, haemorrhage maps, and a mask that does not reach the border."""
+    from ctad_core.evaluation.thresholds import dice_counts
+
+    rng = np.random.default_rng(7)
+    maps = rng.random(shape).astype(np.float32)
+    lesion = (rng.random(shape) > 0.7).astype(np.uint8)
+    brain = np.zeros(shape, np.uint8)
+    brain[(slice(None), *[slice(1, s - 2) for s in shape[1:]])] = 1
+    brain[1] = 0  # an item without a mask: nothing predicted
+    maps[2] *= 0.5  # an item whose maximum lies below the upper thresholds
+    n = shape[0]
+    res = MethodResults(
+        "luo", level, np.array([f"s{i}" for i in range(n)]), np.array(["test"] * n), np.array(["iph"] * n),
+        np.zeros(n), maps=maps, lesion=lesion, brain=brain, maps_haemorrhage=np.maximum(maps - 0.3, 0),
+        info={"segmentation": {"min_component_size": 4}},
+    )
+    thr = np.r_[np.sort(rng.choice(maps[brain != 0], 6)), 0.0, 0.55, 0.95, 2.0]
+    idx = np.array([3, 0, 1, 2])  # not in storage order
+    for h in (False, True):
+        n_pred, n_tp, n_true = dice_counts(res, idx, thr, haemorrhage=h)
+        for k, t in enumerate(thr):
+            pred = segment(res, float(t), idx, haemorrhage=h).reshape(len(idx), -1) != 0
+            np.testing.assert_array_equal(n_pred[:, k], pred.sum(1))
+            np.testing.assert_array_equal(n_tp[:, k], (pred & (lesion[idx].reshape(len(idx), -1) != 0)).sum(1))
+        assert (n_pred[idx == 1] == 0).all() and n_pred[:, -1].sum() == 0
+        assert (n_pred[:, 6] > 0).any()  # not a trivially empty comparison
+        np.testing.assert_array_equal(n_true[:, 0], (lesion[idx] != 0).reshape(len(idx), -1).sum(1))
