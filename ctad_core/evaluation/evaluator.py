@@ -580,15 +580,18 @@ def _validation(res: MethodResults, m: dict[str, Any], val: np.ndarray) -> None:
     if res.maps is not None and res.lesion is not None and val.any():
         brain = res.brain if res.brain is not None else np.ones(res.maps.shape, np.uint8)
         les = res.lesion != 0
-        out["pixel_auroc"] = M.roc_auc(res.maps[val], les[val], brain[val])
-        out["pixel_auprc"] = M.average_precision(res.maps[val], les[val], brain[val])
+        d = M.auroc_auprc(res.maps[val], les[val], brain[val])
+        out["pixel_auroc"], out["pixel_auprc"] = d["auroc"], d["auprc"]
     m["val"] = out
 
 
-def _pixel(m, suffix, maps, les, brain, groups, sel, opts, bins) -> None:
-    """Pixel AUROC and AUPRC of the selected items inside the mask, exact, with their binned bootstrap intervals."""
-    m[f"pixel_auroc{suffix}"] = M.roc_auc(maps[sel], les[sel], brain[sel])
-    m[f"pixel_auprc{suffix}"] = M.average_precision(maps[sel], les[sel], brain[sel])
+def _pixel(m, suffix, maps, les, brain, groups, sel, opts, bins, curve: bool = False):
+    """Pixel AUROC and AUPRC of the selected items inside the mask, exact, with their binned bootstrap intervals.
+
+    Returns the pixel ROC curve ``(fpr, tpr)`` with ``curve`` (from the same sort), else None.
+    """
+    d = M.auroc_auprc(maps[sel], les[sel], brain[sel], curve=curve)
+    m[f"pixel_auroc{suffix}"], m[f"pixel_auprc{suffix}"] = d["auroc"], d["auprc"]
     if sel.any():
         pb = CI.pixel_bootstrap(
             maps[sel], les[sel], brain[sel], groups[sel], bins=bins, n_boot=opts["n_boot"], seed=opts["seed"]
@@ -598,6 +601,7 @@ def _pixel(m, suffix, maps, les, brain, groups, sel, opts, bins) -> None:
             pb["pixel_auroc"].as_dict(),
             pb["pixel_auprc"].as_dict(),
         )
+    return (d["fpr"], d["tpr"]) if curve else None
 
 
 #: how ``metrics["head_mask"]`` figures are labelled wherever they are shown.
@@ -769,8 +773,7 @@ def evaluate(
             les = res.lesion != 0
             brain = res.brain if res.brain is not None else np.ones(res.maps.shape, np.uint8)
             groups = item_patients(res, patients)
-            _pixel(m, "", res.maps, les, brain, groups, test, opts, pixel_bins)
-            r_fpr, r_tpr, _ = M.roc_curve(res.maps[test], les[test], brain[test])
+            r_fpr, r_tpr = _pixel(m, "", res.maps, les, brain, groups, test, opts, pixel_bins, curve=True)
             ev.roc_pixel = _thin(r_fpr, r_tpr, max_roc_points)
             kind = np.asarray(res.kind).astype(str)
             haem = is_haemorrhage(kind)

@@ -17,6 +17,7 @@ exception; **malformed inputs** (shapes or lengths that differ) raise ``ValueErr
 from ctad_core.evaluation.metrics._common import MetricWarning
 from ctad_core.evaluation.metrics.classification import (
     OperatingPoint,
+    auroc_auprc,
     average_precision,
     operating_point,
     per_kind_auroc,
@@ -49,6 +50,7 @@ __all__ = [
     "DiceSweep",
     "MetricWarning",
     "OperatingPoint",
+    "auroc_auprc",
     "average_precision",
     "best_achievable_dice",
     "dice",

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -15,8 +16,12 @@ from ctad_core.evaluation.metrics._common import _flat_scores, _same_shape, _war
 
 
 def _binary_clf_curve(s: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Cumulative (fps, tps, thresholds) at each distinct score, highest first (as scikit-learn)."""
-    order = np.argsort(s, kind="mergesort")[::-1]
+    """Cumulative (fps, tps, thresholds) at each distinct score, highest first (as scikit-learn).
+
+    Ties are collapsed to their last element, so the order within a tie does not matter: the unstable (and
+    on millions of pixels twice as fast) quicksort gives the same curve as a stable sort.
+    """
+    order = np.argsort(s)[::-1]
     s, y = s[order], y[order]
     distinct = np.where(np.diff(s))[0]
     idx = np.r_[distinct, y.size - 1]
@@ -149,6 +154,45 @@ def average_precision(scores: np.ndarray, labels: np.ndarray, mask: np.ndarray |
     precision = tps / (tps + fps)
     recall = tps / tps[-1]
     return float(np.sum(np.diff(np.r_[0.0, recall]) * precision))
+
+
+def auroc_auprc(
+    scores: np.ndarray, labels: np.ndarray, mask: np.ndarray | None = None, curve: bool = False
+) -> dict[str, Any]:
+    """:func:`roc_auc` and :func:`average_precision` (and, with ``curve``, :func:`roc_curve`'s fpr and tpr) from
+    one sort of the scores: the same numbers, a third of the time on a test set's millions of pixels.
+
+    Returns:
+        ``{"auroc", "auprc"}`` (+ ``"fpr"``, ``"tpr"``), each ``nan`` (with a :class:`MetricWarning`) where
+        the single function would give ``nan``.
+
+    >>> d = auroc_auprc(np.array([0.1, 0.4, 0.35, 0.8]), np.array([0, 0, 1, 1]))
+    >>> d["auroc"], round(d["auprc"], 4)
+    (0.75, 0.8333)
+    """
+    s, y = _flat_scores(scores, labels, mask)
+    n_pos = int(y.sum())
+    out: dict[str, Any] = {"auroc": float("nan"), "auprc": float("nan")}
+    if s.size == 0:
+        _warn("auroc_auprc: no elements (empty input or mask)")
+        if curve:
+            out.update(fpr=np.array([np.nan]), tpr=np.array([np.nan]))
+        return out
+    fps, tps, _ = _binary_clf_curve(s, y)
+    if n_pos == 0 or n_pos == y.size:
+        _warn(f"auroc_auprc: only one class present ({n_pos} positives of {y.size}); AUROC is undefined")
+    else:
+        out["auroc"] = float(np.trapezoid(np.r_[0, tps] / tps[-1], np.r_[0, fps] / fps[-1]))
+    if n_pos == 0:
+        _warn("auroc_auprc: no positive labels; AUPRC is undefined")
+    else:
+        out["auprc"] = float(np.sum(np.diff(np.r_[0.0, tps / tps[-1]]) * (tps / (tps + fps))))
+    if curve:
+        f, t = np.r_[0, fps].astype(np.float64), np.r_[0, tps].astype(np.float64)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            out["fpr"] = f / f[-1] if f[-1] > 0 else np.full_like(f, np.nan)
+            out["tpr"] = t / t[-1] if t[-1] > 0 else np.full_like(t, np.nan)
+    return out
 
 
 @dataclass

@@ -135,3 +135,40 @@ def test_no_warnings_on_regular_input():
         metrics.average_precision(s, y)
         metrics.youden_threshold(s, y)
         metrics.dice_vs_threshold(s[None], y[None], thresholds=10)
+
+
+@pytest.mark.parametrize("ties", [False, True])
+def test_auroc_auprc_in_one_sort_equal_scikit_learn_and_the_single_metrics(ties):
+    rng = np.random.default_rng(5)
+    maps = rng.random((6, 10, 12)).astype(np.float32)
+    if ties:
+        maps = np.round(maps * 8) / 8  # many equal scores across both classes
+    les = rng.random(maps.shape) > 0.85
+    maps = maps + les * 0.2
+    mask = rng.random(maps.shape) > 0.3
+    d = metrics.auroc_auprc(maps, les, mask, curve=True)
+    s, y = maps[mask].astype(np.float64), les[mask]
+    assert d["auroc"] == pytest.approx(roc_auc_score(y, s), abs=1e-12)
+    assert d["auprc"] == pytest.approx(average_precision_score(y, s), abs=1e-12)
+    assert d["auroc"] == metrics.roc_auc(maps, les, mask)
+    assert d["auprc"] == metrics.average_precision(maps, les, mask)
+    fpr, tpr, _ = metrics.roc_curve(maps, les, mask)
+    np.testing.assert_array_equal(d["fpr"], fpr)
+    np.testing.assert_array_equal(d["tpr"], tpr)
+    sk_fpr, sk_tpr, _ = sk_roc_curve(y, s, drop_intermediate=False)
+    np.testing.assert_allclose(d["fpr"], sk_fpr)
+    np.testing.assert_allclose(d["tpr"], sk_tpr)
+
+
+def test_auroc_auprc_undefined_cases_warn_like_the_single_metrics():
+    with pytest.warns(MetricWarning):
+        d = metrics.auroc_auprc(np.array([0.1, 0.5]), np.array([0, 0]), curve=True)
+    assert np.isnan(d["auroc"]) and np.isnan(d["auprc"]) and np.isnan(d["tpr"]).all()
+    with pytest.warns(MetricWarning):
+        d = metrics.auroc_auprc(np.array([0.1, 0.5]), np.array([1, 1]))
+    assert np.isnan(d["auroc"]) and d["auprc"] == 1.0  # all positives: AP is defined
+    with pytest.warns(MetricWarning):
+        d = metrics.auroc_auprc(np.ones((2, 2)), np.ones((2, 2)), np.zeros((2, 2)))
+    assert np.isnan(d["auroc"]) and np.isnan(d["auprc"])
+    with pytest.raises(ValueError, match="NaN"):
+        metrics.auroc_auprc(np.array([np.nan, 1.0]), np.array([0, 1]))
