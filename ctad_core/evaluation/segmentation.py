@@ -20,6 +20,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+from scipy import ndimage
 
 from ctad_core import anomaly
 from ctad_core.results import NO_SEGMENTATION, MethodResults
@@ -143,6 +144,44 @@ def segment(
     if size > 1:
         pred = anomaly.remove_small_components(pred, size, spatial_dims=sd).astype(bool)
     return pred.astype(np.uint8)
+
+
+def threshold_equivalent_maps(
+    res: MethodResults, items: np.ndarray | None = None, haemorrhage: bool = False
+) -> np.ndarray:
+    """Maps E with ``segment(res, t, items, haemorrhage)`` = ``(E >= t)`` inside the mask, before small
+    components are removed, for every threshold t: one array answers every threshold of a sweep.
+
+    Flat morphology and order statistics commute with thresholding (threshold decomposition; Maragos & Schafer
+    1987, "Morphological filters — Part II"): the closing of {m ≥ t} by a disk / ball is {C(m) ≥ t} with C the
+    grey-level closing by the same flat element (padded as :func:`ctad_core.anomaly.closing` pads), and a
+    strict majority of M members' {c_k ≥ t} is {c_(j) ≥ t} with c_(j) the (⌊M/2⌋ + 1)-th largest member value.
+
+    Args:
+        res, items, haemorrhage: as :func:`segment`.
+
+    Returns:
+        (n_items, *spatial) maps in the maps' floating dtype.
+    """
+    seg = declared_segmentation(res)
+    sd = spatial_dims(res)
+    idx = _select(len(res.scan_id), items)
+    src = maps_for(res, haemorrhage)
+    x = np.asarray(src[:, idx] if seg["vote"] else src[idx])
+    if not np.issubdtype(x.dtype, np.floating):
+        x = x.astype(np.float64)
+    r = int(seg["closing_radius"])
+    if r > 0:
+        lead = x.ndim - sd
+        se = anomaly.ball(r, sd).reshape((1,) * lead + (2 * r + 1,) * sd)
+        pad = np.pad(x, [(0, 0)] * lead + [(r, r)] * sd, mode="constant", constant_values=-np.inf)
+        pad = ndimage.grey_dilation(pad, footprint=se, mode="constant", cval=-np.inf)
+        pad = ndimage.grey_erosion(pad, footprint=se, mode="constant", cval=np.inf)
+        x = pad[(slice(None),) * lead + tuple(slice(r, -r) for _ in range(sd))]
+    if seg["vote"]:
+        n_members = x.shape[0]
+        x = np.sort(x, axis=0)[n_members - (n_members // 2 + 1)]
+    return x
 
 
 def is_plain_threshold(res: MethodResults) -> bool:

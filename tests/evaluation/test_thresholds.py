@@ -159,3 +159,53 @@ def test_component_counts_equal_segment_threshold_by_threshold(level, shape):
         assert (n_pred[idx == 1] == 0).all() and n_pred[:, -1].sum() == 0
         assert (n_pred[:, 6] > 0).any()  # not a trivially empty comparison
         np.testing.assert_array_equal(n_true[:, 0], (lesion[idx] != 0).reshape(len(idx), -1).sum(1))
+
+
+@pytest.mark.parametrize(
+    "seg,members,level",
+    [
+        ({"vote": "majority"}, 3, "2d"),
+        ({"vote": "majority", "closing_radius": 1}, 3, "2d"),  # seed 000
+        ({"vote": "majority", "closing_radius": 2}, 2, "2d"),  # two members: both must agree
+        ({"vote": "majority", "closing_radius": 1}, 4, "2d"),
+        ({"closing_radius": 1}, 0, "2d"),
+        ({"closing_radius": 1, "min_component_size": 3}, 0, "3d"),
+        ({"vote": "majority", "closing_radius": 1, "min_component_size": 5}, 3, "3d"),
+    ],
+)
+def test_every_declared_step_is_counted_as_segment_counts_it(seg, members, level):
+    """Closing (grey-level, padded), the vote (an order statistic) and component removal, counted for all
+    thresholds at once, against segment() threshold by threshold — lesions and maps touching the border."""
+    from ctad_core.evaluation.segmentation import threshold_equivalent_maps
+    from ctad_core.evaluation.thresholds import dice_counts
+
+    rng = np.random.default_rng(11)
+    shape = (4, 13, 15) if level == "2d" else (3, 7, 9, 8)
+    lesion = np.zeros(shape, np.uint8)
+    lesion[(slice(None), *[slice(0, 4)] * (len(shape) - 1))] = 1  # at the border
+    base = (rng.random(shape) * 0.7 - 0.3 + lesion * 0.4).astype(np.float32)  # signed, like max(x - x_hat)'s input
+    mm = (
+        np.stack([(base + rng.normal(0, 0.15, shape)).astype(np.float32) for _ in range(members)])
+        if members
+        else None
+    )
+    brain = np.ones(shape, np.uint8)
+    brain[(0, *[slice(-2, None)] * (len(shape) - 1))] = 0
+    n = shape[0]
+    res = MethodResults(
+        "m", level, np.array([f"s{i}" for i in range(n)]), np.array(["val"] * n), np.array(["iph"] * n),
+        np.zeros(n), maps=mm.mean(0) if members else base, lesion=lesion, brain=brain, member_maps=mm,
+        info={"segmentation": seg},
+    )
+    vals = (mm if members else base).ravel()
+    thr = np.r_[np.sort(rng.choice(vals, 8)), -0.1, 0.0, 0.05, 0.5, 0.9, 3.0]  # <= 0: the padding must not count
+    idx = np.array([2, 0, n - 1])
+    n_pred, n_tp, _ = dice_counts(res, idx, np.sort(thr))
+    for k, t in enumerate(np.sort(thr)):
+        pred = segment(res, float(t), idx) != 0
+        np.testing.assert_array_equal(n_pred[:, k], pred.reshape(len(idx), -1).sum(1))
+        np.testing.assert_array_equal(n_tp[:, k], (pred & (lesion[idx] != 0)).reshape(len(idx), -1).sum(1))
+        if not seg.get("min_component_size"):
+            e = threshold_equivalent_maps(res, idx)
+            np.testing.assert_array_equal(pred, (e >= np.float32(t)) & (brain[idx] != 0))
+    assert n_pred.max() > 0 and n_pred[:, -1].sum() == 0
