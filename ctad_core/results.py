@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import os
 import zipfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Collection, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -143,12 +143,25 @@ def save_method_results(stage_dir: str | os.PathLike, res: MethodResults) -> Pat
     return npz
 
 
-def load_method_results(npz_path: str | os.PathLike) -> MethodResults:
-    """Read one method's results written by :func:`save_method_results`."""
+def load_method_results(npz_path: str | os.PathLike, exclude: Collection[str] = ()) -> MethodResults:
+    """Read one method's results written by :func:`save_method_results`.
+
+    Args:
+        npz_path: the ``.npz`` file (its ``.json`` beside it).
+        exclude: optional arrays not to read (e.g. ``("recon", "inputs")`` where only maps and scores are
+            needed); they come back as None. The required ones (``scan_id``, ``split``, ``kind``,
+            ``scan_score``) cannot be excluded.
+
+    Raises:
+        ValueError: excluding a required array.
+    """
+    required = {"scan_id", "split", "kind", "scan_score"}
+    if required & set(exclude):
+        raise ValueError(f"{npz_path}: cannot exclude the required arrays {sorted(required & set(exclude))}")
     npz_path = Path(npz_path)
     meta = read_json(npz_path.with_suffix(".json"))
     with np.load(npz_path, allow_pickle=False) as z:
-        arrays = {k: z[k] for k in z.files}
+        arrays = {k: z[k] for k in z.files if k not in exclude}
     return MethodResults(name=meta["name"], level=meta["level"], info=meta.get("info", {}), **arrays)
 
 

@@ -16,6 +16,7 @@ No module or notebook spells a stage's folder or globs what another stage wrote:
 from __future__ import annotations
 
 import os
+from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -201,8 +202,9 @@ class Run:
                 found[p.stem] = p
         return dict(sorted(found.items()))
 
-    def load_method_results(self, name: str) -> MethodResults:
-        """One method's results by name.
+    def load_method_results(self, name: str, exclude: Collection[str] = ()) -> MethodResults:
+        """One method's results by name (``exclude``: arrays not to read, see
+        :func:`ctad_core.results.load_method_results`).
 
         Raises:
             FileNotFoundError: naming the method and the run, listing the methods found.
@@ -212,7 +214,7 @@ class Run:
             raise FileNotFoundError(
                 f"{self.root}: no results of method {name!r}; found {sorted(found) or 'none'}"
             )
-        return load_method_results(found[name])
+        return load_method_results(found[name], exclude)
 
 
 def member_dirs(folder: str | os.PathLike, n_members: int) -> list[Path]:

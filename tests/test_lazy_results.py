@@ -98,3 +98,18 @@ def test_qualitative_figures_and_viewer_read_each_method_once(saved, monkeypatch
     viewer(R.LazyResults(saved, keep=1), evals)
     assert reads == ["a"]
     plt.close("all")
+
+
+def test_excluded_arrays_are_not_read_and_required_ones_cannot_be_excluded(tmp_path):
+    import dataclasses
+
+    res = synthetic("a", "2d", seed=0)
+    res = dataclasses.replace(res, recon=res.maps * 0.5, inputs=res.maps * 0.25)
+    path = R.save_method_results(tmp_path, res)
+    full = R.load_method_results(path)
+    part = R.load_method_results(path, exclude=("recon", "inputs"))
+    assert full.recon is not None and full.inputs is not None and part.recon is None and part.inputs is None
+    np.testing.assert_array_equal(part.maps, full.maps)
+    np.testing.assert_array_equal(part.scan_score, full.scan_score)
+    with pytest.raises(ValueError, match="cannot exclude the required arrays \\['scan_score'\\]"):
+        R.load_method_results(path, exclude=("scan_score",))

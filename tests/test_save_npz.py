@@ -47,3 +47,33 @@ def test_an_object_array_is_refused_and_the_old_file_is_kept(tmp_path):
         save_npz(dest, x=np.array([{"a": 1}], dtype=object))
     assert dest.read_bytes() == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["r.npz"]  # no temporary left behind
+
+
+def test_noise_is_stored_and_zero_backgrounds_deflate_in_one_file(tmp_path):
+    """A member that would not shrink (noise-like float data, as a reconstruction is) is stored rather than
+    deflated; one that would (zero background) is deflated; numpy reads both back exactly."""
+    from ctad_core.utils import NPZ_STORE_ABOVE_RATIO, deflate_ratio
+
+    rng = np.random.default_rng(1)
+    noise = rng.standard_normal((8, 64, 64, 64)).astype(np.float32)  # 8 MiB
+    sparse = np.zeros_like(noise)
+    sparse[:, 20:40, 20:40, 20:40] = noise[:, 20:40, 20:40, 20:40]
+    assert deflate_ratio(noise) > NPZ_STORE_ABOVE_RATIO > deflate_ratio(sparse)
+    out = save_npz(tmp_path / "r.npz", recon=noise, maps=sparse, small=noise[0, 0])
+    with zipfile.ZipFile(out) as zf:
+        kind = {i.filename: i.compress_type for i in zf.infolist()}
+    assert kind == {"recon.npy": zipfile.ZIP_STORED, "maps.npy": zipfile.ZIP_DEFLATED,
+                    "small.npy": zipfile.ZIP_DEFLATED}  # below 4 MiB: deflated without sampling
+    with np.load(out, allow_pickle=False) as z:
+        np.testing.assert_array_equal(z["recon"], noise)
+        np.testing.assert_array_equal(z["maps"], sparse)
+        np.testing.assert_array_equal(z["small"], noise[0, 0])
+
+
+def test_deflate_ratio_matches_the_whole_array_on_uniform_data():
+    from ctad_core.utils import deflate_ratio
+
+    zeros = np.zeros(2**22, np.uint8)
+    assert deflate_ratio(zeros) < 0.01
+    rand = np.random.default_rng(2).integers(0, 256, 2**22, dtype=np.uint8)
+    assert deflate_ratio(rand) > 0.99

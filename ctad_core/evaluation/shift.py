@@ -272,7 +272,7 @@ def shift_test(
             p = load_profile(profile, repo_root() / "notebooks" / f"{d.notebook}.ipynb")
         else:
             p = {}
-        base = run.load_method_results(name)
+        base = run.load_method_results(name, exclude=("recon", "inputs"))  # only maps and scores count
         try:
             sl = _same_slices(base, slices) if d.level == "2d" else None
             res = registry.score_scans(name, run, volumes, sl, p, device, progress)

@@ -99,7 +99,12 @@ class EvalItems:
     head: np.ndarray | None = None  # (N, D, H, W) uint8 head mask (data.masks.head_mask), full-head only
 
     @classmethod
-    def from_volumes(cls, vs: VolumeSet, window: str | tuple[float, float], skull_strip: bool) -> EvalItems:
+    def from_volumes(
+        cls, vs: VolumeSet, window: str | tuple[float, float], skull_strip: bool, head: np.ndarray | None = None
+    ) -> EvalItems:
+        """The items of ``vs`` prepared for a method (``head``: ``vs``'s head mask if already computed)."""
+        if not skull_strip and head is None:
+            head = head_mask(vs.image, HEAD_HU)
         return cls(
             x=model_volumes(vs, window, skull_strip),
             lesion=vs.lesion,
@@ -109,7 +114,7 @@ class EvalItems:
             kind=vs.kind,
             label=vs.label,
             affine=vs.affine,
-            head=None if skull_strip else head_mask(vs.image, HEAD_HU),
+            head=None if skull_strip else head,
         )
 
     def eval_mask(self, skull_strip: bool) -> np.ndarray:
@@ -146,6 +151,7 @@ class VolumeCache:
             raise ValueError(f"{run.data} has no training volumes")
         self._x: dict[tuple, np.ndarray] = {}
         self._items: dict[tuple, EvalItems] = {}
+        self._head: np.ndarray | None = None
 
     @classmethod
     def of(cls, run: Run) -> VolumeCache:
@@ -175,7 +181,9 @@ class VolumeCache:
         k = self._key(spec)
         if k not in self._items:
             self._evict(self._items)
-            self._items[k] = EvalItems.from_volumes(self.eval, spec.window, spec.skull_strip)
+            if not spec.skull_strip and self._head is None:  # the same for every full-head preparation
+                self._head = head_mask(self.eval.image, HEAD_HU)
+            self._items[k] = EvalItems.from_volumes(self.eval, spec.window, spec.skull_strip, self._head)
         return self._items[k]
 
     def _evict(self, cache: dict) -> None:

@@ -98,10 +98,18 @@ def perceptual_loss(x: torch.Tensor, y: torch.Tensor, features: FeatureFn) -> to
     Returns:
         (B,) distances.
     """
-    fx, fy = features(x), features(y)
-    out = x.new_zeros(x.shape[0])
-    for a, b in zip(fx, fy):
-        out = out + (_unit(a) - _unit(b)).pow(2).mean(dim=tuple(range(1, a.ndim)))
+    return _perceptual_to(features(x), unit_features(y, features), x.new_zeros(x.shape[0]))
+
+
+def unit_features(y: torch.Tensor, features: FeatureFn) -> list[torch.Tensor]:
+    """The channel-unit-normalised feature maps of ``y`` that :func:`perceptual_loss` compares with: computed
+    once for a fixed target (latent restoration runs thousands of steps against the same image)."""
+    return [_unit(b) for b in features(y)]
+
+
+def _perceptual_to(fx: list[torch.Tensor], unit_fy: list[torch.Tensor], out: torch.Tensor) -> torch.Tensor:
+    for a, ub in zip(fx, unit_fy, strict=True):
+        out = out + (_unit(a) - ub).pow(2).mean(dim=tuple(range(1, a.ndim)))
     return out
 
 
@@ -129,6 +137,21 @@ class ReconstructionLoss(nn.Module):
         loss = self.w_mse * mse_per_item(x_hat.float(), x.float())
         if self.features is not None and self.w_percept != 0:
             loss = loss + self.w_percept * perceptual_loss(x_hat, x, self.features).float()
+        return loss
+
+    def bind(self, x: torch.Tensor) -> Callable[[torch.Tensor], torch.Tensor]:
+        """This loss against the fixed target ``x``: ``bind(x)(x_hat) == self(x, x_hat)``, the same numbers,
+        with ``x``'s features computed once (no gradient flows to ``x``) instead of at every call."""
+        if self.features is None or self.w_percept == 0:
+            return lambda x_hat: self(x, x_hat)
+        with torch.no_grad():
+            target = unit_features(x, self.features)
+
+        def loss(x_hat: torch.Tensor) -> torch.Tensor:
+            per_item = self.w_mse * mse_per_item(x_hat.float(), x.float())
+            perceptual = _perceptual_to(self.features(x_hat), target, x_hat.new_zeros(x_hat.shape[0]))
+            return per_item + self.w_percept * perceptual.float()
+
         return loss
 
 

@@ -18,6 +18,8 @@ are computed once per call (``parametrize.cached``) since G is frozen.
 
 from __future__ import annotations
 
+import functools
+
 import time
 from collections.abc import Callable
 from contextlib import nullcontext
@@ -152,11 +154,13 @@ def restore(
         probe = LoopProbe("restoration", steps, 0, {"G": generator}, b, device, scales_with_data=True,
                           nominal_batch_size=nominal_batch_size)
         bar = tqdm(range(probe.stop), desc="restoration", disable=not progress, leave=False)
+        with autocast:  # against the fixed x: its features once (ReconstructionLoss.bind), the same numbers
+            bound = loss_fn.bind(x) if hasattr(loss_fn, "bind") else functools.partial(loss_fn, x)
         for _ in bar:
             with probe.step():
                 opt.zero_grad(set_to_none=True)
                 with autocast:
-                    per_item = loss_fn(x, generator(z)).float()
+                    per_item = bound(generator(z)).float()
                 total = per_item.sum()
                 total.backward()
                 opt.step()
@@ -175,7 +179,7 @@ def restore(
         probe.close()
         with torch.no_grad(), autocast:
             recon = generator(z)
-            history.append(loss_fn(x, recon).float().cpu().numpy())
+            history.append(bound(recon).float().cpu().numpy())
     _sync(device)
     seconds = time.perf_counter() - t0
     losses = np.stack(history).astype(np.float32) if history else np.zeros((0, b), np.float32)

@@ -50,6 +50,31 @@ def test_batched_equals_single(nets):
     assert both.losses[-1].mean() < both.losses[0].mean()
 
 
+def test_the_bound_loss_gives_the_same_numbers_as_recomputing_the_target_features(nets):
+    """restore() binds the loss to x (x's discriminator features once): the loss, its gradient and the whole
+    restoration are bit-for-bit those of calling loss(x, x_hat) at every step."""
+    G, D, x = nets
+    loss = ReconstructionLoss(make_feature_extractor("discriminator", D), 1.0, 10.0)
+    calls = []
+
+    def plain(a, b):  # no ``bind``: restore() calls it with x at every step, as before binding
+        calls.append(1)
+        return loss(a, b)
+
+    z = (torch.rand(3, NZ) * 2 - 1).requires_grad_(True)
+    y = G(z)
+    bound = loss.bind(x)(y)
+    (g_bound,) = torch.autograd.grad(bound.sum(), z, retain_graph=True)
+    (g_plain,) = torch.autograd.grad(loss(x, y).sum(), z)
+    assert torch.equal(bound, loss(x, y)) and torch.equal(g_bound, g_plain)
+    a = restore(G, x, loss, steps=12, lr=0.05)
+    b = restore(G, x, plain, steps=12, lr=0.05)
+    assert len(calls) == 13  # 12 steps and the final loss
+    assert torch.equal(a.z, b.z) and torch.equal(a.recon, b.recon) and np.array_equal(a.losses, b.losses)
+    mse = ReconstructionLoss(None)  # no features: bind is the plain call
+    assert torch.equal(mse.bind(x)(y), mse(x, y))
+
+
 def test_clipping_and_start_at_zero(nets):
     G, _, x = nets
     big = torch.ones_like(x)  # a white image pushes z hard
