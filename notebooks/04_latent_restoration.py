@@ -203,18 +203,20 @@ sorted(p.name for p in (out_dir / "methods").iterdir())
 # applied unchanged to the test slices. The first three columns are validation figures that need no
 # threshold (each method's own slice score; pixels inside the brain mask); the rest are the test figures
 # notebook 07 reports.
-# This is the evaluator of notebook 07 (`ctad_core.evaluation.evaluate`), called the same way, so the test
-# Dice below is the one in `report/metrics.json`. Pixel AUROC / AUPRC use the members' mean residual
+# This is the evaluator of notebook 07 (`ctad_core.evaluation.evaluate`), called with its arguments
+# (`evaluation_kwargs`), so the test Dice below is the one in `report/metrics.json` — notebook 07 reads these
+# evaluations back (`evaluate_files`) while the results and the code are unchanged. Pixel AUROC / AUPRC use the members' mean residual
 # inside the brain and need no threshold.
 
 # %%
 import pandas as pd
 
-from ctad_core.evaluation import evaluate
 from ctad_core.evaluation import figures as evfig
-from ctad_core.evaluation.report import preview_table
+from ctad_core.evaluation.report import evaluate_files, evaluation_kwargs, preview_table
 
-evaluations = {r.name: evaluate(r) for r in [*results.values(), *base_results.values()]}
+found = run.find_method_results()  # evaluated here, in this process (2D: seconds), and saved for notebook 07
+names = [r.name for r in [*results.values(), *base_results.values()]]
+evaluations = evaluate_files({n: found[n] for n in names}, evaluation_kwargs(run_dir, seed), workers=1)
 fig = evfig.dice_threshold_figure(evaluations, "all")
 fig.savefig(out_dir / "dice_vs_threshold.png", dpi=100)
 plt.show()

@@ -142,11 +142,11 @@ import pandas as pd
 from IPython.display import Markdown, display
 
 from ctad_core import viz
-from ctad_core.evaluation import auroc_table, evaluate
+from ctad_core.evaluation import auroc_table
 from ctad_core.evaluation import figures as evfig
-from ctad_core.evaluation.report import preview_table
-from ctad_core.methods import figures as vfig
+from ctad_core.evaluation.report import evaluate_files, evaluation_kwargs, preview_table
 from ctad_core.methods import baseline_names, method_spec, run_method, training_history, write_summary
+from ctad_core.methods import figures as vfig
 from ctad_core.methods.inputs import VolumeCache
 from ctad_core.run import Run
 from ctad_core.utils import describe_device, resolve_device, seed_everything
@@ -188,17 +188,25 @@ print(pd.Series(cache.eval.kind[cache.eval.split == "test"]).value_counts().rena
 # per method: its info and its evaluation; its arrays stay on disk (run.load_method_results) so that memory
 # holds one method at a time — 16 methods at the gpu profile's sizes would not fit in a host's RAM
 infos, evaluations = {}, {}
+eval_kw = evaluation_kwargs(run_dir, seed)  # the report's arguments (patients, thresholds' targets, bootstrap)
 
 
-def train_and_score(name: str):
-    """Train (or reload) one method, score it and write its results under run_dir/volumetric."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("once")  # the MS-SSIM scale warning once, not per step
-        res = run_method(name, run, params, dev, seed, resume=resume, nifti_splits=tuple(nifti_splits))
-    info = infos[name] = res.info
-    evaluations[name] = evaluate(res, keep_segmentations=False)  # the evaluator of notebook 07, the same call
-    print(f"{name}: trained {info['train_seconds']:.0f} s, scoring {info['seconds_per_scan']:.2f} s/scan, "
-          f"test scan AUROC {evaluations[name].metrics['scan_auroc']:.3f}")
+def train_and_score(names: list[str]):
+    """Train (or reload) each method, score it and write its results under run_dir/volumetric; then evaluate
+    them together, in parallel processes (evaluate_files: the evaluator and arguments of notebook 07, which
+    reads these evaluations back instead of repeating them)."""
+    for name in names:
+        with warnings.catch_warnings():
+            warnings.simplefilter("once")  # the MS-SSIM scale warning once, not per step
+            res = run_method(name, run, params, dev, seed, resume=resume, nifti_splits=tuple(nifti_splits))
+        infos[name] = res.info
+        del res  # on disk; memory holds one method at a time
+    found = run.find_method_results()
+    evaluations.update(evaluate_files({n: found[n] for n in names}, {**eval_kw, "keep_segmentations": False}))
+    for name in names:
+        info = infos[name]
+        print(f"{name}: trained {info['train_seconds']:.0f} s, scoring {info['seconds_per_scan']:.2f} s/scan, "
+              f"test scan AUROC {evaluations[name].metrics['scan_auroc']:.3f}")
 
 
 # %% [markdown]
@@ -242,8 +250,7 @@ del items_full, items_strip  # every eval volume twice: free before training
 # *Feature space*: f is the workbook's own critic (no pretrained network), as in f-AnoGAN.
 
 # %%
-for name in [m for m in methods if m.startswith("fanogan")]:
-    train_and_score(name)
+train_and_score([m for m in methods if m.startswith("fanogan")])
 if "fanogan3d" in infos:
     vfig.loss_figure(training_history("fanogan3d", run), "fanogan3d")
     plt.show()
@@ -276,8 +283,7 @@ if "fanogan3d" in infos:
 # The tables below have the shape of the paper's Tables 1–3: AUROC per pathology, I and F.
 
 # %%
-for name in [m for m in methods if m.startswith("ctfsh")]:
-    train_and_score(name)
+train_and_score([m for m in methods if m.startswith("ctfsh")])
 ctfsh = [m for m in methods if m.startswith("ctfsh") and m in infos]
 if ctfsh:
     ctfsh_eval = {n: evaluations[n] for n in ctfsh}
@@ -311,8 +317,7 @@ if ctfsh:
 # spatial-latent AE is the paper's ablation: it reconstructs more detail, lesions included.
 
 # %%
-for name in [m for m in methods if m.startswith("resae")]:
-    train_and_score(name)
+train_and_score([m for m in methods if m.startswith("resae")])
 luo = [m for m in methods if m.startswith("resae") and m in infos]
 if luo:
     display(preview_table({n: evaluations[n] for n in luo}, [
@@ -347,8 +352,7 @@ if luo:
 
 # %%
 base = [m for m in methods if m in baseline_names("3d")]
-for name in base:
-    train_and_score(name)
+train_and_score(base)
 base = [m for m in base if m in infos]
 if base:
     display(auroc_table({n: evaluations[n] for n in base}).round(3))

@@ -86,6 +86,7 @@ healthy_fpr = 0.01  # default Dice rule: fraction of healthy validation voxels t
 scan_fpr = 0.05  # default scan operating point: fraction of healthy validation scans flagged
 n_boot = 1000  # bootstrap resamples of every interval and paired comparison (patients resampled)
 eval_workers = 0  # processes the methods are evaluated in (0: as many as the cores and free memory allow)
+reuse_evaluations = True  # read back what notebooks 04/05 evaluated (same results, arguments and code)
 qualitative_items = 3
 shift_test = True  # phantom runs: healthy test scans re-rendered under another acquisition (false-positive test)
 shift_acquisition = {"kernel": "sharp", "slice_mm": 0.625, "noise_sd_5mm": 9.0}  # the shift (see its section)
@@ -151,7 +152,8 @@ else:
 # %%
 report, evals = E.build_report(run_dir, profile=profile, seed=seed, device=describe_device(dev),
                                methods=methods or None, fid=fid, min_lesion_dice=min_lesion_dice,
-                               fpr=healthy_fpr, scan_fpr=scan_fpr, n_boot=n_boot, workers=eval_workers or None)
+                               fpr=healthy_fpr, scan_fpr=scan_fpr, n_boot=n_boot, workers=eval_workers or None,
+                               reuse=reuse_evaluations)
 results = LazyResults({n: p for n, p in found.items() if n in evals})  # read from disk when shown, one at a time
 tables = E.markdown_tables(report)
 display(Markdown("### Summary\n\n" + RF.fit_table(tables["summary"], corner="Method")))

@@ -839,6 +839,7 @@ def build_report(
     scan_fpr: float = 0.05,
     n_boot: int = 1000,
     workers: int | None = None,
+    reuse: bool = True,
 ) -> tuple[dict[str, Any], dict[str, MethodEvaluation]]:
     """Evaluate every method found under ``run_dir`` and write ``report/metrics.json`` and the tables.
 
@@ -861,6 +862,9 @@ def build_report(
             from ``data/manifest.csv``'s ``patient_id`` where present, else each scan its own patient).
         workers: processes the methods are evaluated in (:func:`evaluate_files`; None: as many as the cores,
             the methods and the available memory allow). Every figure is the same for any number.
+        reuse: read the evaluations notebooks 04 and 05 saved when the results, the arguments
+            (:func:`evaluation_kwargs`) and the code are unchanged, and save new ones (:mod:`.store`);
+            False evaluates every method again and saves nothing.
 
     Returns:
         ``(report, evaluations)``: the JSON dict written and the per-method :class:`MethodEvaluation`.
@@ -879,10 +883,9 @@ def build_report(
         found = {k: v for k, v in found.items() if k in methods}
     if not found:
         raise FileNotFoundError(f"no method results under {run_dir}/*/methods/: run notebooks 04/05 first")
-    patients = read_patients(run_dir)
-    kw = {"fpr": fpr, "scan_fpr": scan_fpr, "n_boot": n_boot, "seed": seed, "patients": patients,
-          "min_lesion_dice": min_lesion_dice}
-    evals = evaluate_files(found, kw, workers)
+    kw = evaluation_kwargs(run_dir, seed, fpr, scan_fpr, n_boot, min_lesion_dice)
+    patients = kw["patients"]
+    evals = evaluate_files(found, kw, workers, store=reuse)
     if turing is None and (run_dir / "turing" / "scores.json").is_file():
         turing = read_json(run_dir / "turing" / "scores.json")
     report = {
@@ -961,26 +964,49 @@ def evaluation_workers(paths: Sequence[str | os.PathLike], workers: int | None =
     return max(1, min(os.cpu_count() or 1, len(paths), 8, fit))
 
 
-def _evaluate_file(args: tuple[str, dict[str, Any]]) -> MethodEvaluation:
+def _evaluate_one(path: str, kw: Mapping[str, Any], store: bool) -> MethodEvaluation:
+    import warnings
+
+    from ctad_core.evaluation import store as S
+
+    keep = bool(kw.get("keep_segmentations", True))
+    ev = evaluate(load_method_results(path), **{**kw, "keep_segmentations": keep or store})
+    if store:  # saved whole (segmentations included): the report's figures need them
+        try:
+            S.save_evaluation(ev, path, kw)
+        except OSError as e:  # a read-only run: the figures stand, only the reuse is lost
+            warnings.warn(f"{path}: evaluation not saved for reuse ({e})", stacklevel=2)
+    if not keep:
+        ev.segmentation_test = {}
+    return ev
+
+
+def _evaluate_worker(args: tuple[str, dict[str, Any], bool]) -> MethodEvaluation:
     import torch
 
     torch.set_num_threads(1)  # one process per core
-    path, kw = args
-    return evaluate(load_method_results(path), **kw)
+    return _evaluate_one(*args)
 
 
 def evaluate_files(
-    paths: Mapping[str, str | os.PathLike], kwargs: Mapping[str, Any] | None = None, workers: int | None = None
+    paths: Mapping[str, str | os.PathLike],
+    kwargs: Mapping[str, Any] | None = None,
+    workers: int | None = None,
+    store: bool = True,
 ) -> dict[str, MethodEvaluation]:
-    """:func:`~ctad_core.evaluation.evaluator.evaluate` each method's results file, in ``workers`` processes.
+    """:func:`~ctad_core.evaluation.evaluator.evaluate` each method's results file, in ``workers`` processes,
+    reusing saved evaluations that are still valid.
 
     Each evaluation is independent and deterministic (its bootstrap seeded), so the figures do not depend on
-    ``workers``; a 2-core machine evaluates the ``quick`` report's 18 methods in about half the time.
+    ``workers``. With ``store``, each evaluation is saved beside its results (:mod:`.store`) and read back
+    instead of computed while the results file, ``kwargs`` and the package's code are unchanged: notebook 07
+    then reports what notebooks 04 and 05 evaluated with the same arguments (:func:`evaluation_kwargs`).
 
     Args:
         paths: method name → its ``.npz`` results file.
         kwargs: keyword arguments of ``evaluate``.
         workers: see :func:`evaluation_workers`; 1 evaluates in this process.
+        store: read valid saved evaluations and save new ones (False: evaluate everything, save nothing).
 
     Returns:
         method name → :class:`MethodEvaluation`, in the order of ``paths``.
@@ -988,16 +1014,44 @@ def evaluate_files(
     Raises:
         concurrent.futures.process.BrokenProcessPool: a worker died (e.g. killed for memory: use fewer).
     """
-    kw = dict(kwargs or {})
-    n = evaluation_workers(list(paths.values()), workers)
-    if n <= 1:
-        return {name: evaluate(load_method_results(p), **kw) for name, p in paths.items()}
-    import multiprocessing as mp
-    from concurrent.futures import ProcessPoolExecutor
+    from ctad_core.evaluation import store as S
 
-    with ProcessPoolExecutor(n, mp_context=mp.get_context("spawn")) as pool:
-        done = pool.map(_evaluate_file, [(str(p), kw) for p in paths.values()])
-        return dict(zip(paths, done, strict=True))
+    kw = dict(kwargs or {})
+    done: dict[str, MethodEvaluation] = {}
+    if store:
+        for name, p in paths.items():
+            ev = S.load_evaluation(p, kw)
+            if ev is not None:
+                if not kw.get("keep_segmentations", True):
+                    ev.segmentation_test = {}
+                done[name] = ev
+    todo = {name: str(p) for name, p in paths.items() if name not in done}
+    n = evaluation_workers(list(todo.values()), workers) if todo else 0
+    if n == 1:
+        done.update({name: _evaluate_one(p, kw, store) for name, p in todo.items()})
+    elif n > 1:
+        import multiprocessing as mp
+        from concurrent.futures import ProcessPoolExecutor
+
+        with ProcessPoolExecutor(n, mp_context=mp.get_context("spawn")) as pool:
+            evs = pool.map(_evaluate_worker, [(p, kw, store) for p in todo.values()])
+            done.update(zip(todo, evs, strict=True))
+    return {name: done[name] for name in paths}
+
+
+def evaluation_kwargs(
+    run_dir: str | os.PathLike,
+    seed: int = 0,
+    fpr: float = 0.01,
+    scan_fpr: float = 0.05,
+    n_boot: int = 1000,
+    min_lesion_dice: float = 0.1,
+) -> dict[str, Any]:
+    """The arguments of :func:`~ctad_core.evaluation.evaluator.evaluate` the report uses for a run (the
+    run's patient map, the thresholds' targets, the seeded bootstrap), which notebooks 04 and 05 pass too so
+    that notebook 07 reuses their evaluations (:func:`evaluate_files`)."""
+    return {"fpr": fpr, "scan_fpr": scan_fpr, "n_boot": n_boot, "seed": int(seed),
+            "patients": read_patients(run_dir), "min_lesion_dice": min_lesion_dice}
 
 
 def read_patients(run_dir: str | os.PathLike) -> dict[str, str]:

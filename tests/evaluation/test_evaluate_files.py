@@ -28,8 +28,8 @@ def _plain(ev):  # metrics without the wall-clock figure, as JSON (NaN-safe)
 
 def test_two_workers_give_the_figures_and_arrays_of_one(files):
     kw = {"n_boot": 50, "seed": 3, "patients": {}, "fpr": 0.02}
-    here = E.evaluate_files(files, kw, workers=1)
-    there = E.evaluate_files(files, kw, workers=2)
+    here = E.evaluate_files(files, kw, workers=1, store=False)
+    there = E.evaluate_files(files, kw, workers=2, store=False)
     assert list(there) == list(files) == list(here)
     for name in files:
         assert _plain(there[name]) == _plain(here[name])
@@ -55,3 +55,77 @@ def test_worker_count_is_bounded_by_files_and_memory_and_must_be_positive(files,
     assert E.evaluation_workers(paths) == 2
     Mem.available = 10
     assert E.evaluation_workers(paths) == 1  # never fewer than one
+
+
+def _same(a, b):
+    """Two evaluations hold the same values, of the same types, in the same structure."""
+    import dataclasses
+
+    if dataclasses.is_dataclass(a):
+        assert type(a) is type(b)
+        for f in dataclasses.fields(a):
+            _same(getattr(a, f.name), getattr(b, f.name))
+    elif isinstance(a, np.ndarray):
+        assert isinstance(b, np.ndarray) and a.dtype == b.dtype
+        np.testing.assert_array_equal(a, b)
+    elif isinstance(a, dict):
+        assert isinstance(b, dict) and list(a) == list(b)
+        for k in a:
+            _same(a[k], b[k])
+    elif isinstance(a, tuple | list):
+        assert type(a) is type(b) and len(a) == len(b)
+        for x, y in zip(a, b):
+            _same(x, y)
+    elif isinstance(a, float) and a != a:
+        assert isinstance(b, float) and b != b
+    else:
+        assert type(a) is type(b) and a == b, (a, b)
+
+
+def test_a_saved_evaluation_reads_back_whole_and_is_reused_until_anything_changes(files, monkeypatch):
+    import os
+
+    from ctad_core.evaluation import evaluator
+    from ctad_core.evaluation import store as S
+
+    kw = {"n_boot": 40, "seed": 1, "patients": {}}
+    first = E.evaluate_files(files, kw, workers=1)
+    assert S.evaluation_path(files["b"]).is_file()
+    calls = []
+    real = E.evaluate
+    monkeypatch.setattr(E, "evaluate", lambda *a, **k: calls.append(1) or real(*a, **k))
+    again = E.evaluate_files(files, kw, workers=1)
+    assert calls == []  # every one read back
+    for name in files:
+        _same(first[name], again[name])
+    assert isinstance(again["b"].sweeps["all"], evaluator.M.DiceSweep) and isinstance(again["b"].roc_scan, tuple)
+    lean = E.evaluate_files(files, {**kw, "keep_segmentations": False}, workers=1)
+    assert calls == [] and lean["b"].segmentation_test == {} and first["b"].segmentation_test
+    kw = {**kw, "n_boot": 41}
+    E.evaluate_files(files, kw, workers=1)  # other arguments: evaluated again (and saved in place)
+    assert len(calls) == 3 and S.load_evaluation(files["c"], {**kw, "n_boot": 40}) is None
+    st = os.stat(files["a"])
+    os.utime(files["a"], ns=(st.st_atime_ns, st.st_mtime_ns + 1000))  # results rewritten
+    assert S.load_evaluation(files["a"], kw) is None and S.load_evaluation(files["c"], kw) is not None
+    monkeypatch.setattr(S, "code_digest", lambda: "another version")
+    assert S.load_evaluation(files["c"], kw) is None
+    monkeypatch.undo()
+
+
+def test_damaged_or_foreign_saved_evaluations_are_ignored_and_pickle_is_never_needed(files):
+    from ctad_core.evaluation import store as S
+
+    kw = {"n_boot": 20}
+    E.evaluate_files({"c": files["c"]}, kw, workers=1)
+    js = S.evaluation_path(files["c"])
+    npz = js.with_suffix(".npz")
+    assert S.load_evaluation(files["c"], kw) is not None
+    npz.write_bytes(npz.read_bytes()[:100])  # truncated after the key was written
+    assert S.load_evaluation(files["c"], kw) is None
+    js.write_text("{not json")
+    assert S.load_evaluation(files["c"], kw) is None
+    ev = E.evaluate_files({"c": files["c"]}, kw, workers=1)["c"]  # evaluated and saved again
+    assert S.load_evaluation(files["c"], kw) is not None
+    ev.metrics["bad"] = np.array([{"x": 1}], dtype=object)
+    with pytest.raises(TypeError, match="metrics.bad: object array cannot be stored without pickle"):
+        S.save_evaluation(ev, files["c"], kw)

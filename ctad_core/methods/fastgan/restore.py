@@ -19,7 +19,6 @@ are computed once per call (``parametrize.cached``) since G is frozen.
 from __future__ import annotations
 
 import functools
-
 import time
 from collections.abc import Callable
 from contextlib import nullcontext

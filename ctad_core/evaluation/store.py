@@ -1,0 +1,171 @@
+"""Evaluations on disk: a method's :class:`~.evaluator.MethodEvaluation` saved where its results are, and
+read back instead of evaluated again while neither the results, the settings nor the code have changed.
+
+Notebooks 04 and 05 evaluate each method as they train it (to show its figures beside the baselines') and
+notebook 07 builds the report from the very same call (:func:`~.evaluator.evaluate`); the report's
+evaluation of the ``quick`` run took 2.5 min of its chain for figures 04 and 05 had just computed. Both now go
+through :func:`ctad_core.evaluation.report.evaluate_files`, which saves each evaluation here and reads it
+back when it is still valid. A saved evaluation is valid for exactly one
+
+- results file: the size and modification time (ns) of the method's ``.npz`` and ``.json``
+  (re-running a method rewrites them);
+- set of :func:`~.evaluator.evaluate` arguments (thresholds' targets, bootstrap size and seed, the patient
+  map, …), except ``keep_segmentations`` — a saved evaluation always holds the test segmentations;
+- version of the package's code: a SHA-256 of every ``ctad_core`` source file (:func:`code_digest`), so an
+  edited evaluator (or anything it calls) never serves an old figure.
+
+Layout: ``<stage>/evaluations/<method>.json`` (the key, and the evaluation's structure with its JSON
+values) beside ``<stage>/evaluations/<method>.npz`` (its arrays), next to ``<stage>/methods/``. The format
+is JSON and ``.npy`` only — no pickle — and is read with ``allow_pickle=False``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import hashlib
+import json
+import os
+import zipfile
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ctad_core.evaluation.evaluator import MethodEvaluation
+from ctad_core.evaluation.metrics.segmentation import DiceSweep
+from ctad_core.utils import read_json, save_npz, write_json
+
+#: bumped when the stored layout changes (older files are then evaluated again)
+FORMAT = 1
+
+_DATACLASSES = {"DiceSweep": DiceSweep}
+
+
+@functools.lru_cache(maxsize=1)
+def code_digest() -> str:
+    """SHA-256 over the paths and contents of every ``.py`` file of the ``ctad_core`` package (computed once
+    per process)."""
+    root = Path(__file__).resolve().parents[1]
+    h = hashlib.sha256()
+    for p in sorted(root.rglob("*.py")):
+        h.update(str(p.relative_to(root)).encode() + b"\0" + p.read_bytes() + b"\0")
+    return h.hexdigest()
+
+
+def evaluation_path(results_path: str | os.PathLike) -> Path:
+    """Where the evaluation of ``<stage>/methods/<name>.npz`` is saved: ``<stage>/evaluations/<name>.json``."""
+    p = Path(results_path)
+    return p.parent.parent / "evaluations" / f"{p.stem}.json"
+
+
+def _stat(p: Path) -> list[int]:
+    s = p.stat()
+    return [int(s.st_size), int(s.st_mtime_ns)]
+
+
+def _canonical(obj: Any) -> Any:
+    """``obj`` as plain JSON values, mappings with sorted keys (for comparing keys)."""
+    return json.loads(json.dumps(obj, sort_keys=True, default=lambda o: o.item() if isinstance(o, np.generic)
+                                 else o.tolist() if isinstance(o, np.ndarray) else str(o)))
+
+
+def evaluation_key(results_path: str | os.PathLike, kwargs: Mapping[str, Any]) -> dict[str, Any]:
+    """The key a saved evaluation of ``results_path`` evaluated with ``kwargs`` is valid for (module doc).
+
+    Raises:
+        FileNotFoundError: the results file or its ``.json`` is missing.
+    """
+    p = Path(results_path)
+    return {
+        "format": FORMAT,
+        "results": {"npz": _stat(p), "json": _stat(p.with_suffix(".json"))},
+        "kwargs": _canonical({k: v for k, v in kwargs.items() if k != "keep_segmentations"}),
+        "code": code_digest(),
+    }
+
+
+def _encode(obj: Any, arrays: dict[str, np.ndarray], path: str) -> Any:
+    if isinstance(obj, np.ndarray):
+        if obj.dtype.hasobject:
+            raise TypeError(f"{path}: object array cannot be stored without pickle")
+        key = f"a{len(arrays)}"
+        arrays[key] = obj
+        return {"__array__": key}
+    if isinstance(obj, np.generic):
+        return {"__scalar__": obj.dtype.str, "v": obj.item()}
+    if dataclasses.is_dataclass(obj) and type(obj).__name__ in _DATACLASSES:
+        fields = {f.name: _encode(getattr(obj, f.name), arrays, f"{path}.{f.name}") for f in dataclasses.fields(obj)}
+        return {"__dataclass__": type(obj).__name__, "fields": fields}
+    if isinstance(obj, tuple):
+        return {"__tuple__": [_encode(v, arrays, f"{path}[{i}]") for i, v in enumerate(obj)]}
+    if isinstance(obj, list):
+        return [_encode(v, arrays, f"{path}[{i}]") for i, v in enumerate(obj)]
+    if isinstance(obj, Mapping):
+        if not all(isinstance(k, str) for k in obj):
+            raise TypeError(f"{path}: only string keys can be stored, got {sorted(map(repr, obj))[:5]}")
+        return {"__dict__": {k: _encode(v, arrays, f"{path}.{k}") for k, v in obj.items()}}
+    if obj is None or isinstance(obj, bool | int | float | str):
+        return obj
+    raise TypeError(f"{path}: cannot store a {type(obj).__name__}")
+
+
+def _decode(node: Any, arrays: Mapping[str, np.ndarray]) -> Any:
+    if isinstance(node, list):
+        return [_decode(v, arrays) for v in node]
+    if not isinstance(node, dict):
+        return node
+    if "__array__" in node:
+        return arrays[node["__array__"]]
+    if "__scalar__" in node:
+        return np.dtype(node["__scalar__"]).type(node["v"])
+    if "__dataclass__" in node:
+        return _DATACLASSES[node["__dataclass__"]](**{k: _decode(v, arrays) for k, v in node["fields"].items()})
+    if "__tuple__" in node:
+        return tuple(_decode(v, arrays) for v in node["__tuple__"])
+    return {k: _decode(v, arrays) for k, v in node["__dict__"].items()}
+
+
+def save_evaluation(ev: MethodEvaluation, results_path: str | os.PathLike, kwargs: Mapping[str, Any]) -> Path:
+    """Save ``ev`` (evaluated from ``results_path`` with ``kwargs``) under its :func:`evaluation_key`.
+
+    The arrays are written first, then the JSON that names the key, each atomically, so a reader never
+    pairs a new key with old arrays.
+
+    Returns:
+        The ``.json`` path.
+
+    Raises:
+        TypeError: a value that cannot be stored without pickle (naming where it sits in ``ev``).
+    """
+    arrays: dict[str, np.ndarray] = {}
+    tree = {f.name: _encode(getattr(ev, f.name), arrays, f.name) for f in dataclasses.fields(ev)}
+    out = evaluation_path(results_path)
+    key = evaluation_key(results_path, kwargs)
+    save_npz(out.with_suffix(".npz"), **arrays)
+    npz = _stat(out.with_suffix(".npz"))
+    write_json(out, {"key": key, "npz": npz, "evaluation": tree})
+    return out
+
+
+def load_evaluation(results_path: str | os.PathLike, kwargs: Mapping[str, Any]) -> MethodEvaluation | None:
+    """The saved evaluation of ``results_path`` with ``kwargs``, or None when there is none that is valid
+    (no file, another key, arrays rewritten since, an unreadable or foreign file)."""
+    out = evaluation_path(results_path)
+    try:
+        saved = read_json(out)
+        if saved.get("key") != evaluation_key(results_path, kwargs):
+            return None
+        npz = out.with_suffix(".npz")
+        if saved.get("npz") != _stat(npz):
+            return None
+        with np.load(npz, allow_pickle=False) as z:
+            arrays = {k: z[k] for k in z.files}
+        fields = {k: _decode(v, arrays) for k, v in saved["evaluation"].items()}
+        return MethodEvaluation(**fields)
+    except (OSError, ValueError, KeyError, TypeError, zipfile.BadZipFile):  # absent, truncated, not ours
+        return None
+
+
+__all__ = ["FORMAT", "code_digest", "evaluation_key", "evaluation_path", "load_evaluation", "save_evaluation"]
