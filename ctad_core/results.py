@@ -153,8 +153,10 @@ def load_method_results(npz_path: str | os.PathLike, exclude: Collection[str] = 
             ``scan_score``) cannot be excluded.
 
     Raises:
-        ValueError: excluding a required array.
+        ValueError: excluding a required array. TypeError: ``exclude`` given as one string.
     """
+    if isinstance(exclude, str):
+        raise TypeError(f"{npz_path}: exclude is a collection of array names, got the string {exclude!r}")
     required = {"scan_id", "split", "kind", "scan_score"}
     if required & set(exclude):
         raise ValueError(f"{npz_path}: cannot exclude the required arrays {sorted(required & set(exclude))}")

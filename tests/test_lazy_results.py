@@ -113,3 +113,5 @@ def test_excluded_arrays_are_not_read_and_required_ones_cannot_be_excluded(tmp_p
     np.testing.assert_array_equal(part.scan_score, full.scan_score)
     with pytest.raises(ValueError, match="cannot exclude the required arrays \\['scan_score'\\]"):
         R.load_method_results(path, exclude=("scan_score",))
+    with pytest.raises(TypeError, match="got the string 'recon'"):
+        R.load_method_results(path, exclude="recon")

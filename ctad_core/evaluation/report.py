@@ -970,12 +970,13 @@ def _evaluate_one(path: str, kw: Mapping[str, Any], store: bool) -> MethodEvalua
     from ctad_core.evaluation import store as S
 
     keep = bool(kw.get("keep_segmentations", True))
+    key = S.evaluation_key(path, kw) if store else None  # of the file as it is read below
     ev = evaluate(load_method_results(path), **{**kw, "keep_segmentations": keep or store})
     if store:  # saved whole (segmentations included): the report's figures need them
         try:
-            S.save_evaluation(ev, path, kw)
-        except OSError as e:  # a read-only run: the figures stand, only the reuse is lost
-            warnings.warn(f"{path}: evaluation not saved for reuse ({e})", stacklevel=2)
+            S.save_evaluation(ev, path, kw, key)
+        except (OSError, TypeError, ValueError) as e:  # e.g. a read-only run: the figures stand, reuse is lost
+            warnings.warn(f"{path}: evaluation not saved for reuse ({type(e).__name__}: {e})", stacklevel=2)
     if not keep:
         ev.segmentation_test = {}
     return ev

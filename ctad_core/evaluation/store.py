@@ -26,6 +26,7 @@ import functools
 import hashlib
 import json
 import os
+import uuid
 import zipfile
 from collections.abc import Mapping
 from pathlib import Path
@@ -38,7 +39,7 @@ from ctad_core.evaluation.metrics.segmentation import DiceSweep
 from ctad_core.utils import read_json, save_npz, write_json
 
 #: bumped when the stored layout changes (older files are then evaluated again)
-FORMAT = 1
+FORMAT = 2
 
 _DATACLASSES = {"DiceSweep": DiceSweep}
 
@@ -127,11 +128,17 @@ def _decode(node: Any, arrays: Mapping[str, np.ndarray]) -> Any:
     return {k: _decode(v, arrays) for k, v in node["__dict__"].items()}
 
 
-def save_evaluation(ev: MethodEvaluation, results_path: str | os.PathLike, kwargs: Mapping[str, Any]) -> Path:
+def save_evaluation(
+    ev: MethodEvaluation,
+    results_path: str | os.PathLike,
+    kwargs: Mapping[str, Any],
+    key: Mapping[str, Any] | None = None,
+) -> Path:
     """Save ``ev`` (evaluated from ``results_path`` with ``kwargs``) under its :func:`evaluation_key`.
 
-    The arrays are written first, then the JSON that names the key, each atomically, so a reader never
-    pairs a new key with old arrays.
+    Pass the ``key`` taken *before* the results were read: if they are rewritten meanwhile, the saved key
+    then names the old file and is never served for the new one. The arrays and the JSON share a random
+    token, so a reader never pairs one save's JSON with another save's arrays.
 
     Returns:
         The ``.json`` path.
@@ -142,29 +149,28 @@ def save_evaluation(ev: MethodEvaluation, results_path: str | os.PathLike, kwarg
     arrays: dict[str, np.ndarray] = {}
     tree = {f.name: _encode(getattr(ev, f.name), arrays, f.name) for f in dataclasses.fields(ev)}
     out = evaluation_path(results_path)
-    key = evaluation_key(results_path, kwargs)
-    save_npz(out.with_suffix(".npz"), **arrays)
-    npz = _stat(out.with_suffix(".npz"))
-    write_json(out, {"key": key, "npz": npz, "evaluation": tree})
+    token = uuid.uuid4().hex
+    save_npz(out.with_suffix(".npz"), __token__=np.array(token), **arrays)
+    key = dict(key) if key is not None else evaluation_key(results_path, kwargs)
+    write_json(out, {"key": key, "token": token, "evaluation": tree})
     return out
 
 
 def load_evaluation(results_path: str | os.PathLike, kwargs: Mapping[str, Any]) -> MethodEvaluation | None:
     """The saved evaluation of ``results_path`` with ``kwargs``, or None when there is none that is valid
-    (no file, another key, arrays rewritten since, an unreadable or foreign file)."""
+    (no file, another key, arrays of another save, an unreadable or foreign file)."""
     out = evaluation_path(results_path)
     try:
         saved = read_json(out)
-        if saved.get("key") != evaluation_key(results_path, kwargs):
+        if not isinstance(saved, dict) or saved.get("key") != evaluation_key(results_path, kwargs):
             return None
-        npz = out.with_suffix(".npz")
-        if saved.get("npz") != _stat(npz):
-            return None
-        with np.load(npz, allow_pickle=False) as z:
+        with np.load(out.with_suffix(".npz"), allow_pickle=False) as z:
             arrays = {k: z[k] for k in z.files}
+        if str(arrays.pop("__token__", "")) != saved.get("token"):
+            return None
         fields = {k: _decode(v, arrays) for k, v in saved["evaluation"].items()}
         return MethodEvaluation(**fields)
-    except (OSError, ValueError, KeyError, TypeError, zipfile.BadZipFile):  # absent, truncated, not ours
+    except (OSError, ValueError, KeyError, TypeError, AttributeError, zipfile.BadZipFile):  # absent, damaged, not ours
         return None
 
 

@@ -129,3 +129,30 @@ def test_damaged_or_foreign_saved_evaluations_are_ignored_and_pickle_is_never_ne
     ev.metrics["bad"] = np.array([{"x": 1}], dtype=object)
     with pytest.raises(TypeError, match="metrics.bad: object array cannot be stored without pickle"):
         S.save_evaluation(ev, files["c"], kw)
+
+
+def test_a_save_keyed_before_a_rewrite_is_not_served_and_saves_never_mix(files):
+    """The key is taken before the results are read: results rewritten during the evaluation make the saved
+    evaluation stale at once. One save's JSON with another save's arrays is refused (shared token)."""
+    import os
+    import shutil
+
+    from ctad_core.evaluation import store as S
+
+    kw = {"n_boot": 20}
+    ev = E.evaluate_files({"b": files["b"]}, kw, workers=1)["b"]
+    old_key = S.evaluation_key(files["b"], kw)
+    st = os.stat(files["b"])
+    os.utime(files["b"], ns=(st.st_atime_ns, st.st_mtime_ns + 5000))  # rewritten while being evaluated
+    S.save_evaluation(ev, files["b"], kw, old_key)
+    assert S.load_evaluation(files["b"], kw) is None
+    S.save_evaluation(ev, files["b"], kw)  # keyed now
+    js = S.evaluation_path(files["b"])
+    keep = js.with_suffix(".npz").read_bytes()
+    shutil.copy(js, js.with_name("first.json"))
+    S.save_evaluation(ev, files["b"], kw)  # a second save: new token
+    assert S.load_evaluation(files["b"], kw) is not None
+    js.with_suffix(".npz").write_bytes(keep)  # the first save's arrays under the second save's JSON
+    assert S.load_evaluation(files["b"], kw) is None
+    js.write_text("[]")  # valid JSON, not ours
+    assert S.load_evaluation(files["b"], kw) is None

@@ -134,25 +134,25 @@ class ReconstructionLoss(nn.Module):
         self.w_mse = float(w_mse)
 
     def forward(self, x: torch.Tensor, x_hat: torch.Tensor) -> torch.Tensor:
+        return self._loss(x, x_hat, None)
+
+    def _loss(self, x: torch.Tensor, x_hat: torch.Tensor, unit_fx: list[torch.Tensor] | None) -> torch.Tensor:
         loss = self.w_mse * mse_per_item(x_hat.float(), x.float())
         if self.features is not None and self.w_percept != 0:
-            loss = loss + self.w_percept * perceptual_loss(x_hat, x, self.features).float()
+            f_hat = self.features(x_hat)  # first, as perceptual_loss(x_hat, x) does
+            unit_fx = unit_features(x, self.features) if unit_fx is None else unit_fx
+            perceptual = _perceptual_to(f_hat, unit_fx, x_hat.new_zeros(x_hat.shape[0]))
+            loss = loss + self.w_percept * perceptual.float()
         return loss
 
     def bind(self, x: torch.Tensor) -> Callable[[torch.Tensor], torch.Tensor]:
         """This loss against the fixed target ``x``: ``bind(x)(x_hat) == self(x, x_hat)``, the same numbers,
         with ``x``'s features computed once (no gradient flows to ``x``) instead of at every call."""
-        if self.features is None or self.w_percept == 0:
-            return lambda x_hat: self(x, x_hat)
-        with torch.no_grad():
-            target = unit_features(x, self.features)
-
-        def loss(x_hat: torch.Tensor) -> torch.Tensor:
-            per_item = self.w_mse * mse_per_item(x_hat.float(), x.float())
-            perceptual = _perceptual_to(self.features(x_hat), target, x_hat.new_zeros(x_hat.shape[0]))
-            return per_item + self.w_percept * perceptual.float()
-
-        return loss
+        unit_fx = None
+        if self.features is not None and self.w_percept != 0:
+            with torch.no_grad():
+                unit_fx = unit_features(x, self.features)
+        return lambda x_hat: self._loss(x, x_hat, unit_fx)
 
 
 class DiscriminatorFeatures(nn.Module):
