@@ -38,7 +38,8 @@
 # al. note for their 64³ volumes. The quick profile trains for a few minutes on a CPU; the `gpu` and
 # `paper` profiles use the seeds' own sizes and schedules.
 #
-# Everything below calls `ctad_core.methods.run_method`; the same trainers run under `torchrun` on several GPUs:
+# Everything below calls `ctad_core.methods.run_method` (`run_methods` for several: on a CPU side by side in
+# processes); the same trainers run under `torchrun` on several GPUs:
 #
 # ```
 # torchrun --nproc_per_node 4 -m ctad_core.methods train --method fanogan3d --run-dir runs/gpu \
@@ -135,7 +136,6 @@ resume = True  # reuse finished models in run_dir/volumetric/models
 # ## Setup
 
 # %%
-import warnings
 
 import matplotlib.pyplot as plt
 import pandas as pd
@@ -145,7 +145,7 @@ from ctad_core import viz
 from ctad_core.evaluation import auroc_table
 from ctad_core.evaluation import figures as evfig
 from ctad_core.evaluation.report import evaluate_files, evaluation_kwargs, preview_table
-from ctad_core.methods import baseline_names, method_spec, run_method, training_history, write_summary
+from ctad_core.methods import baseline_names, method_spec, run_methods, training_history, write_summary
 from ctad_core.methods import figures as vfig
 from ctad_core.methods.inputs import VolumeCache
 from ctad_core.run import Run
@@ -192,15 +192,11 @@ eval_kw = evaluation_kwargs(run_dir, seed)  # the report's arguments (patients, 
 
 
 def train_and_score(names: list[str]):
-    """Train (or reload) each method, score it and write its results under run_dir/volumetric; then evaluate
-    them together, in parallel processes (evaluate_files: the evaluator and arguments of notebook 07, which
-    reads these evaluations back instead of repeating them)."""
-    for name in names:
-        with warnings.catch_warnings():
-            warnings.simplefilter("once")  # the MS-SSIM scale warning once, not per step
-            res = run_method(name, run, params, dev, seed, resume=resume, nifti_splits=tuple(nifti_splits))
-        infos[name] = res.info
-        del res  # on disk; memory holds one method at a time
+    """Train (or reload) each method, score it and write its results under run_dir/volumetric (run_methods: on
+    the CPU several methods side by side in processes, on a GPU one after another); then evaluate them
+    together, in parallel processes (evaluate_files: the evaluator and arguments of notebook 07, which reads
+    these evaluations back instead of repeating them)."""
+    infos.update(run_methods(names, run, params, dev, seed, resume=resume, nifti_splits=tuple(nifti_splits)))
     found = run.find_method_results()
     evaluations.update(evaluate_files({n: found[n] for n in names}, {**eval_kw, "keep_segmentations": False}))
     for name in names:

@@ -417,6 +417,59 @@ def run_method(
         release_host_memory()  # a notebook runs many methods in one process: return their freed memory
 
 
+def run_methods(
+    names: list[str],
+    run: Run | str,
+    params: dict[str, Any] | None = None,
+    device: torch.device | str = "cpu",
+    seed: int = 0,
+    resume: bool = True,
+    progress: bool = True,
+    workers: int | None = None,
+    **options: Any,
+) -> dict[str, dict[str, Any]]:
+    """:func:`run_method` for several methods; on the CPU side by side in processes, on a GPU one after another.
+
+    Each method trains, scores and writes its results as :func:`run_method` does; in a worker it computes what
+    it computes here with the worker's thread count (:mod:`ctad_core.parallel`). Only each method's ``info``
+    comes back: its arrays are on disk (:meth:`~ctad_core.run.Run.load_method_results`), so memory holds one
+    method per worker.
+
+    Args:
+        names: registered method names.
+        run, params, device, seed, resume, options: as :func:`run_method`.
+        progress: a bar over the methods (one method at a time here: its own bars).
+        workers: processes on the CPU (None: one per core, at most one per method; 1: here, in order).
+
+    Returns:
+        name → the method's ``info``, in the order of ``names``.
+
+    Raises:
+        ValueError: for an unknown name (before anything runs).
+    """
+    from ctad_core.parallel import plan_workers, run_jobs
+
+    for name in names:
+        get(name)
+    run = run if isinstance(run, Run) else Run(run)
+    dev = resolve_device(device) if str(device) == "auto" else torch.device(device)
+    n, threads = plan_workers(len(names), dev, workers, equal_jobs=False) if names else (1, 1)
+    jobs = [(name, str(run.root), params, dev, seed, resume, progress and n == 1, options) for name in names]
+    infos = run_jobs(_method_info, jobs, n, threads, "methods", None, progress and n > 1)
+    return dict(zip(names, infos, strict=True))
+
+
+def _method_info(
+    name: str, run_dir: str, params: dict[str, Any] | None, device: torch.device, seed: int, resume: bool,
+    progress: bool, options: dict[str, Any],
+) -> dict[str, Any]:
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("once")  # e.g. the MS-SSIM scale warning once, not per step
+        return run_method(name, run_dir, params, device, seed, resume, progress, **options).info
+
+
 def score_scans(
     name: str,
     run: Run | str,

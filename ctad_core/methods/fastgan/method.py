@@ -10,6 +10,7 @@ segmentation step the method declares (and the evaluator applies): threshold eac
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,6 +24,7 @@ from ctad_core.methods.fastgan import train as fg_train
 from ctad_core.methods.fastgan.ensemble import residual_maps, resize_masks, select_slices, stack_members
 from ctad_core.methods.fastgan.losses import ReconstructionLoss, make_feature_extractor
 from ctad_core.methods.fastgan.restore import encode_reconstruct, restore_many
+from ctad_core.parallel import plan_workers, run_jobs
 from ctad_core.results import MethodResults
 from ctad_core.run import Run
 from ctad_core.utils import describe_device, resolve_device
@@ -149,6 +151,7 @@ def reconstruct_members(
     restoration: bool,
     device: torch.device | str = "cpu",
     progress: bool = True,
+    workers: int | None = None,
 ) -> MemberReconstructions:
     """Reconstruct slices with every member: G(E(x)), or latent restoration (seed 000 Eq. 4).
 
@@ -160,6 +163,8 @@ def reconstruct_members(
         restoration: restore z (True) or take E(x) (False).
         device: torch device.
         progress: print one line per member.
+        workers: restoration's processes on the CPU, one member each (None: :func:`ctad_core.parallel.plan_workers`
+            decides; 1: one member after another here). On a GPU, and for the encoder, the members run here.
 
     Raises:
         ValueError: for a ``restoration_init`` other than :data:`INITS`.
@@ -170,41 +175,56 @@ def reconstruct_members(
     gans, encs = run.ensemble("gan"), run.ensemble("encoder")
     if gans.n_members != encs.n_members:
         raise ValueError(f"{run.root}: {gans.n_members} GANs but {encs.n_members} encoders")
-    recons, losses, seconds = [], [], 0.0
-    for m, (g_dir, e_dir) in enumerate(zip(gans.members, encs.members)):
-        G = fg_train.load_generator(g_dir, dev)
-        z_enc, r_enc, t_enc = encode_reconstruct(fg_train.load_encoder(e_dir, dev), G, x)
-        if not restoration:
-            recons.append(r_enc[:, 0].numpy())
-            seconds += t_enc
-            if progress:
-                print(f"member {m}: encoder {t_enc:.2f} s for {len(x)} slices")
-            continue
-        D = fg_train.load_discriminator(g_dir, dev) if p["feature_space"] == "discriminator" else None
-        features = make_feature_extractor(p["feature_space"], D, p["vgg_weights"] or None)
-        loss_fn = ReconstructionLoss(features, p["w_percept"], p["w_mse"])
-        z0 = z_enc if init == "encoder" else None
-        res = restore_many(
-            G,
-            x,
-            loss_fn,
-            batch_size=p["batch_size"],
-            steps=p["steps"],
-            lr=p["lr"],
-            amp=p["amp"],
-            channels_last=p["channels_last"],
-            z0=z0,
-        )
-        if z0 is not None:
-            res.seconds += (
-                t_enc  # the encoder pass (E and G(E(x)), a slight overestimate) is part of this cost
-            )
-        recons.append(res.recon[:, 0].numpy())
-        losses.append(np.asarray(res.losses))
-        seconds += res.seconds
-        if progress:
-            print(f"member {m}: restoration {res.seconds:.1f} s for {len(x)} slices")
+    # the encoder pass takes a second: processes would cost more than they save
+    n, threads = plan_workers(gans.n_members, dev, workers) if restoration else (1, 1)
+    jobs = [(g, e, x, p, restoration, init, dev, progress and n == 1) for g, e in zip(gans.members, encs.members)]
+    batches = gans.n_members * -(-len(x) // int(p["batch_size"])) if restoration else None
+    t0 = time.perf_counter()
+    out = run_jobs(
+        _reconstruct_member, jobs, n, threads, "restoration" if restoration else "encoder", batches, progress
+    )
+    recons, losses = [o[0] for o in out], [o[1] for o in out if o[1] is not None]
+    seconds = sum(o[2] for o in out) if n == 1 else time.perf_counter() - t0  # side by side: the wall clock
+    if progress:
+        for m, o in enumerate(out):
+            what = "restoration" if restoration else "encoder"
+            print(f"member {m}: {what} {o[2]:.1f} s for {len(x)} slices")
     return MemberReconstructions(stack_members(recons), seconds, losses)
+
+
+def _reconstruct_member(
+    g_dir: Any,
+    e_dir: Any,
+    x: torch.Tensor,
+    p: dict[str, Any],
+    restoration: bool,
+    init: str,
+    dev: torch.device,
+    progress: bool,
+) -> tuple[np.ndarray, np.ndarray | None, float]:
+    """One member's reconstructions (N, S, S), its restoration losses (steps, N) or None, and seconds."""
+    G = fg_train.load_generator(g_dir, dev)
+    z_enc, r_enc, t_enc = encode_reconstruct(fg_train.load_encoder(e_dir, dev), G, x)
+    if not restoration:
+        return r_enc[:, 0].numpy(), None, t_enc
+    D = fg_train.load_discriminator(g_dir, dev) if p["feature_space"] == "discriminator" else None
+    features = make_feature_extractor(p["feature_space"], D, p["vgg_weights"] or None)
+    loss_fn = ReconstructionLoss(features, p["w_percept"], p["w_mse"])
+    res = restore_many(
+        G,
+        x,
+        loss_fn,
+        batch_size=p["batch_size"],
+        progress=progress,
+        steps=p["steps"],
+        lr=p["lr"],
+        amp=p["amp"],
+        channels_last=p["channels_last"],
+        z0=z_enc if init == "encoder" else None,
+    )
+    # from the encoder, the encoder pass (E and G(E(x)), a slight overestimate) is part of the cost
+    seconds = res.seconds + (t_enc if init == "encoder" else 0.0)
+    return res.recon[:, 0].numpy(), np.asarray(res.losses), seconds
 
 
 def score(

@@ -31,6 +31,7 @@ from torch.nn.utils import parametrize
 
 from ctad_core.frontend import tqdm
 from ctad_core.methods.fastgan.model import NoiseInjection
+from ctad_core.parallel import tick
 from ctad_core.probe import LoopProbe
 
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
@@ -223,6 +224,7 @@ def restore_many(
         zi = None if z0 is None else z0[i : i + batch_size]
         parts.append(restore(generator, images[i : i + batch_size].to(device), loss_fn, z0=zi,
                              nominal_batch_size=batch_size, **kwargs))
+        tick()  # a batch done, for the bar of ctad_core.parallel.run_jobs when this runs in a worker
     t = max(p.losses.shape[0] for p in parts)
     losses = np.concatenate(
         [np.concatenate([p.losses, np.repeat(p.losses[-1:], t - p.losses.shape[0], 0)]) for p in parts],

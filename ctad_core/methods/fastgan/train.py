@@ -43,6 +43,7 @@ from ctad_core.methods.fastgan.model import (
     reconstruction_targets,
 )
 from ctad_core.nn.augment import diff_augment, random_erase
+from ctad_core.parallel import plan_workers, run_jobs, tick
 from ctad_core.probe import LoopProbe
 from ctad_core.run import Run, member_dirs
 from ctad_core.train import EMA, Stopwatch, load_checkpoint, restore_training, save_checkpoint
@@ -223,6 +224,7 @@ def train_fastgan(
             ema.update(G)
             step += 1
             bar.update(1)
+            tick()
             if step % cfg.log_every == 0 or step == probe.stop:
                 for k, v in (
                     ("step", step),
@@ -254,12 +256,31 @@ def train_fastgan_ensemble(
     seed: int = 0,
     resume: bool = True,
     progress: bool = True,
+    workers: int | None = None,
 ) -> list[TrainResult]:
-    """Train ``n_members`` FastGANs that differ only by seed (seed 000 trains three), one folder each."""
-    return [
-        train_fastgan(slices_model_range, cfg, d, device, member_seed(seed, k), resume, progress)
+    """Train ``n_members`` FastGANs that differ only by seed (seed 000 trains three), one folder each.
+
+    On the CPU the members train side by side in processes (:func:`ctad_core.parallel.plan_workers`; a member
+    computes there what it computes here with the same number of threads); on a GPU one after another.
+
+    Args:
+        slices_model_range, cfg, device, seed, resume, progress: as :func:`train_fastgan`.
+        out_dir: the ensemble's folder (``member_k`` inside).
+        n_members: how many.
+        workers: processes (None: :func:`~ctad_core.parallel.plan_workers` decides; 1: in this process).
+
+    Returns:
+        One :class:`TrainResult` per member, in order.
+    """
+    cfg = cfg if isinstance(cfg, FastGANConfig) else FastGANConfig.from_dict(cfg)
+    dev = resolve_device(device)
+    n, threads = plan_workers(n_members, dev, workers)
+    x = np.asarray(slices_model_range) if n > 1 else slices_model_range
+    jobs = [
+        (x, cfg, d, dev, member_seed(seed, k), resume, progress and n == 1)
         for k, d in enumerate(member_dirs(out_dir, n_members))
     ]
+    return run_jobs(train_fastgan, jobs, n, threads, "FastGAN ensemble", n_members * cfg.steps, progress)
 
 
 def _ckpt(path: str | os.PathLike) -> Path:
@@ -412,6 +433,7 @@ def train_encoder(
                 opt.step()
             step += 1
             bar.update(1)
+            tick()
             if step % cfg.log_every == 0 or step == probe.stop:
                 history["step"].append(float(step))
                 history["loss"].append(loss.item())
@@ -436,12 +458,19 @@ def train_encoder_ensemble(
     seed: int = 0,
     resume: bool = True,
     progress: bool = True,
+    workers: int | None = None,
 ) -> list[TrainResult]:
-    """One encoder per generator of the ensemble: ``out_dir/member_k`` for ``gan_dir/member_k``."""
-    return [
-        train_encoder(slices_model_range, g, cfg, e, device, member_seed(seed, k), resume, progress)
+    """One encoder per generator of the ensemble: ``out_dir/member_k`` for ``gan_dir/member_k``; on the CPU
+    side by side in processes, as :func:`train_fastgan_ensemble` (``workers`` likewise)."""
+    cfg = cfg if isinstance(cfg, EncoderConfig) else EncoderConfig.from_dict(cfg)
+    dev = resolve_device(device)
+    n, threads = plan_workers(n_members, dev, workers)
+    x = np.asarray(slices_model_range) if n > 1 else slices_model_range
+    jobs = [
+        (x, g, cfg, e, dev, member_seed(seed, k), resume, progress and n == 1)
         for k, (g, e) in enumerate(zip(member_dirs(gan_dir, n_members), member_dirs(out_dir, n_members)))
     ]
+    return run_jobs(train_encoder, jobs, n, threads, "encoders", n_members * cfg.steps, progress)
 
 
 def load_encoder(path: str | os.PathLike, device: str | torch.device = "cpu") -> Encoder:
@@ -467,12 +496,15 @@ def train_gan(
     seed: int = 0,
     resume: bool = True,
     progress: bool = True,
+    workers: int | None = None,
 ) -> list[TrainResult]:
     """Seed 000 step 1 for a run: the FastGAN ensemble on the run's healthy training slices, in ``gan/``,
-    described by ``gan/ensemble.json``."""
+    described by ``gan/ensemble.json`` (``workers``: as :func:`train_fastgan_ensemble`)."""
     x = to_model(run.slices("train").image, run.window())
     dev = resolve_device(device)
-    results = train_fastgan_ensemble(x, cfg, run.stage("gan", create=True), n_members, dev, seed, resume, progress)
+    results = train_fastgan_ensemble(
+        x, cfg, run.stage("gan", create=True), n_members, dev, seed, resume, progress, workers
+    )
     run.write_ensemble(
         "gan", cfg.to_dict(), n_members, seed=seed, device=describe_device(dev), timing=_timing(results)
     )
@@ -486,14 +518,15 @@ def train_encoders(
     seed: int = 0,
     resume: bool = True,
     progress: bool = True,
+    workers: int | None = None,
 ) -> list[TrainResult]:
     """Seed 000 step 2 for a run: one encoder per generator of ``gan/``, in ``encoder/``, described by
-    ``encoder/ensemble.json``."""
+    ``encoder/ensemble.json`` (``workers``: as :func:`train_fastgan_ensemble`)."""
     gans = run.ensemble("gan")
     x = to_model(run.slices("train").image, run.window())
     dev = resolve_device(device)
     results = train_encoder_ensemble(
-        x, run.gan, cfg, run.stage("encoder", create=True), gans.n_members, dev, seed, resume, progress
+        x, run.gan, cfg, run.stage("encoder", create=True), gans.n_members, dev, seed, resume, progress, workers
     )
     run.write_ensemble(
         "encoder", cfg.to_dict(), gans.n_members, seed=seed, device=describe_device(dev),

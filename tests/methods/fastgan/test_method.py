@@ -84,3 +84,30 @@ def test_restoration_results(smoke_run_dir):
     for name in ("fastgan_encoder", "fastgan_restoration"):  # notebook 04's preview is the report's call
         m = evaluate(run.load_method_results(name)).metrics
         assert report[name]["dice_mean"] == m["dice_mean"] and report[name]["dice_threshold"] == m["dice_threshold"]
+
+
+def test_restoration_side_by_side_equals_one_after_another(smoke_run_dir):
+    """Members restored in worker processes (ctad_core.parallel) give, bit for bit, what they give here one after
+    another with the workers' thread count: reconstructions and loss curves."""
+    from ctad_core import parallel
+    from ctad_core.methods import method_params
+    from ctad_core.methods.fastgan.method import eval_slices, reconstruct_members
+
+    run = Run(smoke_run_dir)
+    p = {**method_params("fastgan_restoration"), "steps": 3, "batch_size": 4, "restoration_init": "encoder"}
+    x = eval_slices(run, int(run.ensemble("gan").config["image_size"]), 8, 0).x[:6]
+    n = run.ensemble("gan").n_members
+    workers, threads = parallel.plan_workers(n, "cpu", workers=n)
+    assert workers == n > 1
+    par = reconstruct_members(run, x, p, True, "cpu", progress=False, workers=n)
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        seq = reconstruct_members(run, x, p, True, "cpu", progress=False, workers=1)
+    finally:
+        torch.set_num_threads(before)
+    assert par.recon.shape == seq.recon.shape == (n, 6, *x.shape[-2:])
+    np.testing.assert_array_equal(par.recon, seq.recon)
+    assert len(par.losses) == n and all(np.array_equal(a, b) for a, b in zip(par.losses, seq.losses))
+    assert not np.array_equal(par.recon[0], par.recon[1])  # each member its own generator
+    assert par.seconds > 0 and seq.seconds > 0
