@@ -257,9 +257,13 @@ class LoopProbe:
         out = Path(self._record)
         out.mkdir(parents=True, exist_ok=True)
         path, k = out / f"{self.name}.json", 1
-        while path.exists():
-            k += 1
-            path = out / f"{self.name}_{k}.json"
+        while True:  # claimed exclusively: loops probed side by side (ctad_core.parallel) never share a name
+            try:
+                with open(path, "x"):
+                    break
+            except FileExistsError:
+                k += 1
+                path = out / f"{self.name}_{k}.json"
         record = self.summary()
         write_json(path, record)
         return record

@@ -13,6 +13,7 @@ Notebook 07 gathers every method it finds with :func:`find_method_results`.
 from __future__ import annotations
 
 import os
+import uuid
 import zipfile
 from collections.abc import Collection, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -132,14 +133,19 @@ class MethodResults:
 
 
 def save_method_results(stage_dir: str | os.PathLike, res: MethodResults) -> Path:
-    """Write ``stage_dir/methods/<name>.npz`` and ``.json`` atomically; returns the npz path."""
+    """Write ``stage_dir/methods/<name>.npz`` and ``.json`` atomically; returns the npz path.
+
+    The ``.json`` carries a token (``saved``) drawn anew at every save, so that a saved evaluation
+    (:mod:`ctad_core.evaluation.store`) can tell a rewritten file from the old one even where the file
+    system's modification times are coarse."""
     out = Path(stage_dir) / "methods"
     arrays = {k: getattr(res, k) for k in MethodResults._ARRAYS if getattr(res, k) is not None}
     arrays["scan_id"] = np.asarray(arrays["scan_id"]).astype(str)
     arrays["split"] = np.asarray(arrays["split"]).astype(str)
     arrays["kind"] = np.asarray(arrays["kind"]).astype(str)
     npz = save_npz(out / f"{res.name}.npz", **arrays)
-    write_json(out / f"{res.name}.json", {"name": res.name, "level": res.level, "info": res.info})
+    write_json(out / f"{res.name}.json",
+               {"name": res.name, "level": res.level, "info": res.info, "saved": uuid.uuid4().hex})
     return npz
 
 

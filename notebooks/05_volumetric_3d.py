@@ -189,16 +189,18 @@ print(pd.Series(cache.eval.kind[cache.eval.split == "test"]).value_counts().rena
 # holds one method at a time — 16 methods at the gpu profile's sizes would not fit in a host's RAM
 infos, evaluations = {}, {}
 eval_kw = evaluation_kwargs(run_dir, seed)  # the report's arguments (patients, thresholds' targets, bootstrap)
+lean_kw = {**eval_kw, "keep_segmentations": False}  # the test segmentations stay on disk
 
 
 def train_and_score(names: list[str]):
-    """Train (or reload) each method, score it and write its results under run_dir/volumetric (run_methods: on
-    the CPU several methods side by side in processes, on a GPU one after another); then evaluate them
-    together, in parallel processes (evaluate_files: the evaluator and arguments of notebook 07, which reads
-    these evaluations back instead of repeating them)."""
-    infos.update(run_methods(names, run, params, dev, seed, resume=resume, nifti_splits=tuple(nifti_splits)))
+    """Train (or reload) each method, score it, write its results under run_dir/volumetric and evaluate it
+    (run_methods: on the CPU several methods side by side in processes, on a GPU one after another). Each
+    evaluation is saved beside the results (the evaluator and arguments of notebook 07, which reads them back
+    instead of repeating them); evaluate_files below reads them back too."""
+    infos.update(run_methods(names, run, params, dev, seed, resume=resume, evaluation_kwargs=lean_kw,
+                             nifti_splits=tuple(nifti_splits)))
     found = run.find_method_results()
-    evaluations.update(evaluate_files({n: found[n] for n in names}, {**eval_kw, "keep_segmentations": False}))
+    evaluations.update(evaluate_files({n: found[n] for n in names}, lean_kw))
     for name in names:
         info = infos[name]
         print(f"{name}: trained {info['train_seconds']:.0f} s, scoring {info['seconds_per_scan']:.2f} s/scan, "

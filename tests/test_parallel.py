@@ -39,6 +39,35 @@ def test_plan_shares_cores(monkeypatch):
     assert parallel.plan_workers(40, "cpu") == (parallel.MAX_WORKERS, 2)
 
 
+def test_cgroup_quota(tmp_path, monkeypatch):
+    """The tightest quota of this process's group and its parents, cgroup v2 (cpu.max) and v1 (cfs quota and
+    period), as container runtimes and systemd write them."""
+    v2 = tmp_path / "v2"
+    (v2 / "system.slice" / "job.scope").mkdir(parents=True)
+    proc = tmp_path / "proc_cgroup"
+    proc.write_text("0::/system.slice/job.scope\n")
+    assert parallel.cgroup_cpu_limit(v2, proc) is None  # no cpu.max anywhere
+    (v2 / "system.slice" / "cpu.max").write_text("150000 100000\n")
+    (v2 / "system.slice" / "job.scope" / "cpu.max").write_text("max 100000\n")
+    assert parallel.cgroup_cpu_limit(v2, proc) == 1.5  # the parent's quota binds the child
+    (v2 / "system.slice" / "job.scope" / "cpu.max").write_text("50000 100000\n")
+    assert parallel.cgroup_cpu_limit(v2, proc) == 0.5
+    (v2 / "cpu.max").write_text("400000 100000\n")
+    assert parallel.cgroup_cpu_limit(v2, tmp_path / "no_proc_file") == 4.0  # only the root, as mounted
+    v1 = tmp_path / "v1"
+    (v1 / "cpu,cpuacct" / "docker" / "abc").mkdir(parents=True)
+    proc.write_text("12:memory:/docker/abc\n4:cpu,cpuacct:/docker/abc\n")
+    (v1 / "cpu,cpuacct" / "docker" / "abc" / "cpu.cfs_quota_us").write_text("300000\n")
+    (v1 / "cpu,cpuacct" / "docker" / "abc" / "cpu.cfs_period_us").write_text("100000\n")
+    assert parallel.cgroup_cpu_limit(v1, proc) == 3.0
+    (v1 / "cpu,cpuacct" / "docker" / "abc" / "cpu.cfs_quota_us").write_text("-1\n")
+    assert parallel.cgroup_cpu_limit(v1, proc) is None
+    monkeypatch.setattr(parallel, "cgroup_cpu_limit", lambda: 1.5)
+    assert parallel.available_cores() == min(2, len(parallel.os.sched_getaffinity(0)))  # rounded up, not above affinity
+    monkeypatch.setattr(parallel, "cgroup_cpu_limit", lambda: 0.2)
+    assert parallel.available_cores() == 1
+
+
 @pytest.mark.parametrize("bad", [dict(n_jobs=0), dict(n_jobs=2, workers=0), dict(n_jobs=2, workers=-1)])
 def test_plan_refuses(bad):
     with pytest.raises(ValueError, match="at least 1"):
@@ -55,6 +84,54 @@ def test_run_jobs_order_and_here():
 def test_run_jobs_raises_the_jobs_error():
     with pytest.raises(ValueError, match="not defined for negative"):
         parallel.run_jobs(math.factorial, [(3,), (-1,)], workers=2, progress=False)
+
+
+def test_a_failing_job_stops_the_others_at_once():
+    """time.sleep(-1) raises at once; the 60-s sleeper beside it is terminated, not waited for."""
+    import time
+
+    t0 = time.monotonic()
+    with pytest.raises(ValueError, match="non-negative"):
+        parallel.run_jobs(time.sleep, [(60,), (-1,)], workers=2, progress=False, poll_s=0.05)
+    assert time.monotonic() - t0 < 30
+
+
+def test_workers_end_with_their_caller(tmp_path):
+    """A caller killed outright (a kernel restarted): its workers end themselves, they do not train on."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    import psutil
+
+    code = ("import time\nfrom ctad_core import parallel\n"
+            "parallel.run_jobs(time.sleep, [(120,), (120,)], workers=2, progress=False)\n")
+    caller = subprocess.Popen([sys.executable, "-c", code])
+    try:
+        deadline = time.monotonic() + 60
+        workers = []
+        while time.monotonic() < deadline and len(workers) < 2:
+            time.sleep(0.2)
+            workers = [c for c in psutil.Process(caller.pid).children() if "resource_tracker" not in " ".join(
+                c.cmdline())]
+        assert len(workers) >= 2, "the workers never started"
+        caller.send_signal(signal.SIGKILL)
+        caller.wait(timeout=10)
+        gone, alive = psutil.wait_procs(workers, timeout=15)
+        assert not alive, f"workers outlived their caller: {[p.pid for p in alive]}"
+    finally:
+        if caller.poll() is None:
+            caller.kill()
+
+
+def test_isolated_and_no_pools_in_pools():
+    import os
+
+    assert parallel.run_jobs(os.getpid, [()], workers=1, progress=False) == [os.getpid()]
+    assert parallel.run_jobs(os.getpid, [()], workers=1, progress=False, isolate=True) != [os.getpid()]
+    inside = parallel.run_jobs(parallel.plan_workers, [(3, "cpu"), (4, "cpu")], workers=2, progress=False)
+    assert [w for w, _ in inside] == [1, 1]  # a worker runs its own jobs one after another
 
 
 def test_tick_reaches_the_bar(capsys):

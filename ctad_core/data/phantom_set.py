@@ -27,6 +27,7 @@ from ctad_core.data.phantom_acquisition import acquisition_ranges, resolve_acqui
 from ctad_core.data.prepare import PreparedScan, data_config, write_prepared
 from ctad_core.frontend import tqdm
 from ctad_core.kinds import HAEMORRHAGE_KINDS, LESION_KINDS
+from ctad_core.parallel import MAX_WORKERS, available_cores
 
 __all__ = [
     "PhantomSetSpec",
@@ -201,14 +202,14 @@ def build_phantom_set(spec: PhantomSetSpec, workers: int | None = None, progress
 
     Args:
         spec: the set.
-        workers: processes (default: the machine's cores, at most 8); 1 renders in this process.
+        workers: processes (default: the cores this process may use, at most 8); 1 renders in this process.
         progress: show a tqdm bar.
 
     Yields:
         :class:`PreparedScan` in plan order (a generator, so the caller can write as they come).
     """
     plan = plan_phantom_set(spec)
-    workers = workers or min(8, os.cpu_count() or 1)
+    workers = workers or min(MAX_WORKERS, available_cores())
     bar = tqdm(total=len(plan), desc="phantoms", unit="scan", disable=not progress)
     if workers <= 1:
         for item in plan:

@@ -9,6 +9,7 @@
   :mod:`.figures`.
 """
 
+from ctad_core.evaluation import store as _store  # noqa: F401  (its code digest: taken as the evaluator loads)
 from ctad_core.evaluation.evaluator import (
     MethodEvaluation,
     auroc_table,

@@ -942,7 +942,8 @@ def evaluation_workers(paths: Sequence[str | os.PathLike], workers: int | None =
 
     Args:
         paths: the methods' ``.npz`` results files.
-        workers: the number asked for (at most one per file), or None: as many as the cores, the files and
+        workers: the number asked for (at most one per file), or None: as many as the cores
+            (:func:`ctad_core.parallel.available_cores`: affinity and a container's quota), the files and
             the available memory (:data:`EVAL_BYTES_PER_ELEMENT` per element of the largest file) allow,
             at most 8.
 
@@ -955,13 +956,14 @@ def evaluation_workers(paths: Sequence[str | os.PathLike], workers: int | None =
         return max(1, min(int(workers), len(paths)))
     import psutil
 
+    from ctad_core.parallel import MAX_WORKERS, available_cores
     from ctad_core.results import result_shapes
 
     if len(paths) <= 1:
         return 1
     elements = max(sum(math.prod(s) for s in result_shapes(p).values()) for p in paths)
     fit = int(psutil.virtual_memory().available // max(1.0, elements * EVAL_BYTES_PER_ELEMENT))
-    return max(1, min(os.cpu_count() or 1, len(paths), 8, fit))
+    return max(1, min(available_cores(), len(paths), MAX_WORKERS, fit))
 
 
 def _evaluate_one(path: str, kw: Mapping[str, Any], store: bool) -> MethodEvaluation:
@@ -980,13 +982,6 @@ def _evaluate_one(path: str, kw: Mapping[str, Any], store: bool) -> MethodEvalua
     if not keep:
         ev.segmentation_test = {}
     return ev
-
-
-def _evaluate_worker(args: tuple[str, dict[str, Any], bool]) -> MethodEvaluation:
-    import torch
-
-    torch.set_num_threads(1)  # one process per core
-    return _evaluate_one(*args)
 
 
 def evaluate_files(
@@ -1012,10 +1007,17 @@ def evaluate_files(
     Returns:
         method name → :class:`MethodEvaluation`, in the order of ``paths``.
 
+    A worker that dies (e.g. killed for memory) costs time, not the figures: with a warning, every method not
+    yet saved is evaluated again, one at a time in one worker process (so that this process survives a
+    second death: then BrokenProcessPool is raised).
+
     Raises:
-        concurrent.futures.process.BrokenProcessPool: a worker died (e.g. killed for memory: use fewer).
+        concurrent.futures.process.BrokenProcessPool: the single worker died too.
     """
+    from concurrent.futures.process import BrokenProcessPool
+
     from ctad_core.evaluation import store as S
+    from ctad_core.parallel import run_jobs
 
     kw = dict(kwargs or {})
     done: dict[str, MethodEvaluation] = {}
@@ -1027,17 +1029,30 @@ def evaluate_files(
                     ev.segmentation_test = {}
                 done[name] = ev
     todo = {name: str(p) for name, p in paths.items() if name not in done}
-    n = evaluation_workers(list(todo.values()), workers) if todo else 0
-    if n == 1:
-        done.update({name: _evaluate_one(p, kw, store) for name, p in todo.items()})
-    elif n > 1:
-        import multiprocessing as mp
-        from concurrent.futures import ProcessPoolExecutor
+    n = evaluation_workers(list(todo.values()), workers) if todo else 1
+    jobs = [(p, kw, store) for p in todo.values()]
+    try:
+        evs = run_jobs(_evaluate_one, jobs, n, 1, "evaluations", None, progress=False)
+    except BrokenProcessPool as e:  # a worker died (killed for memory?): again, one method at a time
+        import warnings
 
-        with ProcessPoolExecutor(n, mp_context=mp.get_context("spawn")) as pool:
-            evs = pool.map(_evaluate_worker, [(p, kw, store) for p in todo.values()])
-            done.update(zip(todo, evs, strict=True))
+        warnings.warn(f"an evaluation worker died ({e}); evaluating again one method at a time, in one worker "
+                      "process", RuntimeWarning, stacklevel=2)
+        evs = run_jobs(_reload_or_evaluate, jobs, 1, 1, "evaluations", None, progress=False, isolate=True)
+    done.update(zip(todo, evs, strict=True))
     return {name: done[name] for name in paths}
+
+
+def _reload_or_evaluate(path: str, kw: Mapping[str, Any], store: bool) -> MethodEvaluation:
+    """What a worker saved before the pool broke, else evaluated now."""
+    from ctad_core.evaluation import store as S
+
+    ev = S.load_evaluation(path, kw) if store else None
+    if ev is None:
+        return _evaluate_one(path, kw, store)
+    if not kw.get("keep_segmentations", True):
+        ev.segmentation_test = {}
+    return ev
 
 
 def evaluation_kwargs(

@@ -7,12 +7,17 @@ evaluation of the ``quick`` run took 2.5 min of its chain for figures 04 and 05 
 through :func:`ctad_core.evaluation.report.evaluate_files`, which saves each evaluation here and reads it
 back when it is still valid. A saved evaluation is valid for exactly one
 
-- results file: the size and modification time (ns) of the method's ``.npz`` and ``.json``
-  (re-running a method rewrites them);
+- results file: the size and modification time (ns) of the method's ``.npz``, and a SHA-256 of its ``.json``,
+  which holds a token drawn anew at every save (:func:`ctad_core.results.save_method_results`): a method
+  re-run and rewritten within a file system's mtime resolution (1–2 s on some) is still a new file;
 - set of :func:`~.evaluator.evaluate` arguments (thresholds' targets, bootstrap size and seed, the patient
-  map, …), except ``keep_segmentations`` — a saved evaluation always holds the test segmentations;
-- version of the package's code: a SHA-256 of every ``ctad_core`` source file (:func:`code_digest`), so an
-  edited evaluator (or anything it calls) never serves an old figure.
+  map, …) with its defaults filled in, so that passing a default or leaving it out is the same key, except
+  ``keep_segmentations`` — a saved evaluation always holds the test segmentations;
+- version of the package's code: a SHA-256 of every ``ctad_core`` source file (:func:`code_digest`, taken
+  when this module is imported, which ``ctad_core.evaluation`` does as it loads the evaluator), so an edited
+  evaluator (or anything it calls) never serves an old figure; and the versions of numpy, scipy,
+  scikit-learn and torch. (A module first imported later in the process, after an edit, is the edge this
+  cannot see.)
 
 Layout: ``<stage>/evaluations/<method>.json`` (the key, and the evaluation's structure with its JSON
 values) beside ``<stage>/evaluations/<method>.npz`` (its arrays), next to ``<stage>/methods/``. The format
@@ -39,20 +44,54 @@ from ctad_core.evaluation.metrics.segmentation import DiceSweep
 from ctad_core.utils import read_json, save_npz, write_json
 
 #: bumped when the stored layout changes (older files are then evaluated again)
-FORMAT = 2
+FORMAT = 3
 
 _DATACLASSES = {"DiceSweep": DiceSweep}
 
 
-@functools.lru_cache(maxsize=1)
-def code_digest() -> str:
-    """SHA-256 over the paths and contents of every ``.py`` file of the ``ctad_core`` package (computed once
-    per process)."""
+def _digest_sources() -> str:
     root = Path(__file__).resolve().parents[1]
     h = hashlib.sha256()
     for p in sorted(root.rglob("*.py")):
         h.update(str(p.relative_to(root)).encode() + b"\0" + p.read_bytes() + b"\0")
     return h.hexdigest()
+
+
+_CODE_DIGEST = _digest_sources()  # at import, beside the evaluator's own import: the code this process runs
+
+
+def code_digest() -> str:
+    """SHA-256 over the paths and contents of every ``.py`` file of the ``ctad_core`` package, as they were when
+    this module was imported (an edit after that does not change what this process computes, nor its key)."""
+    return _CODE_DIGEST
+
+
+@functools.lru_cache(maxsize=1)
+def library_versions() -> dict[str, str]:
+    """The versions of the numerical libraries whose results the figures depend on."""
+    import scipy
+    import sklearn
+    import torch
+
+    return {"numpy": np.__version__, "scipy": scipy.__version__, "sklearn": sklearn.__version__,
+            "torch": torch.__version__}
+
+
+def normalised_kwargs(kwargs: Mapping[str, Any]) -> dict[str, Any]:
+    """``kwargs`` of :func:`~.evaluator.evaluate` with its defaults filled in, ``keep_segmentations`` left out.
+
+    Raises:
+        TypeError: an argument ``evaluate`` does not take (naming it).
+    """
+    import inspect
+
+    from ctad_core.evaluation.evaluator import evaluate
+
+    sig = inspect.signature(evaluate)
+    first = next(iter(sig.parameters))
+    bound = sig.bind(None, **kwargs)
+    bound.apply_defaults()
+    return {k: v for k, v in bound.arguments.items() if k not in (first, "keep_segmentations")}
 
 
 def evaluation_path(results_path: str | os.PathLike) -> Path:
@@ -77,13 +116,15 @@ def evaluation_key(results_path: str | os.PathLike, kwargs: Mapping[str, Any]) -
 
     Raises:
         FileNotFoundError: the results file or its ``.json`` is missing.
+        TypeError: an argument :func:`~.evaluator.evaluate` does not take.
     """
     p = Path(results_path)
     return {
         "format": FORMAT,
-        "results": {"npz": _stat(p), "json": _stat(p.with_suffix(".json"))},
-        "kwargs": _canonical({k: v for k, v in kwargs.items() if k != "keep_segmentations"}),
+        "results": {"npz": _stat(p), "json": hashlib.sha256(p.with_suffix(".json").read_bytes()).hexdigest()},
+        "kwargs": _canonical(normalised_kwargs(kwargs)),
         "code": code_digest(),
+        "libraries": library_versions(),
     }
 
 
@@ -174,4 +215,7 @@ def load_evaluation(results_path: str | os.PathLike, kwargs: Mapping[str, Any]) 
         return None
 
 
-__all__ = ["FORMAT", "code_digest", "evaluation_key", "evaluation_path", "load_evaluation", "save_evaluation"]
+__all__ = [
+    "FORMAT", "code_digest", "evaluation_key", "evaluation_path", "library_versions", "load_evaluation",
+    "normalised_kwargs", "save_evaluation",
+]

@@ -426,20 +426,26 @@ def run_methods(
     resume: bool = True,
     progress: bool = True,
     workers: int | None = None,
+    evaluation_kwargs: dict[str, Any] | None = None,
     **options: Any,
 ) -> dict[str, dict[str, Any]]:
     """:func:`run_method` for several methods; on the CPU side by side in processes, on a GPU one after another.
 
     Each method trains, scores and writes its results as :func:`run_method` does; in a worker it computes what
     it computes here with the worker's thread count (:mod:`ctad_core.parallel`). Only each method's ``info``
-    comes back: its arrays are on disk (:meth:`~ctad_core.run.Run.load_method_results`), so memory holds one
-    method per worker.
+    comes back: its arrays are on disk (:meth:`~ctad_core.run.Run.load_method_results`). Memory holds, per
+    worker, the run's volumes (each worker reads them once, for all its methods) and one method's arrays.
 
     Args:
         names: registered method names.
         run, params, device, seed, resume, options: as :func:`run_method`.
         progress: a bar over the methods (one method at a time here: its own bars).
-        workers: processes on the CPU (None: one per core, at most one per method; 1: here, in order).
+        workers: processes on the CPU (None: one per core, at most one per method; 1: here, in order, sharing
+            ``run``'s volume cache).
+        evaluation_kwargs: also evaluate each method as soon as it is written, with these arguments of
+            :func:`~ctad_core.evaluation.evaluator.evaluate`, and save the evaluation for reuse
+            (:func:`~ctad_core.evaluation.report.evaluate_files`): one method is evaluated while the next
+            trains. None: no evaluation.
 
     Returns:
         name → the method's ``info``, in the order of ``names``.
@@ -454,20 +460,34 @@ def run_methods(
     run = run if isinstance(run, Run) else Run(run)
     dev = resolve_device(device) if str(device) == "auto" else torch.device(device)
     n, threads = plan_workers(len(names), dev, workers, equal_jobs=False) if names else (1, 1)
-    jobs = [(name, str(run.root), params, dev, seed, resume, progress and n == 1, options) for name in names]
+    # here: this Run (its volume cache is shared by the methods); in a worker: its own, kept for its next method
+    target = run if n == 1 else str(run.root)
+    jobs = [(name, target, params, dev, seed, resume, progress and n == 1, options, evaluation_kwargs)
+            for name in names]
     infos = run_jobs(_method_info, jobs, n, threads, "methods", None, progress and n > 1)
     return dict(zip(names, infos, strict=True))
 
 
+_worker_runs: dict[str, Run] = {}  # in a worker of run_methods: the Run (and its volume cache) of its jobs
+
+
 def _method_info(
-    name: str, run_dir: str, params: dict[str, Any] | None, device: torch.device, seed: int, resume: bool,
-    progress: bool, options: dict[str, Any],
+    name: str, run: Run | str, params: dict[str, Any] | None, device: torch.device, seed: int, resume: bool,
+    progress: bool, options: dict[str, Any], evaluation_kwargs: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     import warnings
 
+    if not isinstance(run, Run):  # a worker lives for one run_methods call: its Run cannot go stale
+        run = _worker_runs.setdefault(run, Run(run))
     with warnings.catch_warnings():
         warnings.simplefilter("once")  # e.g. the MS-SSIM scale warning once, not per step
-        return run_method(name, run_dir, params, device, seed, resume, progress, **options).info
+        info = run_method(name, run, params, device, seed, resume, progress, **options).info
+    if evaluation_kwargs is not None:
+        from ctad_core.evaluation.report import evaluate_files
+
+        evaluate_files({name: run.find_method_results()[name]}, evaluation_kwargs, workers=1)
+        release_host_memory()
+    return info
 
 
 def score_scans(

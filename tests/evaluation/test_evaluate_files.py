@@ -51,7 +51,9 @@ def test_worker_count_is_bounded_by_files_and_memory_and_must_be_positive(files,
         available = int(2.5 * elements * E.EVAL_BYTES_PER_ELEMENT)  # room for two evaluations
 
     monkeypatch.setattr(psutil, "virtual_memory", lambda: Mem)
-    monkeypatch.setattr(E.os, "cpu_count", lambda: 16)
+    from ctad_core import parallel
+
+    monkeypatch.setattr(parallel, "available_cores", lambda: 16)
     assert E.evaluation_workers(paths) == 2
     Mem.available = 10
     assert E.evaluation_workers(paths) == 1  # never fewer than one
@@ -156,3 +158,54 @@ def test_a_save_keyed_before_a_rewrite_is_not_served_and_saves_never_mix(files):
     assert S.load_evaluation(files["b"], kw) is None
     js.write_text("[]")  # valid JSON, not ours
     assert S.load_evaluation(files["b"], kw) is None
+
+
+def test_a_rewrite_within_the_mtime_resolution_defaults_and_library_versions(files, monkeypatch):
+    """Results saved again with the same size and modification time (a coarse file system) are a new file;
+    an argument left at its default and the same argument passed explicitly are one key; another numpy,
+    scipy, scikit-learn or torch is another; an argument evaluate does not take is named."""
+    import inspect
+    import os
+
+    from ctad_core.evaluation import store as S
+
+    E.evaluate_files({"c": files["c"]}, {"n_boot": 20}, workers=1)
+    default_fpr = inspect.signature(E.evaluate).parameters["fpr"].default
+    assert S.load_evaluation(files["c"], {"n_boot": 20, "fpr": default_fpr}) is not None
+    assert S.load_evaluation(files["c"], {"n_boot": 20, "fpr": default_fpr / 2}) is None
+    real = S.library_versions()
+    monkeypatch.setattr(S, "library_versions", lambda: {**real, "numpy": "0.0"})
+    assert S.load_evaluation(files["c"], {"n_boot": 20}) is None
+    monkeypatch.undo()
+    with pytest.raises(TypeError, match="not_an_argument"):
+        S.evaluation_key(files["c"], {"not_an_argument": 1})
+    st = os.stat(files["c"])
+    res = R.load_method_results(files["c"])
+    R.save_method_results(files["c"].parent.parent, res)  # the same results written again: same size
+    os.utime(files["c"], ns=(st.st_atime_ns, st.st_mtime_ns))  # and, on a coarse file system, the same mtime
+    assert os.stat(files["c"]).st_size == st.st_size
+    assert S.load_evaluation(files["c"], {"n_boot": 20}) is None
+
+
+def test_a_dead_worker_costs_time_not_figures(files, monkeypatch):
+    from concurrent.futures.process import BrokenProcessPool
+
+    from ctad_core import parallel
+
+    kw = {"n_boot": 20, "seed": 2, "patients": {}}
+    want = E.evaluate_files(files, kw, workers=1, store=False)
+
+    real, calls = parallel.run_jobs, []
+
+    def broken_once(*a, **k):
+        calls.append(k.get("isolate", False))
+        if len(calls) == 1:
+            raise BrokenProcessPool("a worker was killed")
+        return real(*a, **k)
+
+    monkeypatch.setattr(parallel, "run_jobs", broken_once)
+    with pytest.warns(RuntimeWarning, match="evaluation worker died"):
+        got = E.evaluate_files(files, kw, workers=2, store=False)
+    assert calls == [False, True]  # then one method at a time, in one worker process
+    for name in files:
+        assert _plain(got[name]) == _plain(want[name])

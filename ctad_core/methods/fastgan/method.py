@@ -134,8 +134,10 @@ class MemberReconstructions:
 
     Attributes:
         recon: (M, N, S, S) float32 in [-1, 1].
-        seconds: wall-clock seconds, all members together (restoration from the encoder includes the
-            encoder pass).
+        seconds: wall-clock seconds of the members' reconstruction, all members together — their sum when
+            they run one after another, from the first start to the last end when side by side (restoration
+            from the encoder includes the encoder pass; loading the networks and starting processes do not
+            count).
         losses: per member, the restoration loss (steps, N) (empty for the encoder).
     """
 
@@ -179,12 +181,12 @@ def reconstruct_members(
     n, threads = plan_workers(gans.n_members, dev, workers) if restoration else (1, 1)
     jobs = [(g, e, x, p, restoration, init, dev, progress and n == 1) for g, e in zip(gans.members, encs.members)]
     batches = gans.n_members * -(-len(x) // int(p["batch_size"])) if restoration else None
-    t0 = time.perf_counter()
     out = run_jobs(
         _reconstruct_member, jobs, n, threads, "restoration" if restoration else "encoder", batches, progress
     )
     recons, losses = [o[0] for o in out], [o[1] for o in out if o[1] is not None]
-    seconds = sum(o[2] for o in out) if n == 1 else time.perf_counter() - t0  # side by side: the wall clock
+    # one after another: the members' seconds add up; side by side: from the first start to the last end
+    seconds = sum(o[2] for o in out) if n == 1 else max(o[4] for o in out) - min(o[3] for o in out)
     if progress:
         for m, o in enumerate(out):
             what = "restoration" if restoration else "encoder"
@@ -201,15 +203,21 @@ def _reconstruct_member(
     init: str,
     dev: torch.device,
     progress: bool,
-) -> tuple[np.ndarray, np.ndarray | None, float]:
-    """One member's reconstructions (N, S, S), its restoration losses (steps, N) or None, and seconds."""
+) -> tuple[np.ndarray, np.ndarray | None, float, float, float]:
+    """One member's reconstructions (N, S, S), its restoration losses (steps, N) or None, its seconds, and
+    the wall-clock times (``time.time()``) at which that work started and ended."""
     G = fg_train.load_generator(g_dir, dev)
-    z_enc, r_enc, t_enc = encode_reconstruct(fg_train.load_encoder(e_dir, dev), G, x)
-    if not restoration:
-        return r_enc[:, 0].numpy(), None, t_enc
-    D = fg_train.load_discriminator(g_dir, dev) if p["feature_space"] == "discriminator" else None
-    features = make_feature_extractor(p["feature_space"], D, p["vgg_weights"] or None)
-    loss_fn = ReconstructionLoss(features, p["w_percept"], p["w_mse"])
+    E = fg_train.load_encoder(e_dir, dev)
+    loss_fn = None
+    if restoration:
+        D = fg_train.load_discriminator(g_dir, dev) if p["feature_space"] == "discriminator" else None
+        features = make_feature_extractor(p["feature_space"], D, p["vgg_weights"] or None)
+        loss_fn = ReconstructionLoss(features, p["w_percept"], p["w_mse"])
+    t_start = time.time()  # the networks are loaded: from here the member's reconstruction
+    z_enc, r_enc, t_enc = encode_reconstruct(E, G, x)
+    if loss_fn is None:
+        return r_enc[:, 0].numpy(), None, t_enc, t_start, time.time()
+    t_restore = time.time()
     res = restore_many(
         G,
         x,
@@ -223,8 +231,10 @@ def _reconstruct_member(
         z0=z_enc if init == "encoder" else None,
     )
     # from the encoder, the encoder pass (E and G(E(x)), a slight overestimate) is part of the cost
-    seconds = res.seconds + (t_enc if init == "encoder" else 0.0)
-    return res.recon[:, 0].numpy(), np.asarray(res.losses), seconds
+    from_encoder = init == "encoder"
+    seconds = res.seconds + (t_enc if from_encoder else 0.0)
+    started = t_start if from_encoder else t_restore
+    return res.recon[:, 0].numpy(), np.asarray(res.losses), seconds, started, time.time()
 
 
 def score(

@@ -194,6 +194,7 @@ def train_fastgan(
     with Stopwatch(dev) as sw:
         bar = tqdm(total=cfg.steps, initial=step, desc=f"FastGAN {out.name}", disable=not progress)
         probe = LoopProbe(f"fastgan_{out.name}", cfg.steps, step, {"G": G, "D": D}, cfg.batch_size, dev)
+        tick(step + cfg.steps - max(step, probe.stop))  # steps done before (resume) or not run (dry run)
         while step < probe.stop:
             with probe.step():
                 real = _batch(data, cfg.batch_size, gen, dev)
@@ -275,7 +276,8 @@ def train_fastgan_ensemble(
     cfg = cfg if isinstance(cfg, FastGANConfig) else FastGANConfig.from_dict(cfg)
     dev = resolve_device(device)
     n, threads = plan_workers(n_members, dev, workers)
-    x = np.asarray(slices_model_range) if n > 1 else slices_model_range
+    # side by side: resized once here, and each worker gets the model-size slices (the same numbers)
+    x = prepare_slices(slices_model_range, cfg.image_size)[:, 0].numpy() if n > 1 else slices_model_range
     jobs = [
         (x, cfg, d, dev, member_seed(seed, k), resume, progress and n == 1)
         for k, d in enumerate(member_dirs(out_dir, n_members))
@@ -422,6 +424,7 @@ def train_encoder(
     with Stopwatch(dev) as sw:
         bar = tqdm(total=cfg.steps, initial=step, desc=f"encoder {out.name}", disable=not progress)
         probe = LoopProbe(f"encoder_{out.name}", cfg.steps, step, {"E": E, "G": G}, cfg.batch_size, dev)
+        tick(step + cfg.steps - max(step, probe.stop))  # steps done before (resume) or not run (dry run)
         while step < probe.stop:
             with probe.step():
                 x = _batch(data, cfg.batch_size, gen, dev)
@@ -465,7 +468,7 @@ def train_encoder_ensemble(
     cfg = cfg if isinstance(cfg, EncoderConfig) else EncoderConfig.from_dict(cfg)
     dev = resolve_device(device)
     n, threads = plan_workers(n_members, dev, workers)
-    x = np.asarray(slices_model_range) if n > 1 else slices_model_range
+    x = prepare_slices(slices_model_range, cfg.image_size)[:, 0].numpy() if n > 1 else slices_model_range
     jobs = [
         (x, g, cfg, e, dev, member_seed(seed, k), resume, progress and n == 1)
         for k, (g, e) in enumerate(zip(member_dirs(gan_dir, n_members), member_dirs(out_dir, n_members)))
