@@ -1,10 +1,11 @@
 """Independent jobs (ensemble members, their restorations) in parallel processes on the CPU.
 
-PyTorch's intra-op threads hardly speed up the small convolutions of the CPU profiles. Measured on the
-project's CPU machine (2 cores, torch 2.13.0+cpu; ``benchmarks/bench_parallel.py``), one FastGAN training
-step (64², batch 8, ``ngf = ndf = 8``) takes about as long with 2 threads as with 1, while two 1-thread processes
-side by side each run at nearly the 1-thread speed. Jobs that do not depend on each other therefore finish
-sooner in processes of a few threads each than one after another with every thread.
+PyTorch's intra-op threads use two cores only in part on the small networks of the CPU profiles. Measured on the
+project's CPU machine (2 cores, torch 2.13.0+cpu; ``benchmarks/bench_parallel.py --steps 60``, 64² FastGAN,
+batch 8, ``ngf = ndf = 8``): one member takes 0.166 s per step with 2 threads and 0.260 s with 1, but three
+members take 0.186 s per member-step one after another with 2 threads and 0.154 s side by side in three 1-thread
+processes, starting them included. In the ``quick`` chain, notebook 02 (3 × 900 steps) took 613 s one after
+another and 338–385 s side by side (``docs/results.md``).
 
 On an accelerator (one device), for a single job, or inside a worker, jobs run in this process, one after
 another. A worker computes what the same call computes in this process with the same number of threads: the
