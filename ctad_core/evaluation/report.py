@@ -1016,17 +1016,14 @@ def evaluate_files(
     """
     from concurrent.futures.process import BrokenProcessPool
 
-    from ctad_core.evaluation import store as S
     from ctad_core.parallel import run_jobs
 
     kw = dict(kwargs or {})
     done: dict[str, MethodEvaluation] = {}
     if store:
         for name, p in paths.items():
-            ev = S.load_evaluation(p, kw)
+            ev = _saved_evaluation(str(p), kw)
             if ev is not None:
-                if not kw.get("keep_segmentations", True):
-                    ev.segmentation_test = {}
                 done[name] = ev
     todo = {name: str(p) for name, p in paths.items() if name not in done}
     n = evaluation_workers(list(todo.values()), workers) if todo else 1
@@ -1043,16 +1040,20 @@ def evaluate_files(
     return {name: done[name] for name in paths}
 
 
-def _reload_or_evaluate(path: str, kw: Mapping[str, Any], store: bool) -> MethodEvaluation:
-    """What a worker saved before the pool broke, else evaluated now."""
+def _saved_evaluation(path: str, kw: Mapping[str, Any]) -> MethodEvaluation | None:
+    """The valid saved evaluation of ``path`` with ``kw`` (without test segmentations unless kept), or None."""
     from ctad_core.evaluation import store as S
 
-    ev = S.load_evaluation(path, kw) if store else None
-    if ev is None:
-        return _evaluate_one(path, kw, store)
-    if not kw.get("keep_segmentations", True):
+    ev = S.load_evaluation(path, kw)
+    if ev is not None and not kw.get("keep_segmentations", True):
         ev.segmentation_test = {}
     return ev
+
+
+def _reload_or_evaluate(path: str, kw: Mapping[str, Any], store: bool) -> MethodEvaluation:
+    """What a worker saved before the pool broke, else evaluated now."""
+    ev = _saved_evaluation(path, kw) if store else None
+    return ev if ev is not None else _evaluate_one(path, kw, store)
 
 
 def evaluation_kwargs(
