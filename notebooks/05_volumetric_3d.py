@@ -192,20 +192,33 @@ eval_kw = evaluation_kwargs(run_dir, seed)  # the report's arguments (patients, 
 lean_kw = {**eval_kw, "keep_segmentations": False}  # the test segmentations stay on disk
 
 
-def train_and_score(names: list[str]):
-    """Train (or reload) each method, score it, write its results under run_dir/volumetric and evaluate it
-    (run_methods: on the CPU several methods side by side in processes, on a GPU one after another). Each
-    evaluation is saved beside the results (the evaluator and arguments of notebook 07, which reads them back
-    instead of repeating them); evaluate_files below reads them back too."""
-    infos.update(run_methods(names, run, params, dev, seed, resume=resume, evaluation_kwargs=lean_kw,
-                             nifti_splits=tuple(nifti_splits)))
+def train_and_score(names: list[str], report: bool = True):
+    """Train (or reload) each method not yet done in this session, score it, write its results under
+    run_dir/volumetric and evaluate it (run_methods: on the CPU several methods side by side in processes, on a
+    GPU one after another). Each evaluation is saved beside the results (the evaluator and arguments of
+    notebook 07, which reads them back instead of repeating them); evaluate_files below reads them back too."""
+    todo = [n for n in names if n not in infos]
+    if todo:
+        infos.update(run_methods(todo, run, params, dev, seed, resume=resume, evaluation_kwargs=lean_kw,
+                                 nifti_splits=tuple(nifti_splits)))
     found = run.find_method_results()
-    evaluations.update(evaluate_files({n: found[n] for n in names}, lean_kw))
-    for name in names:
+    evaluations.update(evaluate_files({n: found[n] for n in names if n not in evaluations}, lean_kw))
+    for name in names if report else ():
         info = infos[name]
         print(f"{name}: trained {info['train_seconds']:.0f} s, scoring {info['seconds_per_scan']:.2f} s/scan, "
               f"test scan AUROC {evaluations[name].metrics['scan_auroc']:.3f}")
 
+
+# %% [markdown]
+# ## Training and scoring every method
+#
+# The next cell trains and scores all the `methods` at once; the sections below show them family by family.
+# On a CPU they run side by side in processes (one per core), the methods that train a network first and the
+# baselines that only compute statistics last, so that no family waits for another's slowest method; on a
+# GPU one after another. Each method's own progress is in its training history (figures below).
+
+# %%
+train_and_score(methods, report=False)
 
 # %% [markdown]
 # ## The inputs: full head and skull-stripped
@@ -226,7 +239,7 @@ fig = viz.three_plane(
     cmaps=["gray", "gray", "gray"],
     mask=items_full.lesion[i_case],
 )
-del items_full, items_strip  # every eval volume twice: free before training
+del items_full, items_strip  # every eval volume twice: free them
 
 # %% [markdown]
 # ## Seed 001 — 3D f-AnoGAN with fine-tuning (Viana et al. 2021)

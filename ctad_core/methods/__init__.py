@@ -436,6 +436,12 @@ def run_methods(
     comes back: its arrays are on disk (:meth:`~ctad_core.run.Run.load_method_results`). Memory holds, per
     worker, the run's volumes (each worker reads them once, for all its methods) and one method's arrays.
 
+    The methods that train a network start first, in the order of ``names``, and those that only compute
+    statistics of the healthy scans or nothing (:attr:`~ctad_core.methods.base.Family.trains_network`) last:
+    a free worker takes the next method, so the short ones fill the end instead of one long method running
+    alone after them. Give all the methods of a notebook in one call, the longest first: a call per family
+    waits for its slowest method before the next family starts.
+
     Args:
         names: registered method names.
         run, params, device, seed, resume, options: as :func:`run_method`.
@@ -462,10 +468,17 @@ def run_methods(
     n, threads = plan_workers(len(names), dev, workers, equal_jobs=False) if names else (1, 1)
     # here: this Run (its volume cache is shared by the methods); in a worker: its own, kept for its next method
     target = run if n == 1 else str(run.root)
+    order = sorted(names, key=lambda name: not _trains_network(name))  # stable: names' order within each group
     jobs = [(name, target, params, dev, seed, resume, progress and n == 1, options, evaluation_kwargs)
-            for name in names]
-    infos = run_jobs(_method_info, jobs, n, threads, "methods", None, progress and n > 1)
-    return dict(zip(names, infos, strict=True))
+            for name in order]
+    infos = dict(zip(order, run_jobs(_method_info, jobs, n, threads, "methods", None, progress and n > 1),
+                     strict=True))
+    return {name: infos[name] for name in names}
+
+
+def _trains_network(name: str) -> bool:
+    family = FAMILIES.get(get(name).family)
+    return family is None or family.trains_network  # FastGAN's ensembles: scoring runs restorations
 
 
 _worker_runs: dict[str, Run] = {}  # in a worker of run_methods: the Run (and its volume cache) of its jobs

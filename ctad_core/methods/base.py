@@ -56,6 +56,8 @@ class Family:
             windowed image (intensity), the deviation in units of the healthy spread (normative).
         baseline: a simple baseline (issue 11: the floor every method must beat), not a seed method.
         map: what the map is before post-processing, for the results' info.
+        trains_network: training runs an optimiser (seconds to minutes); False: it only computes statistics of
+            the healthy scans, or nothing (:func:`~ctad_core.methods.run_methods` starts such methods last).
     """
 
     name: str
@@ -71,6 +73,7 @@ class Family:
     residual: Callable[[TrainedMethod, np.ndarray, np.ndarray], np.ndarray] | None = None
     baseline: bool = False
     map: str = "|x - x_hat| in the model range"
+    trains_network: bool = True
 
 
 @dataclass

@@ -42,3 +42,19 @@ def test_unknown_method_is_refused_before_anything_runs(tmp_path):
     with pytest.raises(ValueError, match="no_such_method"):
         run_methods(["intensity", "no_such_method"], tmp_path, {}, "cpu", 0, progress=False, workers=2)
     assert not any(tmp_path.iterdir())
+
+
+def test_methods_that_train_a_network_start_first_and_come_back_in_the_callers_order(monkeypatch, tmp_path):
+    submitted = []
+
+    def fake_run_jobs(fn, jobs, workers, threads, desc, total_steps, progress):
+        submitted.extend(job[0] for job in jobs)
+        return [f"info of {job[0]}" for job in jobs]
+
+    monkeypatch.setattr(parallel, "run_jobs", fake_run_jobs)
+    names = ["intensity", "resae", "normative", "ctfsh_ae_l1", "intensity_hypo", "dae"]
+    infos = run_methods(names, tmp_path, {}, "cpu", 0, progress=False, workers=2)
+    # networks first in the caller's order, then the statistics-only baselines in the caller's order
+    assert submitted == ["resae", "ctfsh_ae_l1", "dae", "intensity", "normative", "intensity_hypo"]
+    assert list(infos) == names
+    assert all(infos[n] == f"info of {n}" for n in names)

@@ -107,5 +107,6 @@ FAMILY = Family(
     postprocess=top_fraction_postprocess,
     residual=residual,
     baseline=True,
+    trains_network=False,
     map="windowed intensity inside the brain (Meissen 2021): x + 1 (hyperdense) or 1 - x (hypodense)",
 )

@@ -104,5 +104,6 @@ FAMILY = Family(
     postprocess=top_fraction_postprocess,
     residual=residual,
     baseline=True,
+    trains_network=False,
     map="|z| = |x - median| / (1.4826 MAD) of the healthy training scans per voxel (haemorrhage: max(z, 0))",
 )
