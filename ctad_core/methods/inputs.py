@@ -132,7 +132,9 @@ class VolumeCache:
 
     A preparation is a (window, skull strip) pair; methods of one folder share one. Only the ``max_prepared``
     most recent preparations are kept: at the ``gpu`` profile (200 training volumes of 128³) each costs
-    ~1.7 GB of training inputs plus the val/test items, and notebook 05's 16 methods use four.
+    ~1.7 GB of training inputs plus the val/test items, and notebook 05's 16 methods use four. The head mask of
+    the val/test volumes (one byte per voxel, a quarter of one preparation's val/test inputs) is kept for the
+    cache's life, evictions included: every full-head preparation shares it and it is computed once.
 
     Args:
         run: the run whose ``data`` stage holds the volumes.
